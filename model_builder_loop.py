@@ -1,0 +1,101 @@
+"""
+Title: Dense networks on MNIST, many at once
+Description: Train a sweep of dense (fully connected) networks on MNIST from one dict of
+configurations, then compare them side by side.
+
+What it trains: every entry of `CONFIGS` below (or of a TOML file given with `--config`), each a
+784-input network of hidden Dense layers and a Dense(10) output. Each model is fitted on the
+training split, watched on a held-out validation split, and evaluated once on the test set.
+
+How to run it:
+
+    python model_builder_loop.py --data ../shared/data/mnist        # the full default sweep
+    python model_builder_loop.py --only dense_128_relu dense_512x2_relu_dropout --epochs 5
+    python model_builder_loop.py --config my_sweep.toml              # your own configurations
+    python model_builder_loop.py --quick                             # a smoke run in seconds
+
+Every output lands in the run folder (`--out`, default `runs/<timestamp>`): per model
+`history.csv`, `curves.png`, `model.keras`, `result.json`; for the sweep `summary.csv`,
+`summary.json`, `comparison.png`, `confusion_matrix.png` and `misclassified.png`.
+
+The same variants, written out one block each, are in `model_builder_seq.py`.
+"""
+
+"""
+## Setup
+"""
+
+import sys
+
+import common  # imports Keras on the backend --backend or KERAS_BACKEND names (JAX by default)
+
+"""
+## The configurations
+
+One entry per network: name -> fields. Unset fields take `common.ModelConfig`'s defaults:
+`activation="relu"`, `dropout=0.0`, `output_activation="softmax"`, `optimizer="adam"`,
+`learning_rate=1e-3`, `epochs=20`, `batch_size=128`. Each group answers one question; the 128-unit
+ReLU network is the reference point every group varies from.
+"""
+
+CONFIGS = {
+    # Width: how many hidden units does one layer need?
+    "dense_32_relu": {"hidden_units": [32]},
+    "dense_64_relu": {"hidden_units": [64]},
+    "dense_128_relu": {"hidden_units": [128]},
+    "dense_256_relu": {"hidden_units": [256]},
+    "dense_512_relu": {"hidden_units": [512]},
+    # Hidden activation: does the nonlinearity matter at 128 units?
+    "dense_128_sigmoid": {"hidden_units": [128], "activation": "sigmoid"},
+    "dense_128_tanh": {"hidden_units": [128], "activation": "tanh"},
+    "dense_128_gelu": {"hidden_units": [128], "activation": "gelu"},
+    # Depth: one hidden layer against two and three of the same width.
+    "dense_128x2_relu": {"hidden_units": [128, 128]},
+    "dense_128x3_relu": {"hidden_units": [128, 128, 128]},
+    # Output activation: softmax against ten one-vs-rest sigmoids (binary cross-entropy).
+    "dense_128_relu_sigmoid_out": {"hidden_units": [128], "output_activation": "sigmoid"},
+    # No hidden layer at all: softmax regression, the linear baseline.
+    "softmax_regression": {"hidden_units": []},
+    # Wide and regularized: two 512-unit layers with dropout, as in Keras' classic mnist_mlp.
+    "dense_512x2_relu_dropout": {"hidden_units": [512, 512], "dropout": 0.2},
+}
+
+"""
+## Command line
+"""
+
+
+def parse_args(argv=None):
+    parser = common.make_parser(description=__doc__.split("How to run it:")[0].strip())
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help=f"train only these configurations (default: all {len(CONFIGS)}): {', '.join(CONFIGS)}",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        default=None,
+        help="read the configurations from a TOML file, one [name] table per model, "
+        "with the same fields as CONFIGS (default: the CONFIGS dict in this script)",
+    )
+    return parser.parse_args(argv)
+
+
+"""
+## Train, evaluate and compare
+"""
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        configs = common.load_toml_configs(args.config) if args.config else CONFIGS
+        return common.run_sweep(common.select_configs(configs, args.only), args)
+    except common.UserInputError as error:
+        return common.report_error(error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

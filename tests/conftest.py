@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny, seeded, synthetic MNIST-shaped data; nothing touches the network."""
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import common  # first: it picks the Keras backend (KERAS_BACKEND, else JAX) before Keras is imported
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REAL_MNIST = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
+SYNTHETIC_TRAIN, SYNTHETIC_TEST = 600, 200
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    """Seed Python, NumPy and the backend before every test, so every test is repeatable."""
+    common.keras.utils.set_random_seed(0)
+    return 0
+
+
+def make_synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-shaped uint8 images whose class is easy to learn: digit d lights rows 2d..2d+4 (plus
+    noise), so a small network separates them within an epoch or two."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % common.NUM_CLASSES
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(count, *common.IMAGE_SHAPE)).astype(np.uint8)
+    for index, label in enumerate(labels):
+        images[index, 2 * label + 2 : 2 * label + 7, 4:24] = 230
+    return images, labels.astype(np.uint8)
+
+
+@pytest.fixture
+def synthetic_mnist():
+    """`(x_train, y_train), (x_test, y_test)` of 600 and 200 synthetic digits."""
+    return make_synthetic_digits(SYNTHETIC_TRAIN, seed=1), make_synthetic_digits(SYNTHETIC_TEST, seed=2)
+
+
+@pytest.fixture
+def synthetic_npz(tmp_path, synthetic_mnist):
+    """The synthetic digits saved as a Keras-style mnist.npz."""
+    (x_train, y_train), (x_test, y_test) = synthetic_mnist
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as an IDX file (the format of the official MNIST files)."""
+    magic = 0x0800 | array.ndim
+    return struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, gzipped: bool = False) -> Path:
+    raw = idx_bytes(array)
+    path.write_bytes(gzip.compress(raw) if gzipped else raw)
+    return path
+
+
+def real_mnist_or_skip() -> Path:
+    if not (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST not found at {REAL_MNIST} (the shared data folder beside the project)")
+    return REAL_MNIST

@@ -1,0 +1,135 @@
+"""The one builder: architecture, parameter counts, output activations and their losses, training."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import common
+
+from conftest import real_mnist_or_skip
+
+
+def build(**fields):
+    return common.build_model(common.validate_config("m", fields), input_dim=784)
+
+
+@pytest.mark.parametrize(
+    ("hidden_units", "dropout", "parameters"),
+    [
+        ([128], 0.0, 101_770),  # 784*128 + 128 + 128*10 + 10
+        ([512, 512], 0.2, 669_706),  # dropout adds no parameters
+        ([], 0.0, 7_850),  # softmax regression: 784*10 + 10
+        ([300, 100], 0.0, 266_610),  # LeCun et al. 1998's 784-300-100-10
+    ],
+)
+def test_parameter_counts_of_known_architectures(hidden_units, dropout, parameters):
+    assert build(hidden_units=hidden_units, dropout=dropout).count_params() == parameters
+
+
+def test_layers_follow_the_configuration():
+    model = build(hidden_units=[64, 32], activation=["tanh", "relu"], dropout=0.5, output_activation="sigmoid")
+    assert model.name == "m"
+    described = [(layer.name, type(layer).__name__) for layer in model.layers]
+    assert described == [
+        ("hidden_1", "Dense"),
+        ("dropout_1", "Dropout"),
+        ("hidden_2", "Dense"),
+        ("dropout_2", "Dropout"),
+        ("output", "Dense"),
+    ]
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)] == [64, 32, 10]
+    assert model.get_layer("hidden_1").activation is keras.activations.tanh
+    assert model.get_layer("output").activation is keras.activations.sigmoid
+
+
+@pytest.mark.parametrize(
+    ("output_activation", "loss_type", "from_logits"),
+    [
+        ("softmax", keras.losses.CategoricalCrossentropy, False),
+        ("linear", keras.losses.CategoricalCrossentropy, True),
+        ("sigmoid", keras.losses.BinaryCrossentropy, False),
+    ],
+)
+def test_each_output_activation_gets_its_loss(output_activation, loss_type, from_logits):
+    loss = common.make_loss(common.validate_config("m", {"output_activation": output_activation}))
+    assert isinstance(loss, loss_type) and loss.from_logits is from_logits
+
+
+def test_mean_squared_error_can_be_chosen():
+    loss = common.make_loss(common.validate_config("m", {"loss": "mean_squared_error"}))
+    assert isinstance(loss, keras.losses.MeanSquaredError)
+
+
+def test_outputs_have_the_range_of_their_activation():
+    x = np.random.default_rng(0).random((16, 784), dtype=np.float32) * 8
+    softmax = keras.ops.convert_to_numpy(build(output_activation="softmax")(x))
+    sigmoid = keras.ops.convert_to_numpy(build(output_activation="sigmoid")(x))
+    linear = keras.ops.convert_to_numpy(build(output_activation="linear")(x))
+    np.testing.assert_allclose(softmax.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all((sigmoid > 0) & (sigmoid < 1)) and not np.allclose(sigmoid.sum(axis=1), 1.0)
+    assert linear.min() < 0  # logits are unbounded
+
+
+def test_compile_uses_the_configured_optimizer_and_learning_rate():
+    config = common.validate_config("m", {"optimizer": "sgd", "learning_rate": 0.05})
+    model = common.compile_model(common.build_model(config, 784), config)
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("output_activation", ["softmax", "linear", "sigmoid"])
+def test_every_output_activation_learns_the_synthetic_digits(tmp_path, synthetic_mnist, output_activation):
+    data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
+    config = common.validate_config(
+        "m", {"hidden_units": [32], "output_activation": output_activation, "epochs": 3, "batch_size": 32}
+    )
+    result = common.train_and_evaluate(common.Trial(config, seed=0), data, tmp_path, context={}, verbose=0)
+    assert result["test_accuracy"] > 0.9  # chance is 0.1
+
+
+def test_training_writes_consistent_files(tmp_path, synthetic_mnist):
+    data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
+    config = common.validate_config("small", {"hidden_units": [16], "epochs": 2, "batch_size": 64})
+    result = common.train_and_evaluate(common.Trial(config, seed=5), data, tmp_path, context={"note": "x"}, verbose=0)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "curves.png",
+        "history.csv",
+        "model.keras",
+        "result.json",
+        "test_predictions.npy",
+    ]
+    assert json.loads((tmp_path / "result.json").read_text()) == result
+    assert result["note"] == "x" and result["seed"] == 5 and result["parameters"] == 784 * 16 + 16 + 16 * 10 + 10
+    history = common.read_history(tmp_path / "history.csv")
+    assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
+    assert len(history["loss"]) == result["epochs_run"] == 2
+    assert history["val_accuracy"][-1] == pytest.approx(result["val_accuracy"])
+    predictions = np.load(tmp_path / "test_predictions.npy")
+    assert np.mean(predictions == data.test_labels) == pytest.approx(result["test_accuracy"], abs=1e-6)
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    assert reloaded.count_params() == result["parameters"]
+    np.testing.assert_array_equal(reloaded.predict(data.x_test, verbose=0).argmax(axis=1), predictions)
+
+
+def test_the_same_seed_gives_the_same_numbers(tmp_path, synthetic_mnist):
+    data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
+    config = common.validate_config("m", {"hidden_units": [16], "epochs": 2, "dropout": 0.3})
+    first = common.train_and_evaluate(common.Trial(config, 11), data, tmp_path / "a", context={}, verbose=0)
+    keras.utils.set_random_seed(999)  # whatever ran before must not matter
+    second = common.train_and_evaluate(common.Trial(config, 11), data, tmp_path / "b", context={}, verbose=0)
+    other = common.train_and_evaluate(common.Trial(config, 12), data, tmp_path / "c", context={}, verbose=0)
+    assert (first["test_loss"], first["test_accuracy"]) == (second["test_loss"], second["test_accuracy"])
+    assert first["test_loss"] != other["test_loss"]
+
+
+@pytest.mark.slow
+def test_real_mnist_784_128_10_reaches_96_percent_in_two_epochs(tmp_path):
+    train, test, _ = common.load_mnist(real_mnist_or_skip(), log=lambda line: None)
+    data = common.prepare_data(train, test, validation_split=0.1, seed=42)
+    config = common.validate_config("dense_128_relu", {"hidden_units": [128], "epochs": 2, "batch_size": 32})
+    result = common.train_and_evaluate(common.Trial(config, 42), data, tmp_path, context={}, verbose=0)
+    assert result["samples"] == {"train": 54_000, "validation": 6_000, "test": 10_000}
+    assert result["test_accuracy"] >= 0.96

@@ -1,0 +1,200 @@
+"""Both scripts end to end on synthetic data, and every command-line error as one line, exit code 2."""
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import common
+import model_builder_loop
+import model_builder_seq
+
+from conftest import PROJECT_ROOT
+
+PER_MODEL_FILES = {"history.csv", "curves.png", "model.keras", "result.json", "test_predictions.npy"}
+SWEEP_FILES = {"run.json", "summary.csv", "summary.json", "comparison.png", "confusion_matrix.png", "misclassified.png"}
+
+
+def run_script(script, *arguments, env=None):
+    """Run a script as a user would: a new process, on the backend this test session uses."""
+    environment = {**os.environ, "KERAS_BACKEND": common.keras.backend.backend(), **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / script), *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=PROJECT_ROOT,
+        timeout=600,
+    )
+
+
+def assert_consistent_run_folder(run_dir, names, epochs):
+    """Every file exists, and every number agrees with the others."""
+    assert {path.name for path in run_dir.iterdir()} >= SWEEP_FILES
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert sorted(row["name"] for row in summary) == sorted(names)
+    accuracies = [row["test_accuracy"] for row in summary]
+    assert accuracies == sorted(accuracies, reverse=True) and [row["rank"] for row in summary] == list(
+        range(1, len(names) + 1)
+    )
+    with (run_dir / "summary.csv").open() as handle:
+        assert [row["name"] for row in csv.DictReader(handle)] == [row["name"] for row in summary]
+    test_labels = None
+    for row in summary:
+        model_dir = run_dir / row["name"]
+        assert {path.name for path in model_dir.iterdir()} == PER_MODEL_FILES
+        result = json.loads((model_dir / "result.json").read_text())
+        assert result["test_accuracy"] == row["test_accuracy"] and result["parameters"] == row["parameters"]
+        assert result["epochs_run"] == epochs and result["versions"]["backend"] == common.keras.backend.backend()
+        history = common.read_history(model_dir / "history.csv")
+        assert len(history["loss"]) == epochs and history["val_accuracy"][-1] == pytest.approx(result["val_accuracy"])
+        assert result["train_seconds"] >= sum(history["seconds"]) * 0.9
+        predictions = np.load(model_dir / "test_predictions.npy")
+        assert len(predictions) == result["samples"]["test"]
+        if test_labels is not None:  # all models are scored on the same test digits
+            assert len(predictions) == len(test_labels)
+        test_labels = predictions
+    return summary
+
+
+def test_loop_script_quick_run_writes_every_file(tmp_path, synthetic_npz):
+    out = tmp_path / "run"
+    names = ["dense_32_relu", "softmax_regression", "dense_128_relu_sigmoid_out"]
+    finished = run_script("model_builder_loop.py", "--quick", "--data", synthetic_npz, "--out", out, "--only", *names)
+    assert finished.returncode == 0, finished.stderr
+    summary = assert_consistent_run_folder(out, names, epochs=1)
+    assert f"Data: MNIST files at {synthetic_npz} (600 train / 200 test digits)" in finished.stdout
+    assert "[3/3] dense_128_relu_sigmoid_out" in finished.stdout
+    assert summary[0]["name"] in finished.stdout.split(" #  model")[-1]  # the leaderboard is printed
+    run = json.loads((out / "run.json").read_text())
+    assert run["seed"] == common.DEFAULT_SEED and run["models"] == names and run["data"]["kind"] == "path"
+
+
+def test_seq_script_quick_run_trains_every_variant(tmp_path, synthetic_npz):
+    out = tmp_path / "run"
+    finished = run_script("model_builder_seq.py", "--quick", "--data", synthetic_npz, "--out", out)
+    assert finished.returncode == 0, finished.stderr
+    assert_consistent_run_folder(out, list(model_builder_seq.VARIANTS), epochs=1)
+
+
+def test_loop_script_reads_a_toml_sweep_with_epoch_and_batch_overrides(tmp_path, synthetic_npz, capsys):
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        '[tiny]\nhidden_units = [8]\nepochs = 9\n\n[tiny_tanh]\nhidden_units = [8]\nactivation = "tanh"\n'
+    )
+    out = tmp_path / "run"
+    argv = ["--config", config, "--data", synthetic_npz, "--out", out, "--epochs", "2", "--batch-size", "50"]
+    assert model_builder_loop.main(list(map(str, argv))) == 0
+    results = {result["name"]: result for result in common.read_results(out)}
+    assert {name: (r["config"]["epochs"], r["config"]["batch_size"]) for name, r in results.items()} == {
+        "tiny": (2, 50),
+        "tiny_tanh": (2, 50),
+    }
+    assert_consistent_run_folder(out, ["tiny", "tiny_tanh"], epochs=2)
+    assert "tiny_tanh" in capsys.readouterr().out
+
+
+def test_help_lists_every_option_with_defaults():
+    finished = run_script("model_builder_loop.py", "--help")
+    assert finished.returncode == 0
+    for option in (
+        "--data",
+        "--out",
+        "--epochs",
+        "--batch-size",
+        "--seed",
+        "--quick",
+        "--backend",
+        "--only",
+        "--config",
+    ):
+        assert option in finished.stdout
+    text = " ".join(finished.stdout.split())
+    assert "(default: 42)" in text and "(default: runs/<timestamp>)" in text
+    assert "--only" not in run_script("model_builder_seq.py", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--epochs", "0"], r"argument --epochs: 0 is out of range; expected 1-1,000"),
+        (["--epochs", "ten"], r"argument --epochs: 'ten' is not a whole number"),
+        (["--batch-size", "-1"], r"argument --batch-size: -1 is out of range"),
+        (["--validation-split", "1.5"], r"argument --validation-split: 1.5 is out of range"),
+        (
+            ["--only", "dense_128_rellu"],
+            r"--only 'dense_128_rellu' is not a configuration \(did you mean 'dense_128_relu'\?\); valid names: dense_32_relu",
+        ),
+        (["--data", "/nonexistent/mnist"], r"/nonexistent/mnist: no such file or folder"),
+        (["--backend", "torch"], r"backend 'torch' is not supported; allowed: jax, tensorflow"),
+        (["--frobnicate"], r"unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_bad_command_lines_fail_in_one_line(tmp_path, arguments, message):
+    finished = run_script("model_builder_loop.py", "--out", tmp_path / "run", *arguments)
+    assert finished.returncode == common.EXIT_BAD_INPUT
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in finished.stderr
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_bad_inputs_found_before_training_in_process(tmp_path, synthetic_npz, capsys):
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[wide]\nhidden_units = [0]\n")
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    cases = [
+        (["--config", bad_toml], "config 'wide': hidden_units contains 0"),
+        (["--out", not_a_folder / "run"], "cannot write there"),
+    ]
+    for arguments, message in cases:
+        argv = [*map(str, arguments), "--data", str(synthetic_npz), "--quick"]
+        assert model_builder_loop.main(argv) == common.EXIT_BAD_INPUT
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and message in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_out_folder_with_results_is_never_overwritten(tmp_path, synthetic_npz, capsys):
+    argv = ["--quick", "--data", str(synthetic_npz), "--out", str(tmp_path), "--only", "softmax_regression"]
+    assert model_builder_loop.main(argv) == 0
+    before = (tmp_path / "softmax_regression" / "result.json").read_bytes()
+    assert model_builder_loop.main(argv) == common.EXIT_BAD_INPUT
+    assert "already holds finished results for softmax_regression" in capsys.readouterr().err
+    assert (tmp_path / "softmax_regression" / "result.json").read_bytes() == before
+
+
+def test_a_backend_other_than_the_imported_one_is_refused_in_process(tmp_path, synthetic_npz, capsys):
+    other = next(name for name in common.BACKENDS if name != common.keras.backend.backend())
+    argv = ["--backend", other, "--data", str(synthetic_npz), "--out", str(tmp_path / "run")]
+    assert model_builder_seq.main(argv) == common.EXIT_BAD_INPUT
+    assert f"start a new process with --backend {other}" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_npz, monkeypatch, capsys):
+    train_and_evaluate = common.train_and_evaluate
+
+    def interrupted_on_the_second_model(trial, *args, **kwargs):
+        if trial.config.name == "softmax_regression":
+            raise KeyboardInterrupt
+        return train_and_evaluate(trial, *args, **kwargs)
+
+    monkeypatch.setattr(common, "train_and_evaluate", interrupted_on_the_second_model)
+    argv = [
+        "--quick",
+        "--data",
+        str(synthetic_npz),
+        "--out",
+        str(tmp_path),
+        "--only",
+        "dense_32_relu",
+        "softmax_regression",
+    ]
+    assert model_builder_loop.main(argv) == common.EXIT_INTERRUPTED
+    assert "Interrupted: 1 finished model(s) are kept" in capsys.readouterr().out
+    assert_consistent_run_folder(tmp_path, ["dense_32_relu"], epochs=1)

@@ -1,0 +1,93 @@
+"""Views: summary rows, the leaderboard, the CSV, the confusion matrix and the figures."""
+
+import csv
+import io
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import common
+
+
+def record(name, test_accuracy, parameters, **extra):
+    return {
+        "name": name,
+        "test_accuracy": test_accuracy,
+        "test_loss": 1 - test_accuracy,
+        "val_accuracy": test_accuracy,
+        "val_loss": 0.5,
+        "parameters": parameters,
+        "train_seconds": 12.5,
+        "seconds_per_epoch": 0.61,
+        "epochs_run": 20,
+        "loss_function": "categorical_crossentropy",
+        "seed": 42,
+        "versions": {"backend": "jax"},
+        "config": common.validate_config(name, extra).to_dict(),
+    }
+
+
+RESULTS = [
+    record("narrow", 0.95, 25_450, hidden_units=[32]),
+    record("wide", 0.98, 669_706, hidden_units=[512, 512], dropout=0.2),
+    record("tied_small", 0.98, 101_770, activation="tanh"),
+]
+
+
+def test_summary_ranks_by_test_accuracy_then_size():
+    rows = common.summary_rows(RESULTS)
+    assert [(row["rank"], row["name"]) for row in rows] == [(1, "tied_small"), (2, "wide"), (3, "narrow")]
+    assert list(rows[0]) == list(common.SUMMARY_COLUMNS)
+    assert rows[1]["hidden_units"] == [512, 512] and rows[1]["dropout"] == 0.2 and rows[0]["activation"] == "tanh"
+
+
+def test_summary_csv_reads_back():
+    parsed = list(csv.DictReader(io.StringIO(common.summary_csv(common.summary_rows(RESULTS)))))
+    assert [row["name"] for row in parsed] == ["tied_small", "wide", "narrow"]
+    assert parsed[1]["hidden_units"] == "512x512" and float(parsed[1]["test_accuracy"]) == 0.98
+
+
+def test_leaderboard_is_aligned():
+    table = common.format_leaderboard(common.summary_rows(RESULTS))
+    lines = table.splitlines()
+    assert len(lines) == 2 + len(RESULTS) and len({len(line) for line in lines}) == 1
+    assert "0.9800" in lines[2] and "669,706" in lines[3]
+    assert lines[2].index("tied_small") == lines[0].index("model")
+
+
+def test_confusion_matrix_counts_pairs():
+    true = np.array([0, 1, 1, 2, 2, 2])
+    predicted = np.array([0, 1, 2, 2, 2, 0])
+    counts = common.confusion_matrix(true, predicted, num_classes=3)
+    assert counts.tolist() == [[1, 0, 0], [0, 1, 1], [1, 0, 2]]
+
+
+def test_plots_return_labelled_figures():
+    history = {"loss": [0.5, 0.3], "val_loss": [0.4, 0.35], "accuracy": [0.8, 0.9], "val_accuracy": [0.85, 0.88]}
+    curves = common.plot_history(history, title="wide")
+    assert isinstance(curves, Figure) and [ax.get_title() for ax in curves.axes] == ["Accuracy", "Loss"]
+    assert [line.get_label() for line in curves.axes[0].lines] == ["training accuracy", "validation accuracy"]
+
+    comparison = common.plot_comparison(RESULTS, {result["name"]: history for result in RESULTS})
+    curves_ax, params_ax, _ = comparison.axes
+    assert [line.get_label() for line in curves_ax.lines] == ["1. narrow", "2. wide", "3. tied_small"]
+    assert params_ax.get_xscale() == "log" and len(params_ax.collections) == len(RESULTS)
+    assert [text.get_text() for text in params_ax.texts] == ["1", "2", "3"]
+
+
+def test_plot_history_draws_into_given_axes():
+    figure = Figure()
+    axes = figure.subplots(1, 2)
+    history = {"loss": [1.0], "val_loss": [1.0], "accuracy": [0.5], "val_accuracy": [0.5]}
+    assert common.plot_history(history, axes=axes) is figure
+
+
+def test_misclassified_gallery_shows_true_and_predicted_labels():
+    images = np.zeros((50, 28, 28), np.uint8)
+    true = np.arange(50) % 10
+    predicted = true.copy()
+    predicted[[3, 17, 41]] = 0
+    figure = common.plot_misclassified(images, true, predicted, title="x")
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == ["true 3\npred 0", "true 7\npred 0", "true 1\npred 0"]
+    assert common.plot_misclassified(images, true, true).axes[0].texts[0].get_text() == "no mistakes"
