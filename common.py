@@ -28,7 +28,6 @@ import datetime
 import difflib
 import gzip
 import hashlib
-import importlib.metadata
 import importlib.util
 import io
 import json
@@ -1450,7 +1449,6 @@ def run_sweep(
     check_backend(args.backend)
     overrides = {"epochs": 1 if args.quick else args.epochs, "batch_size": args.batch_size}
     models = validate_configs(configs, {key: value for key, value in overrides.items() if value is not None})
-    run_dir = prepare_run_dir(args.out or default_run_dir(), (model.name for model in models))
 
     # Prepare the data.
     train, test, source = load_mnist(args.data, seed=args.seed, log=log)
@@ -1462,6 +1460,8 @@ def run_sweep(
         max_train=QUICK_TRAIN_DIGITS if args.quick else None,
         max_test=QUICK_TEST_DIGITS if args.quick else None,
     )
+    # Only now create the run folder, so that bad input leaves no empty one behind.
+    run_dir = prepare_run_dir(args.out or default_run_dir(), (model.name for model in models))
     context = {"data": dataclasses.asdict(source) | {"full_mnist": source.is_full_mnist}, "versions": versions()}
     write_json_atomic(
         run_dir / "run.json",
@@ -1506,6 +1506,6 @@ def run_sweep(
         f"\n{len(rows)} model(s) in {total}. Results: {run_dir}/summary.csv, comparison.png, "
         "confusion_matrix.png, misclassified.png"
     )
-    if not source.is_full_mnist and source.kind == "embedded-sample":
+    if source.kind == "embedded-sample":
         log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
     return status

@@ -140,6 +140,7 @@ def test_bad_command_lines_fail_in_one_line(tmp_path, arguments, message):
     assert finished.returncode == common.EXIT_BAD_INPUT
     lines = finished.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in finished.stderr
+    assert not (tmp_path / "run").exists()  # bad input leaves nothing behind
     assert re.search(message, lines[0]), lines[0]
 
 
