@@ -124,6 +124,7 @@ whose message is one line naming the bad value and what is allowed. The scripts 
 with code 2, never with a traceback.
 """
 
+EXIT_MODEL_FAILED = 1  # the sweep ran to the end, but at least one model raised
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -799,7 +800,16 @@ def validate_configs(
     """
     if not isinstance(configs, Mapping) or not configs:
         raise ConfigError("no configurations to train; define at least one")
-    return [validate_config(name, {**fields, **(overrides or {})}) for name, fields in configs.items()]
+    validated = [validate_config(name, {**fields, **(overrides or {})}) for name, fields in configs.items()]
+    seen: dict[str, str] = {}
+    for config in validated:
+        other = seen.setdefault(config.name.lower(), config.name)
+        if other != config.name:
+            raise ConfigError(
+                f"configuration names {other!r} and {config.name!r} differ only in case; "
+                "they would share one folder on case-insensitive file systems"
+            )
+    return validated
 
 
 def load_toml_configs(path: Path | str) -> dict[str, dict]:
@@ -921,15 +931,57 @@ def plan_trials(configs: Sequence[ModelConfig], seed: int) -> list[Trial]:
     return [Trial(config, seed) for config in configs]
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Adds each epoch's wall-clock seconds to the logs, so History and CSVLogger record them."""
+class EpochClock(keras.callbacks.Callback):
+    """Adds each epoch's wall-clock seconds to the logs, so CSVLogger records them, and remembers
+    the first epoch this process ran (above 0 when BackupAndRestore resumed the model)."""
+
+    first_epoch: int | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["seconds"] = time.perf_counter() - self._started
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Reseeds at the start of every epoch from (seed, epoch).
+
+    The epoch's shuffle order and dropout masks then depend on the epoch number alone, not on how
+    many epochs this process has run, so a model resumed from its checkpoint trains exactly as an
+    uninterrupted one would (Keras' BackupAndRestore restores weights and optimizer, not RNG state).
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        epoch_seed = (self.seed + 7_919 * (epoch + 1)) % 2**31
+        keras.utils.set_random_seed(epoch_seed)  # NumPy's global RNG shuffles the arrays fit is given
+        for variable in self.model.variables:
+            if variable.path.endswith("seed_generator_state"):  # Dropout's own RNG state
+                variable.assign(np.array([epoch_seed, 0], dtype=variable.dtype))
+
+
+def _finish_history(history_csv: Path) -> dict[str, list[float]]:
+    """Read `history.csv` back, keeping one row per epoch (the last), and rewrite it that way.
+
+    After an interruption between the CSV row of an epoch and its checkpoint, the resumed run
+    repeats that epoch and CSVLogger appends it again.
+    """
+    with history_csv.open(newline="") as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    ordered = [rows[epoch] for epoch in sorted(rows)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(ordered[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(ordered)
+    write_text_atomic(history_csv, buffer.getvalue())
+    return read_history(history_csv)
 
 
 def train_and_evaluate(
@@ -942,8 +994,13 @@ def train_and_evaluate(
 ) -> dict:
     """Train one model, evaluate it on the test set, and write its files to `model_dir`.
 
-    Files: `history.csv` (written epoch by epoch by Keras' CSVLogger), `curves.png`, `model.keras`,
-    `test_predictions.npy` (predicted digit per test image) and, last, `result.json`.
+    Files: `history.csv` (written epoch by epoch by Keras' CSVLogger), `checkpoint/` (Keras'
+    BackupAndRestore, while training), `curves.png`, `model.keras`, `test_predictions.npy`
+    (predicted digit per test image) and, last, `result.json`. A `checkpoint/` left by an
+    interrupted run is picked up: training continues from its last finished epoch.
+
+    A loss that turns NaN or infinite stops training at once (TerminateOnNaN); the result then has
+    status "diverged" and no test figures.
 
     Args:
         trial: the configuration and seed.
@@ -956,51 +1013,66 @@ def train_and_evaluate(
         The result record also written to `result.json`.
     """
     config = trial.config
+    keras.backend.clear_session()  # free the previous model's graph, so memory does not grow per model
     # set_random_seed also seeds TensorFlow when it is installed, importing it even on JAX.
     with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
         keras.utils.set_random_seed(trial.seed)
     model = compile_model(build_model(config, data.input_dim), config)
     model_dir.mkdir(parents=True, exist_ok=True)
 
-    started = time.perf_counter()
-    history = model.fit(
+    clock = EpochClock()
+    model.fit(
         data.x_train,
         data.y_train,
         validation_data=(data.x_val, data.y_val),
         epochs=config.epochs,
         batch_size=config.batch_size,
         verbose=verbose,
-        callbacks=[EpochTimer(), keras.callbacks.CSVLogger(str(model_dir / "history.csv"))],
+        # Order matters: the CSV row of an epoch is written before its checkpoint, so a resumed
+        # run never misses an epoch (it may repeat one, which _finish_history folds away).
+        callbacks=[
+            EpochSeeds(trial.seed),
+            clock,
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.CSVLogger(str(model_dir / "history.csv"), append=True),
+            # double_checkpoint: a kill while the weights are written leaves the previous epoch's.
+            keras.callbacks.BackupAndRestore(str(model_dir / "checkpoint"), double_checkpoint=True),
+        ],
     )
-    train_seconds = time.perf_counter() - started
+    history = _finish_history(model_dir / "history.csv")
+    last = {key: values[-1] for key, values in history.items()}
+    diverged = not all(math.isfinite(last[key]) for key in ("loss", "val_loss"))
 
-    test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
-    predictions = model.predict(data.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(axis=1)
-
-    save_array_atomic(model_dir / "test_predictions.npy", predictions.astype(np.uint8))
-    save_model_atomic(model, model_dir / "model.keras")
-    save_figure(plot_history(history.history, title=config.name), model_dir / "curves.png")
-    last = {key: float(values[-1]) for key, values in history.history.items()}
     result = {
         "name": config.name,
-        "status": "ok",
+        "status": "diverged" if diverged else "ok",
         "config": config.to_dict(),
         "loss_function": config.resolved_loss,
         "seed": trial.seed,
-        "test_accuracy": float(test["accuracy"]),
-        "test_loss": float(test["loss"]),
+        "test_accuracy": None,
+        "test_loss": None,
         "val_accuracy": last["val_accuracy"],
         "val_loss": last["val_loss"],
         "train_accuracy": last["accuracy"],
         "train_loss": last["loss"],
         "parameters": int(model.count_params()),
-        "epochs_run": len(history.history["loss"]),
-        "train_seconds": round(train_seconds, 3),
-        "seconds_per_epoch": round(float(np.median(history.history["seconds"])), 3),
+        "epochs_run": len(history["loss"]),
+        "resumed_from_epoch": clock.first_epoch or None,
+        "train_seconds": round(sum(history["seconds"]), 3),
+        "seconds_per_epoch": round(float(np.median(history["seconds"])), 3),
         "samples": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)},
-        "finished_at": now_iso(),
         **context,
     }
+    if diverged:
+        result["reason"] = f"loss became {last['loss']} in epoch {len(history['loss']) - 1}; training stopped"
+    else:
+        test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+        predictions = model.predict(data.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(axis=1)
+        result.update(test_accuracy=float(test["accuracy"]), test_loss=float(test["loss"]))
+        save_array_atomic(model_dir / "test_predictions.npy", predictions.astype(np.uint8))
+        save_model_atomic(model, model_dir / "model.keras")
+    save_figure(plot_history(history, title=config.name), model_dir / "curves.png")
+    result["finished_at"] = now_iso()
     write_json_atomic(model_dir / "result.json", result)
     return result
 
@@ -1033,8 +1105,19 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+def _json_ready(value: object) -> object:
+    """NaN and infinity (a diverged loss) become null: JSON has no spelling for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    return value
+
+
 def write_json_atomic(path: Path, record: object) -> None:
-    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(_json_ready(record), indent=2, allow_nan=False) + "\n")
 
 
 def save_array_atomic(path: Path, array: np.ndarray) -> None:
@@ -1055,27 +1138,87 @@ def save_figure(figure: Figure, path: Path, dpi: int = 110) -> None:
     os.replace(partial, path)
 
 
-def prepare_run_dir(run_dir: Path, names: Iterable[str]) -> Path:
-    """Create the run folder and make sure it can be written and holds no finished model of ours.
+def prepare_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> Path:
+    """Create (or, resuming, reopen) the run folder and check that it can be written.
 
     Raises:
-        UserInputError: if the folder cannot be created or written, or a model folder in it
-            already holds a `result.json` (nothing is overwritten).
+        UserInputError: if the folder cannot be created or written; when resuming, if it does not
+            exist; when not resuming, if a model folder in it already exists (nothing is
+            overwritten: the message points to --resume).
     """
+    option = "--resume" if resume else "--out"
+    if resume and not run_dir.is_dir():
+        raise UserInputError(f"--resume {run_dir}: no such run folder to resume")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
         probe.write_text("ok")
         probe.unlink()
     except OSError as error:
-        raise UserInputError(f"--out {run_dir}: cannot write there ({error.strerror or error})") from None
-    finished = [name for name in names if (run_dir / name / "result.json").exists()]
-    if finished:
+        raise UserInputError(f"{option} {run_dir}: cannot write there ({error.strerror or error})") from None
+    existing = [name for name in names if (run_dir / name).exists()]
+    if existing and not resume:
         raise UserInputError(
-            f"--out {run_dir}: already holds finished results for {', '.join(finished)}; "
-            "choose a new --out folder (nothing was overwritten)"
+            f"--out {run_dir}: already holds models {', '.join(existing)}; continue that run with "
+            f"--resume {run_dir}, or choose a new --out folder (nothing was overwritten)"
         )
     return run_dir
+
+
+def trial_key(trial: Trial, data_identity: Mapping[str, object]) -> str:
+    """A fingerprint of everything that decides a trial's numbers: validated configuration, seed,
+    and the data (source, sizes, validation split, quick subsampling)."""
+    payload = {"config": trial.config.to_dict(), "seed": trial.seed, "data": data_identity}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def resume_action(model_dir: Path, key: str) -> str:
+    """What to do with one trial's folder when resuming.
+
+    Returns:
+        "skip" (finished, same fingerprint), "continue" (started with the same fingerprint, not
+        finished: its checkpoint is picked up), "replace" (a different configuration, or a failed
+        attempt: moved aside and retrained) or "train" (nothing there yet).
+    """
+    if not model_dir.exists():
+        return "train"
+    result = _read_json(model_dir / "result.json")
+    if result is not None:
+        return "skip" if result.get("trial_key") == key and result.get("status") != "failed" else "replace"
+    started = _read_json(model_dir / "trial.json")
+    return "continue" if started is not None and started.get("trial_key") == key else "replace"
+
+
+def move_aside(model_dir: Path) -> Path:
+    """Move a model folder to `<run>/.replaced/<name>-<time>/`, out of the summaries' sight."""
+    target = model_dir.parent / ".replaced" / f"{model_dir.name}-{datetime.datetime.now():%Y%m%d-%H%M%S-%f}"
+    target.parent.mkdir(exist_ok=True)
+    os.replace(model_dir, target)
+    return target
+
+
+def failure_record(trial: Trial, error: BaseException, key: str, context: Mapping[str, object]) -> dict:
+    """The result of a trial that raised: status "failed" and the reason in one line."""
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return {
+        "name": trial.config.name,
+        "status": "failed",
+        "reason": f"{type(error).__name__}: {first_line}"[:300],
+        "config": trial.config.to_dict(),
+        "seed": trial.seed,
+        "trial_key": key,
+        "test_accuracy": None,
+        "test_loss": None,
+        "finished_at": now_iso(),
+        **context,
+    }
 
 
 def read_results(run_dir: Path) -> list[dict]:
@@ -1102,6 +1245,7 @@ opens a window and nothing needs a display.
 SUMMARY_COLUMNS = (
     "rank",
     "name",
+    "status",
     "test_accuracy",
     "test_loss",
     "val_accuracy",
@@ -1120,6 +1264,7 @@ SUMMARY_COLUMNS = (
     "batch_size",
     "seed",
     "backend",
+    "reason",
 )
 LEADERBOARD_COLUMNS = (
     ("rank", "#", "{}"),
@@ -1133,9 +1278,21 @@ LEADERBOARD_COLUMNS = (
 )
 
 
+STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2}
+
+
 def rank_results(results: Iterable[Mapping]) -> list[Mapping]:
-    """Best test accuracy first; among equals, the smaller network first."""
-    return sorted(results, key=lambda result: (-result["test_accuracy"], result["parameters"]))
+    """Finished models by test accuracy, best first (among equals the smaller network first), then
+    diverged models, then failed ones."""
+    return sorted(
+        results,
+        key=lambda result: (
+            STATUS_ORDER[result["status"]],
+            -(result.get("test_accuracy") or 0.0),
+            result.get("parameters") or 0,
+            result["name"],
+        ),
+    )
 
 
 def summary_rows(results: Iterable[Mapping]) -> list[dict]:
@@ -1145,7 +1302,7 @@ def summary_rows(results: Iterable[Mapping]) -> list[dict]:
         config = result["config"]
         row = {"rank": rank, **{key: result.get(key) for key in SUMMARY_COLUMNS if key in result}}
         row.update({key: config[key] for key in SUMMARY_COLUMNS if key in config})
-        row["backend"] = result["versions"]["backend"]
+        row["backend"] = result.get("versions", {}).get("backend")
         rows.append({column: row.get(column) for column in SUMMARY_COLUMNS})
     return rows
 
@@ -1170,7 +1327,17 @@ def _cell(value: object) -> object:
 def format_leaderboard(rows: Sequence[Mapping]) -> str:
     """An aligned text table of the summary rows."""
     header = [title for _, title, _ in LEADERBOARD_COLUMNS]
-    body = [[fmt.format(row[key]) for key, _, fmt in LEADERBOARD_COLUMNS] for row in rows]
+    body = [
+        [
+            row["status"]
+            if row[key] is None and key == "test_accuracy"
+            else "-"
+            if row[key] is None
+            else fmt.format(row[key])
+            for key, _, fmt in LEADERBOARD_COLUMNS
+        ]
+        for row in rows
+    ]
     widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
@@ -1224,7 +1391,9 @@ def plot_comparison(results: Sequence[Mapping], histories: Mapping[str, Mapping[
     curves_ax, params_ax, time_ax = figure.subplots(1, 3)
     styles = ("-", "--", ":", "-.")  # ten colors, then the next line style
     for number, result in enumerate(results, start=1):
-        history = histories[result["name"]]
+        history = histories.get(result["name"])
+        if not history:
+            continue
         epochs = np.arange(1, len(history["val_accuracy"]) + 1)
         curves_ax.plot(
             epochs,
@@ -1243,6 +1412,8 @@ def plot_comparison(results: Sequence[Mapping], histories: Mapping[str, Mapping[
         (time_ax, "train_seconds", "linear", "training time, seconds"),
     ):
         for number, result in enumerate(results, start=1):
+            if result.get("test_accuracy") is None:  # diverged or failed: no test figures
+                continue
             point = (result[key], result["test_accuracy"])
             ax.scatter(*point, color=f"C{(number - 1) % 10}", zorder=3)
             ax.annotate(str(number), point, fontsize="small", xytext=(4, 3), textcoords="offset points")
@@ -1318,10 +1489,17 @@ def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
     rows = summary_rows(results)
     write_text_atomic(run_dir / "summary.csv", summary_csv(rows))
     write_json_atomic(run_dir / "summary.json", rows)
-    histories = {result["name"]: read_history(run_dir / result["name"] / "history.csv") for result in results}
+    histories = {
+        result["name"]: read_history(run_dir / result["name"] / "history.csv")
+        for result in results
+        if result["status"] != "failed"
+    }
     save_figure(plot_comparison(results, histories), run_dir / "comparison.png")
 
-    best = max(results, key=lambda result: result["val_accuracy"])
+    finished = [result for result in results if result["status"] == "ok"]
+    if not finished:
+        return rows
+    best = max(finished, key=lambda result: result["val_accuracy"])
     predicted = np.load(run_dir / best["name"] / "test_predictions.npy", allow_pickle=False)
     counts = confusion_matrix(data.test_labels, predicted)
     accuracy = np.trace(counts) / counts.sum()
@@ -1379,9 +1557,14 @@ def _fraction(text: str) -> float:
     return value
 
 
-def make_parser(description: str) -> ArgumentParser:
-    """The parser with every option both scripts share; scripts add their own."""
-    parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+def make_parser(prog: str, description: str) -> ArgumentParser:
+    """The parser with every option both scripts share; scripts add their own.
+
+    Args:
+        prog: the script's file name, shown in help and in the recorded and resume commands.
+        description: the help text's opening.
+    """
+    parser = ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--data",
         metavar="PATH",
@@ -1389,8 +1572,18 @@ def make_parser(description: str) -> ArgumentParser:
         help="folder with the four MNIST IDX files (.gz or not), or an mnist.npz "
         "(default: $MNIST_DATA, else Keras' cache/download, else the embedded 5,000-digit sample)",
     )
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--out", metavar="DIR", type=Path, default=None, help="run folder for every output (default: runs/<timestamp>)"
+    )
+    where.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        type=Path,
+        default=None,
+        help="continue an interrupted run in RUN_DIR: finished models with an unchanged configuration "
+        "are kept, an interrupted one continues from its last finished epoch, a changed one is "
+        "retrained (its old folder moved to RUN_DIR/.replaced/)",
     )
     parser.add_argument(
         "--epochs",
@@ -1429,6 +1622,29 @@ def make_parser(description: str) -> ArgumentParser:
     return parser
 
 
+def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse `argv` (default: the process's arguments) and keep them, to record and to resume."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv, args.prog = argv, parser.prog
+    args.command = shlex.join(["python", parser.prog, *argv])
+    return args
+
+
+def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
+    """The command line that continues this run: the same arguments, with --resume RUN_DIR in
+    place of --out/--resume."""
+    kept, skip = [], False
+    for argument in args.argv:
+        if skip:
+            skip = False
+        elif argument in ("--out", "--resume"):
+            skip = True
+        elif not argument.startswith(("--out=", "--resume=")):
+            kept.append(argument)
+    return shlex.join(["python", args.prog, *kept, "--resume", str(run_dir)])
+
+
 def run_sweep(
     configs: Mapping[str, Mapping[str, object]], args: argparse.Namespace, log: Callable[[str], None] = print
 ) -> int:
@@ -1436,11 +1652,12 @@ def run_sweep(
 
     Args:
         configs: name -> fields, in the order to train.
-        args: the parsed command line (see `make_parser`).
+        args: the parsed command line (see `make_parser` and `parse_command_line`).
         log: where progress lines go.
 
     Returns:
-        0 when every model finished, 130 when interrupted (finished models are kept).
+        0 when every model finished (diverged ones included), 1 when a model failed (the others
+        still ran), 130 when interrupted (finished models are kept, and the resume command is shown).
 
     Raises:
         UserInputError: for any bad input, before training starts.
@@ -1452,29 +1669,28 @@ def run_sweep(
 
     # Prepare the data.
     train, test, source = load_mnist(args.data, seed=args.seed, log=log)
-    data = prepare_data(
-        train,
-        test,
-        validation_split=args.validation_split,
-        seed=args.seed,
-        max_train=QUICK_TRAIN_DIGITS if args.quick else None,
-        max_test=QUICK_TEST_DIGITS if args.quick else None,
-    )
-    # Only now create the run folder, so that bad input leaves no empty one behind.
-    run_dir = prepare_run_dir(args.out or default_run_dir(), (model.name for model in models))
-    context = {"data": dataclasses.asdict(source) | {"full_mnist": source.is_full_mnist}, "versions": versions()}
-    write_json_atomic(
-        run_dir / "run.json",
-        {
-            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "started_at": now_iso(),
-            "seed": args.seed,
-            "validation_split": args.validation_split,
-            "quick": args.quick,
-            "models": [model.name for model in models],
-            **context,
-        },
-    )
+    limits = {"max_train": QUICK_TRAIN_DIGITS, "max_test": QUICK_TEST_DIGITS} if args.quick else {}
+    data = prepare_data(train, test, validation_split=args.validation_split, seed=args.seed, **limits)
+    # Only now open the run folder, so that bad input leaves no empty one behind.
+    resuming = args.resume is not None
+    run_dir = prepare_run_dir(args.resume or args.out or default_run_dir(), [m.name for m in models], resume=resuming)
+    source_record = dataclasses.asdict(source) | {"full_mnist": source.is_full_mnist}
+    data_identity = {**source_record, "validation_split": args.validation_split, **limits}
+    context = {"data": source_record, "versions": versions()}
+    run_record = {
+        "command": args.command,
+        "started_at": now_iso(),
+        "seed": args.seed,
+        "validation_split": args.validation_split,
+        "quick": args.quick,
+        "models": [model.name for model in models],
+        **context,
+    }
+    previous_run = _read_json(run_dir / "run.json") if resuming else None
+    if previous_run is not None:
+        run_record["resumed"] = [*previous_run.get("resumed", []), {"command": args.command, "at": now_iso()}]
+        run_record["command"], run_record["started_at"] = previous_run["command"], previous_run["started_at"]
+    write_json_atomic(run_dir / "run.json", run_record)
     log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {args.seed}")
     log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
 
@@ -1485,16 +1701,40 @@ def run_sweep(
     status = 0
     try:
         for number, trial in enumerate(trials, start=1):
+            name, key = trial.config.name, trial_key(trial, data_identity)
+            model_dir = run_dir / name
             elapsed = datetime.timedelta(seconds=round(time.perf_counter() - started))
-            log(f"\n[{number}/{len(trials)}] {trial.config.name}  (elapsed {elapsed})")
-            result = train_and_evaluate(trial, data, run_dir / trial.config.name, context=context, verbose=verbose)
-            log(
-                f"    test accuracy {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, "
-                f"{result['parameters']:,} parameters, {result['train_seconds']:.1f} s"
+            action = resume_action(model_dir, key)
+            if action == "skip":
+                log(f"[{number}/{len(trials)}] {name}: finished earlier with the same configuration; kept")
+                continue
+            log(f"\n[{number}/{len(trials)}] {name}  (elapsed {elapsed})")
+            if action == "replace":
+                log(f"    configuration changed or failed before: old folder moved to {move_aside(model_dir)}")
+            elif action == "continue":
+                log("    continuing from its checkpoint")
+            model_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(
+                model_dir / "trial.json", {"trial_key": key, "seed": trial.seed, "config": trial.config.to_dict()}
             )
+            try:
+                result = train_and_evaluate(
+                    trial, data, model_dir, context={**context, "trial_key": key}, verbose=verbose
+                )
+            except Exception as error:  # one model's failure (e.g. out of memory) must not stop the sweep
+                result = failure_record(trial, error, key, context)
+                write_json_atomic(model_dir / "result.json", result)
+            if result["status"] == "ok":
+                log(
+                    f"    test accuracy {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, "
+                    f"{result['parameters']:,} parameters, {result['train_seconds']:.1f} s"
+                )
+            else:
+                log(f"    {result['status'].upper()}: {result['reason']}")
     except KeyboardInterrupt:
         finished = len(read_results(run_dir))
         log(f"\nInterrupted: {finished} finished model(s) are kept in {run_dir}; summarizing those.")
+        log(f"To continue where it stopped: {resume_command(args, run_dir)}")
         status = EXIT_INTERRUPTED
 
     # Compare, from what is on disk.
@@ -1508,4 +1748,8 @@ def run_sweep(
     )
     if source.kind == "embedded-sample":
         log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
+    failed = [row["name"] for row in rows if row["status"] == "failed"]
+    if failed and status == 0:
+        log(f"Failed: {', '.join(failed)} (reasons in summary.csv); rerun them with --resume {run_dir}")
+        status = EXIT_MODEL_FAILED
     return status

@@ -26,6 +26,7 @@ The same variants, written out one block each, are in `model_builder_seq.py`.
 """
 
 import sys
+from pathlib import Path
 
 import common  # imports Keras on the backend --backend or KERAS_BACKEND names (JAX by default)
 
@@ -66,7 +67,7 @@ CONFIGS = {
 
 
 def parse_args(argv=None):
-    parser = common.make_parser(description=__doc__.split("How to run it:")[0].strip())
+    parser = common.make_parser(Path(__file__).name, description=__doc__.split("How to run it:")[0].strip())
     parser.add_argument(
         "--only",
         nargs="+",
@@ -80,7 +81,7 @@ def parse_args(argv=None):
         help="read the configurations from a TOML file, one [name] table per model, "
         "with the same fields as CONFIGS (default: the CONFIGS dict in this script)",
     )
-    return parser.parse_args(argv)
+    return common.parse_command_line(parser, argv)
 
 
 """

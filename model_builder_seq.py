@@ -26,6 +26,7 @@ Every output lands in the run folder (`--out`, default `runs/<timestamp>`): per 
 """
 
 import sys
+from pathlib import Path
 
 import common  # imports Keras on the backend --backend or KERAS_BACKEND names (JAX by default)
 
@@ -120,8 +121,8 @@ VARIANTS["dense_512x2_relu_dropout"] = {"hidden_units": [512, 512], "activation"
 
 
 def parse_args(argv=None):
-    parser = common.make_parser(description=__doc__.split("How to run it:")[0].strip())
-    return parser.parse_args(argv)
+    parser = common.make_parser(Path(__file__).name, description=__doc__.split("How to run it:")[0].strip())
+    return common.parse_command_line(parser, argv)
 
 
 """

@@ -16,7 +16,7 @@ import model_builder_seq
 
 from conftest import PROJECT_ROOT
 
-PER_MODEL_FILES = {"history.csv", "curves.png", "model.keras", "result.json", "test_predictions.npy"}
+PER_MODEL_FILES = {"history.csv", "curves.png", "model.keras", "result.json", "test_predictions.npy", "trial.json"}
 SWEEP_FILES = {"run.json", "summary.csv", "summary.json", "comparison.png", "confusion_matrix.png", "misclassified.png"}
 
 
@@ -166,7 +166,10 @@ def test_an_out_folder_with_results_is_never_overwritten(tmp_path, synthetic_npz
     assert model_builder_loop.main(argv) == 0
     before = (tmp_path / "softmax_regression" / "result.json").read_bytes()
     assert model_builder_loop.main(argv) == common.EXIT_BAD_INPUT
-    assert "already holds finished results for softmax_regression" in capsys.readouterr().err
+    assert (
+        f"already holds models softmax_regression; continue that run with --resume {tmp_path}"
+        in capsys.readouterr().err
+    )
     assert (tmp_path / "softmax_regression" / "result.json").read_bytes() == before
 
 
@@ -197,5 +200,8 @@ def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_np
         "softmax_regression",
     ]
     assert model_builder_loop.main(argv) == common.EXIT_INTERRUPTED
-    assert "Interrupted: 1 finished model(s) are kept" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Interrupted: 1 finished model(s) are kept" in out
+    resume = f"python model_builder_loop.py --quick --data {synthetic_npz} --only dense_32_relu softmax_regression --resume {tmp_path}"
+    assert f"To continue where it stopped: {resume}" in out
     assert_consistent_run_folder(tmp_path, ["dense_32_relu"], epochs=1)

@@ -12,6 +12,7 @@ import common
 def record(name, test_accuracy, parameters, **extra):
     return {
         "name": name,
+        "status": "ok",
         "test_accuracy": test_accuracy,
         "test_loss": 1 - test_accuracy,
         "val_accuracy": test_accuracy,
@@ -53,6 +54,17 @@ def test_leaderboard_is_aligned():
     assert len(lines) == 2 + len(RESULTS) and len({len(line) for line in lines}) == 1
     assert "0.9800" in lines[2] and "669,706" in lines[3]
     assert lines[2].index("tied_small") == lines[0].index("model")
+
+
+def test_diverged_and_failed_models_rank_last_and_show_their_status():
+    diverged = {**record("exploding", 0.0, 25_450), "status": "diverged", "test_accuracy": None, "test_loss": None}
+    failed = {"name": "huge", "status": "failed", "reason": "MemoryError: out of memory", "test_accuracy": None,
+              "config": common.validate_config("huge", {}).to_dict()}  # fmt: skip
+    rows = common.summary_rows([failed, diverged, *RESULTS])
+    assert [(row["name"], row["status"]) for row in rows][-2:] == [("exploding", "diverged"), ("huge", "failed")]
+    assert rows[-1]["reason"] == "MemoryError: out of memory"
+    lines = common.format_leaderboard(rows).splitlines()
+    assert "diverged" in lines[-2] and "failed" in lines[-1] and len({len(line) for line in lines}) == 1
 
 
 def test_confusion_matrix_counts_pairs():
