@@ -13,6 +13,7 @@ How to run it:
     python model_builder_loop.py --only dense_128_relu dense_512x2_relu_dropout --epochs 5
     python model_builder_loop.py --config my_sweep.toml              # your own configurations
     python model_builder_loop.py --quick                             # a smoke run in seconds
+    python model_builder_loop.py --resume runs/20261125-101500       # continue an interrupted run
 
 Every output lands in the run folder (`--out`, default `runs/<timestamp>`): per model
 `history.csv`, `curves.png`, `model.keras`, `result.json`; for the sweep `summary.csv`,

@@ -13,6 +13,7 @@ How to run it:
     python model_builder_seq.py --data ../shared/data/mnist     # the full set
     python model_builder_seq.py                                 # Keras' MNIST, else the embedded sample
     python model_builder_seq.py --quick                         # a smoke run in seconds
+    python model_builder_seq.py --resume runs/20261125-101500   # continue an interrupted run
 
 Every output lands in the run folder (`--out`, default `runs/<timestamp>`): per model
 `history.csv`, `curves.png`, `model.keras`, `result.json`; for the sweep `summary.csv`,

@@ -2,8 +2,10 @@
 
 Keras keeps every model's graph alive until `keras.backend.clear_session()`; the sweep clears it
 before each model, so a 10-model sweep should peak close to a 1-model sweep. This benchmark runs
-`model_builder_loop.py` in fresh processes, one model and then ten, side by side in one run, and
-prints each process's peak resident memory (the kernel's ru_maxrss) and their ratio.
+`model_builder_loop.py` in fresh processes on a sweep of one 784-128-10 network and on a sweep of
+ten identical ones (so that any growth comes from the number of models, not their size), side by
+side in one run, and prints each process's peak resident memory (the kernel's ru_maxrss) and their
+ratio.
 
     python benchmarks/memory_sweep.py --data ../shared/data/mnist           # full MNIST
     python benchmarks/memory_sweep.py                                       # embedded sample / Keras
@@ -21,12 +23,8 @@ import tempfile
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
 
-import model_builder_loop  # noqa: E402  (imports Keras; fine, the measured work runs in children)
-
-# Ten models of the default sweep, in their sweep order (not the two largest, to keep it quick).
-TEN_MODELS = list(model_builder_loop.CONFIGS)[:10]
+MODEL_TABLE = "[model_{index}]\nhidden_units = [128]\n\n"  # the reference 784-128-10 network
 
 
 def peak_rss_mib(command: list[str], environment: dict[str, str]) -> float:
@@ -47,9 +45,11 @@ def main() -> None:
     environment = {**os.environ, "KERAS_BACKEND": args.backend}
     figures = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for label, names in (("1 model", TEN_MODELS[:1]), ("10 models", TEN_MODELS)):
-            command = [sys.executable, str(PROJECT_ROOT / "model_builder_loop.py"), "--epochs", args.epochs,
-                       "--out", str(Path(scratch) / label.replace(" ", "_")), "--only", *names, *passthrough]  # fmt: skip
+        for label, count in (("1 model", 1), ("10 models", 10)):
+            config = Path(scratch) / f"{count}.toml"
+            config.write_text("".join(MODEL_TABLE.format(index=index) for index in range(count)))
+            command = [sys.executable, str(PROJECT_ROOT / "model_builder_loop.py"), "--config", str(config),
+                       "--epochs", args.epochs, "--out", str(Path(scratch) / f"run_{count}"), *passthrough]  # fmt: skip
             if args.data:
                 command += ["--data", args.data]
             figures[label] = peak_rss_mib(command, environment)
