@@ -60,6 +60,21 @@ def write_idx(path: Path, array: np.ndarray, gzipped: bool = False) -> Path:
     return path
 
 
+def write_official_folder(folder: Path, mnist) -> Path:
+    """Write `(x_train, y_train), (x_test, y_test)` as the four officially named, gzipped IDX files
+    (their content is not MNIST's, so the md5 check refuses them)."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    folder.mkdir(exist_ok=True)
+    for name, array in (
+        ("train-images-idx3-ubyte.gz", x_train),
+        ("train-labels-idx1-ubyte.gz", y_train),
+        ("t10k-images-idx3-ubyte.gz", x_test),
+        ("t10k-labels-idx1-ubyte.gz", y_test),
+    ):
+        write_idx(folder / name, array, gzipped=True)
+    return folder
+
+
 def real_mnist_or_skip() -> Path:
     if not (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found at {REAL_MNIST} (the shared data folder beside the project)")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import common
 import model_builder_loop
 
-from conftest import idx_bytes, make_synthetic_digits, write_idx
+from conftest import idx_bytes, make_synthetic_digits, write_idx, write_official_folder
 
 QUICK = ["--quick", "--only", "softmax_regression"]
 
@@ -145,17 +145,7 @@ def test_resuming_a_folder_that_does_not_exist(tmp_path, synthetic_npz, capsys):
 
 
 def _official_folder(tmp_path, synthetic_mnist):
-    (x_train, y_train), (x_test, y_test) = synthetic_mnist
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    for name, array in (
-        ("train-images-idx3-ubyte.gz", x_train),
-        ("train-labels-idx1-ubyte.gz", y_train),
-        ("t10k-images-idx3-ubyte.gz", x_test),
-        ("t10k-labels-idx1-ubyte.gz", y_test),
-    ):
-        write_idx(folder / name, array, gzipped=True)
-    return folder
+    return write_official_folder(tmp_path / "mnist", synthetic_mnist)
 
 
 def _npz(tmp_path, name="bad.npz", **overrides):

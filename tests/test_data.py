@@ -8,7 +8,7 @@ import pytest
 
 import common
 
-from conftest import idx_bytes, make_synthetic_digits, real_mnist_or_skip, write_idx
+from conftest import idx_bytes, make_synthetic_digits, real_mnist_or_skip, write_idx, write_official_folder
 
 # ---------------------------------------------------------------------------------------------
 # IDX parsing
@@ -62,14 +62,7 @@ def test_read_idx_names_a_truncated_gzip(tmp_path):
 
 
 def test_official_names_are_checked_against_the_official_md5(tmp_path, synthetic_mnist):
-    (x_train, y_train), (x_test, y_test) = synthetic_mnist
-    for name, array in (
-        ("train-images-idx3-ubyte.gz", x_train),
-        ("train-labels-idx1-ubyte.gz", y_train),
-        ("t10k-images-idx3-ubyte.gz", x_test),
-        ("t10k-labels-idx1-ubyte.gz", y_test),
-    ):
-        write_idx(tmp_path / name, array, gzipped=True)
+    write_official_folder(tmp_path, synthetic_mnist)
     with pytest.raises(
         common.DataError,
         match=r"train-images-idx3-ubyte.gz: corrupt file, md5 of its content is [0-9a-f]{32}, "

@@ -33,7 +33,8 @@ def write(path, text):
 
 
 def run_loop(*arguments):
-    return model_builder_loop.main([str(argument) for argument in arguments])
+    """The loop script in this process, one run per configuration (repeats have tests of their own)."""
+    return model_builder_loop.main(["--repeats", "1", *(str(argument) for argument in arguments)])
 
 
 def results_by_name(run_dir):
@@ -154,7 +155,7 @@ def test_sigkill_in_the_second_model_then_resume_matches_an_uninterrupted_run(tm
         "[first]\nhidden_units = [64]\nepochs = 2\nbatch_size = 8\n\n"
         "[second]\nhidden_units = [256]\ndropout = 0.2\nepochs = 5\nbatch_size = 4\n",
     )
-    arguments = ["--config", config, "--data", data, "--seed", 7]
+    arguments = ["--config", config, "--data", data, "--seed", 7, "--repeats", 1]
     killed = tmp_path / "killed"
     process = _loop_process(*arguments, "--out", killed)
     deadline = time.monotonic() + 300

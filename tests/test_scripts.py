@@ -17,7 +17,9 @@ import model_builder_seq
 from conftest import PROJECT_ROOT
 
 PER_MODEL_FILES = {"history.csv", "curves.png", "model.keras", "result.json", "test_predictions.npy", "trial.json"}
-SWEEP_FILES = {"run.json", "summary.csv", "summary.json", "comparison.png", "confusion_matrix.png", "misclassified.png"}
+SWEEP_FILES = {
+    "run.json", "summary.csv", "summary.json", "repeats.csv", "comparison.png", "confusion_matrix.png", "misclassified.png",
+}  # fmt: skip
 
 
 def run_script(script, *arguments, env=None):
@@ -88,7 +90,20 @@ def test_loop_script_reads_a_toml_sweep_with_epoch_and_batch_overrides(tmp_path,
         '[tiny]\nhidden_units = [8]\nepochs = 9\n\n[tiny_tanh]\nhidden_units = [8]\nactivation = "tanh"\n'
     )
     out = tmp_path / "run"
-    argv = ["--config", config, "--data", synthetic_npz, "--out", out, "--epochs", "2", "--batch-size", "50"]
+    argv = [
+        "--config",
+        config,
+        "--data",
+        synthetic_npz,
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "50",
+        "--repeats",
+        "1",
+    ]
     assert model_builder_loop.main(list(map(str, argv))) == 0
     results = {result["name"]: result for result in common.read_results(out)}
     assert {name: (r["config"]["epochs"], r["config"]["batch_size"]) for name, r in results.items()} == {

@@ -43,7 +43,7 @@ def test_summary_ranks_by_test_accuracy_then_size():
 
 
 def test_summary_csv_reads_back():
-    parsed = list(csv.DictReader(io.StringIO(common.summary_csv(common.summary_rows(RESULTS)))))
+    parsed = list(csv.DictReader(io.StringIO(common.table_csv(common.summary_rows(RESULTS), common.SUMMARY_COLUMNS))))
     assert [row["name"] for row in parsed] == ["tied_small", "wide", "narrow"]
     assert parsed[1]["hidden_units"] == "512x512" and float(parsed[1]["test_accuracy"]) == 0.98
 
@@ -80,10 +80,11 @@ def test_plots_return_labelled_figures():
     assert isinstance(curves, Figure) and [ax.get_title() for ax in curves.axes] == ["Accuracy", "Loss"]
     assert [line.get_label() for line in curves.axes[0].lines] == ["training accuracy", "validation accuracy"]
 
-    comparison = common.plot_comparison(RESULTS, {result["name"]: history for result in RESULTS})
+    rows = common.summary_rows(RESULTS)
+    comparison = common.plot_comparison(rows, {row["name"]: [history] for row in rows})
     curves_ax, params_ax, _ = comparison.axes
-    assert [line.get_label() for line in curves_ax.lines] == ["1. narrow", "2. wide", "3. tied_small"]
-    assert params_ax.get_xscale() == "log" and len(params_ax.collections) == len(RESULTS)
+    assert [line.get_label() for line in curves_ax.lines] == ["1. tied_small", "2. wide", "3. narrow"]
+    assert params_ax.get_xscale() == "log" and len(params_ax.lines) == len(RESULTS)  # one errorbar marker each
     assert [text.get_text() for text in params_ax.texts] == ["1", "2", "3"]
 
 
