@@ -10,8 +10,9 @@ networks to train and hand them to `run_sweep`. Everything they share lives here
 3. Configs   - `ModelConfig`, a frozen dataclass, and the validation that produces it.
 4. Models    - the one builder and its compile step.
 5. Training  - the one train-and-evaluate function every executor calls.
-6. Run folder- paths, atomic writes, reading results back.
-7. Views     - summaries, plots and the terminal leaderboard, built from what is on disk.
+6. Run folder- paths, atomic writes, fingerprints for --resume, reading results back.
+7. Views     - per-configuration summaries over repeats (mean, spread, 95% interval), plots and
+               the terminal leaderboard, built from what is on disk.
 8. Sweep     - the command-line arguments both scripts share and the sweep they both run.
 
 Functions take arguments and return values; only `run_sweep` decides where files go and what is
@@ -909,10 +910,11 @@ def compile_model(model: keras.Model, config: ModelConfig) -> keras.Model:
 """
 ## 5. Training
 
-`train_and_evaluate` is the one training function: every executor calls it. It seeds, builds,
-compiles, fits on the training split while watching the validation split, evaluates once on the
-test set, and writes this model's files. `result.json` is written last, atomically: its presence
-means the model finished.
+`plan_trials` turns configurations into trials (configuration, seed, repeat). `train_and_evaluate`
+is the one training function: every executor calls it. It seeds, builds, compiles, fits on the
+training split while watching the validation split (checkpointing every epoch), evaluates once on
+the test set, and writes this trial's files. `result.json` is written last, atomically: its
+presence means the trial finished.
 """
 
 EVAL_BATCH_SIZE = 1024  # inference only: larger batches are faster and give the same numbers
@@ -1100,9 +1102,11 @@ def train_and_evaluate(
 """
 ## 6. Run folder
 
-`runs/<run-id>/` holds `run.json` (how the sweep was started) and one folder per model. It is the
-source of truth: every summary and figure is rebuilt from it. Files are written to a temporary
-name and renamed, so an interrupted run never leaves a half-written file under a final name.
+`runs/<run-id>/` holds `run.json` (how the sweep was started) and one folder per trial (a
+configuration's first repeat under its name, later ones as `<name>@seed<N>`). It is the source of
+truth: every summary and figure is rebuilt from it, and `--resume` reads it to decide what is left
+to do. Files are written to a temporary name and renamed, so an interrupted run never leaves a
+half-written file under a final name.
 """
 
 
@@ -1637,7 +1641,8 @@ def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
 
 The command line both scripts share, and the sweep they both run: validate every configuration,
 load and prepare the data, train each trial through `train_and_evaluate`, then build the views
-from disk. Ctrl-C keeps every finished model and still writes the summary of those.
+from disk. A model that diverges or raises is recorded and the sweep goes on; Ctrl-C keeps every
+finished model, writes the summary of those and prints the command that resumes the run.
 """
 
 DEFAULT_SEED = 42
