@@ -22,6 +22,7 @@ printed.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import csv
 import dataclasses
@@ -29,6 +30,7 @@ import datetime
 import difflib
 import gzip
 import hashlib
+import html
 import importlib.util
 import io
 import json
@@ -112,7 +114,8 @@ os.environ["KERAS_BACKEND"] = backend_from_argv(sys.argv[1:], os.environ)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's runtime warnings, once imported
 
 with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
-    import keras
+    import keras  # must follow the backend choice above
+import matplotlib  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.stats  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402  (Figure, not pyplot: headless, no global state)
@@ -1011,6 +1014,7 @@ def train_and_evaluate(
     *,
     context: Mapping[str, object],
     verbose: int | str = "auto",
+    tensorboard_dir: Path | None = None,
 ) -> dict:
     """Train one model, evaluate it on the test set, and write its files to `model_dir`.
 
@@ -1028,6 +1032,8 @@ def train_and_evaluate(
         model_dir: this model's folder (created if needed).
         context: facts recorded in the result as they are (data source, backend, versions).
         verbose: Keras' fit verbosity: 1 a progress bar, 2 one line per epoch, 0 silent.
+        tensorboard_dir: where Keras' TensorBoard callback writes this trial's epoch scalars
+            (None: no TensorBoard logging).
 
     Returns:
         The result record also written to `result.json`.
@@ -1041,6 +1047,9 @@ def train_and_evaluate(
     model_dir.mkdir(parents=True, exist_ok=True)
 
     clock = EpochClock()
+    tensorboard = (
+        [] if tensorboard_dir is None else [keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)]
+    )
     model.fit(
         data.x_train,
         data.y_train,
@@ -1057,6 +1066,7 @@ def train_and_evaluate(
             keras.callbacks.CSVLogger(str(model_dir / "history.csv"), append=True),
             # double_checkpoint: a kill while the weights are written leaves the previous epoch's.
             keras.callbacks.BackupAndRestore(str(model_dir / "checkpoint"), double_checkpoint=True),
+            *tensorboard,
         ],
     )
     history = _finish_history(model_dir / "history.csv")
@@ -1582,13 +1592,254 @@ def plot_misclassified(
     return figure
 
 
+HPARAM_FIELDS = (
+    "hidden_units", "depth", "width", "activation", "dropout", "output_activation", "loss_function",
+    "optimizer", "learning_rate", "epochs", "batch_size", "seed",
+)  # fmt: skip
+HPARAM_METRICS = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "parameters", "train_seconds")
+
+
+def hparam_values(result: Mapping) -> dict[str, object]:
+    """A trial's configuration as flat TensorBoard hyperparameters (strings, numbers, booleans)."""
+    config = result["config"]
+    units = config["hidden_units"]
+    activation = config["activation"]
+    return {
+        "hidden_units": "x".join(map(str, units)) or "none",
+        "depth": len(units),
+        "width": max(units, default=0),
+        "activation": activation if isinstance(activation, str) else "/".join(activation),
+        "dropout": config["dropout"],
+        "output_activation": config["output_activation"],
+        "loss_function": result.get("loss_function") or config["loss"],
+        "optimizer": config["optimizer"],
+        "learning_rate": config["learning_rate"],
+        "epochs": config["epochs"],
+        "batch_size": config["batch_size"],
+        "seed": result["seed"],
+    }
+
+
+def write_tensorboard_hparams(log_root: Path, results: Sequence[Mapping]) -> None:
+    """Write the HParams dashboard's experiment and one session per finished trial under `log_root`.
+
+    Each session sits in the trial's own log folder (beside the train/ and validation/ scalars of
+    Keras' TensorBoard callback) with every `HPARAM_FIELDS` value as a hyperparameter and every
+    `HPARAM_METRICS` value as a metric, so `tensorboard --logdir log_root` shows the table,
+    parallel-coordinates and scatter views with every trial.
+    """
+    import tensorflow as tf  # TensorBoard's summary writer; installed with the TensorFlow backend
+    from tensorboard.plugins.hparams import api as hp
+
+    finished = [result for result in results if result["status"] == "ok"]
+    if not finished:
+        return
+    with tf.summary.create_file_writer(str(log_root)).as_default():
+        hp.hparams_config(
+            hparams=[hp.HParam(name) for name in HPARAM_FIELDS],
+            metrics=[hp.Metric(name, display_name=name.replace("_", " ")) for name in HPARAM_METRICS],
+        )
+    for result in finished:
+        with tf.summary.create_file_writer(str(log_root / result["trial"])).as_default():
+            hp.hparams(hparam_values(result), trial_id=result["trial"])
+            for metric in HPARAM_METRICS:
+                tf.summary.scalar(metric, float(result[metric]), step=result["epochs_run"])
+
+
+def plot_parallel_coordinates(rows: Sequence[Mapping]) -> Figure:
+    """Configuration against mean test accuracy: one line per configuration across an axis per
+    hyperparameter (categories spread evenly, numbers scaled to the axis), colored by accuracy."""
+    finished = [row for row in rows if row.get("test_accuracy") is not None]
+    axes_spec = [
+        ("width", lambda row: max(row["hidden_units"], default=0), "number"),
+        ("depth", lambda row: len(row["hidden_units"]), "number"),
+        ("activation", lambda row: _cell(row["activation"]), "category"),
+        ("output", lambda row: row["output_activation"], "category"),
+        ("dropout", lambda row: row["dropout"], "number"),
+        ("optimizer", lambda row: row["optimizer"], "category"),
+        ("learning rate", lambda row: row["learning_rate"], "number"),
+        ("batch size", lambda row: row["batch_size"], "number"),
+        ("test accuracy", lambda row: row["test_accuracy"], "number"),
+    ]
+    figure = Figure(figsize=(13, 5.5), layout="constrained")
+    ax = figure.subplots()
+    if not finished:
+        ax.text(0.5, 0.5, "no finished configurations", ha="center", va="center")
+        return figure
+    positions, labels = [], []
+    for column, (_, value_of, kind) in enumerate(axes_spec):
+        values = [value_of(row) for row in finished]
+        if kind == "category":
+            categories = sorted(set(values), key=str)
+            spread = {value: (index + 0.5) / len(categories) for index, value in enumerate(categories)}
+            positions.append([spread[value] for value in values])
+            labels.append([(spread[value], str(value)) for value in categories])
+        else:
+            low, high = min(values), max(values)
+            span = (high - low) or 1.0
+            positions.append([(value - low) / span if high > low else 0.5 for value in values])
+            ticks = sorted({low, high})
+            labels.append([((value - low) / span if high > low else 0.5, f"{value:g}") for value in ticks])
+        ax.axvline(column, color="0.6", linewidth=1)
+        for y, text in labels[-1]:
+            ax.text(column + 0.04, y, text, fontsize="x-small", va="center")
+    accuracies = np.array([row["test_accuracy"] for row in finished])
+    norm = matplotlib.colors.Normalize(
+        accuracies.min(), accuracies.max() if accuracies.max() > accuracies.min() else accuracies.min() + 1e-9
+    )
+    cmap = matplotlib.colormaps["viridis"]
+    for index, row in enumerate(finished):
+        ax.plot(range(len(axes_spec)), [axis[index] for axis in positions], color=cmap(norm(row["test_accuracy"])),
+                linewidth=1.5, alpha=0.85, label=row["name"])  # fmt: skip
+    figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="mean test accuracy")
+    ax.set(
+        xticks=range(len(axes_spec)), xticklabels=[title for title, _, _ in axes_spec], yticks=[], ylim=(-0.05, 1.05)
+    )
+    ax.set_title("Configuration against test accuracy (one line per configuration)")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return figure
+
+
+REPORT_COLUMNS = (
+    ("rank", "#"), ("name", "model"), ("status", "status"), ("test_accuracy", "test accuracy"),
+    ("test_accuracy_half_ci", "± 95% CI"), ("vs_best", "vs best"), ("test_loss", "test loss"),
+    ("val_accuracy", "val accuracy"), ("parameters", "parameters"), ("train_seconds", "train s"),
+    ("seconds_per_epoch", "s/epoch"), ("repeats", "runs"), ("hidden_units", "hidden units"),
+    ("activation", "activation"), ("dropout", "dropout"), ("output_activation", "output"),
+    ("optimizer", "optimizer"), ("learning_rate", "learning rate"), ("batch_size", "batch"),
+)  # fmt: skip
+REPORT_SCRIPT = """
+for (const table of document.querySelectorAll("table.sortable")) {
+  table.querySelectorAll("th").forEach((header, column) => header.addEventListener("click", () => {
+    const body = table.tBodies[0];
+    const descending = header.dataset.order !== "descending";
+    table.querySelectorAll("th").forEach((other) => delete other.dataset.order);
+    header.dataset.order = descending ? "descending" : "ascending";
+    const key = (row) => row.cells[column].dataset.value;
+    const rows = Array.from(body.rows).sort((a, b) => {
+      const [x, y] = [key(a), key(b)];
+      const numeric = x !== "" && y !== "" && !isNaN(x) && !isNaN(y);
+      const order = numeric ? Number(x) - Number(y) : x.localeCompare(y);
+      return descending ? -order : order;
+    });
+    rows.forEach((row) => body.appendChild(row));
+  }));
+}
+"""
+REPORT_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1900px; }
+table { border-collapse: collapse; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }
+td.text, th.text { text-align: left; }
+th { background: #f0f0f0; cursor: pointer; user-select: none; }
+th[data-order="descending"]::after { content: " \\25BC"; }
+th[data-order="ascending"]::after { content: " \\25B2"; }
+tr.tied td { background: #f3f8ff; } tr.best td { background: #e3f2e3; }
+tr.diverged td, tr.failed td { color: #a00; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
+.curves { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 0.5rem; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }
+dt { font-weight: 600; } code { background: #f6f6f6; padding: 0 0.2rem; }
+"""
+
+
+def _image_tag(path: Path, alt: str) -> str:
+    """An <img> with the PNG embedded, so the report is one file that opens anywhere, offline."""
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">'
+
+
+REPORT_FORMATS = {
+    "test_accuracy": "{:.4f}", "test_accuracy_half_ci": "{:.4f}", "test_loss": "{:.4f}", "val_accuracy": "{:.4f}",
+    "parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch": "{:.2f}",
+}  # fmt: skip
+
+
+def _report_cell(value: object, key: str) -> tuple[str, str]:
+    """(what the cell shows, what it sorts by): numbers sort as numbers, the rest as text."""
+    if value is None:
+        return "", ""
+    if _is_number(value):
+        return REPORT_FORMATS.get(key, "{}").format(value), repr(value)
+    return str(_cell(value)), str(_cell(value))
+
+
+def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, Path]) -> str:
+    """The run's report as one self-contained HTML page: how it was run, the sortable leaderboard,
+    the comparison, parallel-coordinates, confusion and gallery figures, and every configuration's
+    curves. Everything is read from `run_dir`; images are embedded.
+
+    Args:
+        run_dir: the run folder (its run.json and figures).
+        rows: the summary rows (`summary_rows`).
+        curves: configuration name -> the curves image to show for it.
+    """
+    run = _read_json(run_dir / "run.json") or {}
+    data = run.get("data", {})
+    facts = {
+        "command": f"<code>{html.escape(str(run.get('command', '')))}</code>",
+        "started": html.escape(str(run.get("started_at", ""))),
+        "seed": html.escape(str(run.get("seed", ""))),
+        "runs per configuration": html.escape(str(run.get("repeats", 1))),
+        "data": html.escape(f"{data.get('kind', '')} {data.get('location', '')} "
+                            f"({data.get('train_size', 0):,} train / {data.get('test_size', 0):,} test digits)"),
+        "versions": html.escape(", ".join(f"{key} {value}" for key, value in run.get("versions", {}).items())),
+    }  # fmt: skip
+    header = "".join(
+        f'<th class="{"text" if key in ("name", "status", "vs_best", "activation", "output_activation", "optimizer") else ""}"'
+        f' data-key="{key}">{html.escape(title)}</th>'
+        for key, title in REPORT_COLUMNS
+    )
+    body = []
+    for row in rows:
+        low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
+        values = {**row, "test_accuracy_half_ci": None if low is None else (high - low) / 2}
+        cells = []
+        for key, _ in REPORT_COLUMNS:
+            shown, sort_value = _report_cell(values.get(key), key)
+            css = "" if _is_number(values.get(key)) else "text"
+            cells.append(f'<td class="{css}" data-value="{html.escape(sort_value)}">{html.escape(shown)}</td>')
+        row_class = row["status"] if row["status"] != "ok" else (row.get("vs_best") or "")
+        body.append(f'<tr class="{row_class}">{"".join(cells)}</tr>')
+    figures = [
+        ("Comparison", run_dir / "comparison.png"),
+        ("Configuration against test accuracy", run_dir / "parallel_coordinates.png"),
+        ("Confusion matrix of the best configuration (by validation accuracy)", run_dir / "confusion_matrix.png"),
+        ("Its mistakes", run_dir / "misclassified.png"),
+    ]
+    sections = "".join(
+        f"<h2>{html.escape(title)}</h2>{_image_tag(path, title)}" for title, path in figures if path.is_file()
+    )
+    curve_tags = "".join(_image_tag(path, f"curves of {name}") for name, path in curves.items() if path.is_file())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>MNIST dense networks: {html.escape(run_dir.name)}</title>
+<style>{REPORT_STYLE}</style></head>
+<body>
+<h1>MNIST dense networks: run {html.escape(run_dir.name)}</h1>
+<dl>{"".join(f"<dt>{html.escape(key)}</dt><dd>{value}</dd>" for key, value in facts.items())}</dl>
+<h2>Leaderboard</h2>
+<p>Click a column to sort. Test accuracy is the mean over the runs of a configuration; <em>tied</em>
+marks a configuration whose 95% interval overlaps the best one's. The test set was used only for
+these figures, never to choose.</p>
+<table class="sortable" id="leaderboard"><thead><tr>{header}</tr></thead>
+<tbody>{"".join(body)}</tbody></table>
+{sections}
+<h2>Training curves</h2><div class="curves">{curve_tags}</div>
+<script>{REPORT_SCRIPT}</script>
+</body></html>
+"""
+
+
 def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
     """Write the sweep's summaries and figures from what is on disk in `run_dir`.
 
     Writes `summary.csv` and `summary.json` (one row per configuration), `repeats.csv` (one row
-    per trial), `comparison.png`, `curves/<name>.png` for configurations with several repeats
-    (mean and band), and for the best configuration by mean *validation* accuracy (the test set is
-    not used to choose) its first repeat's `confusion_matrix.png` and `misclassified.png`.
+    per trial), `comparison.png`, `parallel_coordinates.png`, `curves/<name>.png` for
+    configurations with several repeats (mean and band), for the best configuration by mean
+    *validation* accuracy (the test set is not used to choose) its first repeat's
+    `confusion_matrix.png` and `misclassified.png`, the TensorBoard HParams summaries when the run
+    logs to TensorBoard, and last `report.html`, which shows all of it.
 
     Returns:
         The summary rows, best first.
@@ -1613,10 +1864,26 @@ def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
                 plot_history(repeats, title=f"{name}: {len(repeats)} repeats"), run_dir / "curves" / f"{name}.png"
             )
 
+    save_figure(plot_parallel_coordinates(rows), run_dir / "parallel_coordinates.png")
+    if (run_dir / TENSORBOARD_FOLDER).is_dir():  # the run was started with --tensorboard
+        with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
+            write_tensorboard_hparams(run_dir / TENSORBOARD_FOLDER, results)
+
     finished = [row for row in rows if row["status"] == "ok"]
-    if not finished:
-        return rows
-    best = max(finished, key=lambda row: row["val_accuracy"])
+    if finished:
+        _write_best_model_views(run_dir, data, results, max(finished, key=lambda row: row["val_accuracy"]))
+    curves = {
+        row["name"]: run_dir / "curves" / f"{row['name']}.png"
+        if (run_dir / "curves" / f"{row['name']}.png").is_file()
+        else run_dir / row["name"] / "curves.png"
+        for row in rows
+    }
+    write_text_atomic(run_dir / "report.html", render_report(run_dir, rows, curves))
+    return rows
+
+
+def _write_best_model_views(run_dir: Path, data: PreparedData, results: Sequence[Mapping], best: Mapping) -> None:
+    """The confusion matrix and the gallery of mistakes of `best`'s first finished run."""
     trial = min(
         (result for result in results if result["name"] == best["name"] and result["status"] == "ok"),
         key=lambda result: result.get("repeat", 0),
@@ -1633,7 +1900,6 @@ def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
     save_figure(
         plot_misclassified(data.test_images, data.test_labels, predicted, gallery_title), run_dir / "misclassified.png"
     )
-    return rows
 
 
 """
@@ -1654,6 +1920,7 @@ QUICK_TEST_DIGITS = 500
 # the default sweep on full MNIST, 8 min 17 s for three; JAX, 2 CPU cores).
 DEFAULT_REPEATS = 3
 MAX_REPEATS = 100
+TENSORBOARD_FOLDER = "tensorboard"
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -1751,6 +2018,12 @@ def make_parser(prog: str, description: str) -> ArgumentParser:
         f"mean, spread and a 95%% interval (default: {DEFAULT_REPEATS}, or 1 with --quick)",
     )
     parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help=f"also log every epoch to TensorBoard and the sweep to its HParams dashboard, in "
+        f"RUN_DIR/{TENSORBOARD_FOLDER} (view with: tensorboard --logdir RUN_DIR/{TENSORBOARD_FOLDER})",
+    )
+    parser.add_argument(
         "--backend",
         default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
         help=f"Keras backend: {' or '.join(BACKENDS)} (default: $KERAS_BACKEND, else {DEFAULT_BACKEND})",
@@ -1836,7 +2109,7 @@ def run_sweep(
     # Train each model; each one's files are complete the moment it finishes.
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, one line per epoch in logs
     started = time.perf_counter()
-    status = 0
+    status, trained = 0, 0
     try:
         for number, trial in enumerate(trials, start=1):
             name, key = trial.folder, trial_key(trial, data_identity)
@@ -1847,7 +2120,15 @@ def run_sweep(
                 log(f"[{number}/{len(trials)}] {name}: finished earlier with the same configuration; kept")
                 continue
             which = f"repeat {trial.repeat + 1} of {repeats}, seed {trial.seed}, " if repeats > 1 else ""
-            log(f"\n[{number}/{len(trials)}] {name}  ({which}elapsed {elapsed})")
+            # Estimated from the runs trained so far in this process (skipped ones cost nothing).
+            left = len(trials) - number + 1
+            eta = (
+                f", about {datetime.timedelta(seconds=round(elapsed.total_seconds() / trained * left))} left"
+                if trained
+                else ""
+            )
+            log(f"\n[{number}/{len(trials)}] {name}  ({which}elapsed {elapsed}{eta})")
+            trained += 1
             if action == "replace":
                 log(f"    configuration changed or failed before: old folder moved to {move_aside(model_dir)}")
             elif action == "continue":
@@ -1858,7 +2139,12 @@ def run_sweep(
             )
             try:
                 result = train_and_evaluate(
-                    trial, data, model_dir, context={**context, "trial_key": key}, verbose=verbose
+                    trial,
+                    data,
+                    model_dir,
+                    context={**context, "trial_key": key},
+                    verbose=verbose,
+                    tensorboard_dir=run_dir / TENSORBOARD_FOLDER / trial.folder if args.tensorboard else None,
                 )
             except Exception as error:  # one model's failure (e.g. out of memory) must not stop the sweep
                 result = failure_record(trial, error, key, context)
@@ -1882,8 +2168,8 @@ def run_sweep(
         log("\n" + format_leaderboard(rows))
     total = datetime.timedelta(seconds=round(time.perf_counter() - started))
     log(
-        f"\n{len(rows)} model(s) in {total}. Results: {run_dir}/summary.csv, comparison.png, "
-        "confusion_matrix.png, misclassified.png"
+        f"\n{len(rows)} configuration(s) in {total}. Report: {run_dir / 'report.html'} "
+        f"(also summary.csv, comparison.png, confusion_matrix.png, misclassified.png)"
     )
     if source.kind == "embedded-sample":
         log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")

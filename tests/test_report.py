@@ -1,0 +1,136 @@
+"""The report and TensorBoard: report.html from disk, HParams event files read back with
+TensorBoard's own reader, and the report in a real headless Chromium (where one is installed)."""
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import common
+import model_builder_loop
+
+from conftest import make_synthetic_digits
+
+NAMES = ["dense_32_relu", "softmax_regression", "dense_128_relu_sigmoid_out"]
+
+
+@pytest.fixture(scope="module")
+def tensorboard_run(tmp_path_factory):
+    """One quick sweep of three configurations, two runs each, logged to TensorBoard."""
+    folder = tmp_path_factory.mktemp("run")
+    data = folder / "digits.npz"
+
+    (x_train, y_train), (x_test, y_test) = make_synthetic_digits(600, 1), make_synthetic_digits(200, 2)
+    np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    run_dir = folder / "run"
+    argv = ["--quick", "--repeats", "2", "--tensorboard", "--data", str(data), "--out", str(run_dir), "--only", *NAMES]
+    assert model_builder_loop.main(argv) == 0
+    return run_dir
+
+
+def test_report_is_one_self_contained_page(tensorboard_run):
+    page = (tensorboard_run / "report.html").read_text()
+    rows = re.findall(r"<tr class=\"[^\"]*\"><td", page)
+    assert len(rows) == len(NAMES)
+    for name in NAMES:
+        assert f">{name}</td>" in page
+    assert "python model_builder_loop.py --quick --repeats 2 --tensorboard" in page
+    images = re.findall(r'<img src="([^"]{0,30})', page)
+    assert len(images) == 4 + len(NAMES) and all(src.startswith("data:image/png;base64,") for src in images)
+    assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
+
+
+def _events(folder: Path):
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        yield from EventFileLoader(str(path)).Load()
+
+
+def _hparams_plugin_data(folder: Path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    for event in _events(folder):
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "hparams":
+                data = plugin_data_pb2.HParamsPluginData()
+                data.ParseFromString(value.metadata.plugin_data.content)
+                yield data
+
+
+def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensorboard_run):
+    from tensorboard.util import tensor_util
+
+    log_root = tensorboard_run / common.TENSORBOARD_FOLDER
+    (experiment,) = [data.experiment for data in _hparams_plugin_data(log_root) if data.HasField("experiment")]
+    assert [info.name for info in experiment.hparam_infos] == list(common.HPARAM_FIELDS)
+    assert [info.name.tag for info in experiment.metric_infos] == list(common.HPARAM_METRICS)
+
+    results = {result["trial"]: result for result in common.read_results(tensorboard_run)}
+    assert len(results) == 2 * len(NAMES)
+    for trial, result in results.items():
+        (session,) = [
+            d.session_start_info for d in _hparams_plugin_data(log_root / trial) if d.HasField("session_start_info")
+        ]
+        assert session.hparams["seed"].number_value == result["seed"]
+        assert session.hparams["width"].number_value == max(result["config"]["hidden_units"], default=0)
+        assert session.hparams["output_activation"].string_value == result["config"]["output_activation"]
+        scalars = {
+            value.tag: float(tensor_util.make_ndarray(value.tensor))
+            for event in _events(log_root / trial)
+            for value in event.summary.value
+            if value.tag in common.HPARAM_METRICS
+        }
+        assert scalars["test_accuracy"] == pytest.approx(result["test_accuracy"])
+        assert scalars["parameters"] == result["parameters"]
+        epoch_tags = {value.tag for event in _events(log_root / trial / "validation") for value in event.summary.value}
+        assert "epoch_accuracy" in epoch_tags  # Keras' TensorBoard callback logged the epochs
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="Chromium and ChromeDriver are not installed (apt-get install chromium chromium-driver)",
+)
+def test_report_in_a_real_browser(tensorboard_run, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2000"):  # fmt: skip
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+    try:
+        browser.get((tensorboard_run / "report.html").as_uri())
+        rows = browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")
+        assert len(rows) == len(NAMES)
+
+        def column(key):
+            index = [
+                th.get_attribute("data-key") for th in browser.find_elements(By.CSS_SELECTOR, "#leaderboard th")
+            ].index(key)
+            return [row.find_elements(By.TAG_NAME, "td")[index].get_attribute("data-value")
+                    for row in browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")]  # fmt: skip
+
+        header = browser.find_element(By.CSS_SELECTOR, '#leaderboard th[data-key="test_accuracy"]')
+        header.click()
+        descending = [float(value) for value in column("test_accuracy")]
+        assert descending == sorted(descending, reverse=True) and header.get_attribute("data-order") == "descending"
+        header.click()
+        ascending = [float(value) for value in column("test_accuracy")]
+        assert (ascending == sorted(ascending) and ascending != descending) or len(set(ascending)) == 1
+        browser.find_element(By.CSS_SELECTOR, '#leaderboard th[data-key="name"]').click()
+        assert column("name") == sorted(column("name"), reverse=True)
+
+        widths = browser.execute_script("return Array.from(document.images).map((image) => image.naturalWidth)")
+        assert len(widths) == 4 + len(NAMES) and all(width > 0 for width in widths)
+        assert browser.save_screenshot(str(tmp_path / "report.png")) and (tmp_path / "report.png").stat().st_size > 0
+    finally:
+        browser.quit()
