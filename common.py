@@ -1412,6 +1412,13 @@ def _cell(value: object) -> object:
     return value
 
 
+# How numbers read in the terminal leaderboard and in the report.
+CELL_FORMATS = {
+    "test_accuracy": "{:.4f}", "test_accuracy_half_ci": "{:.4f}", "test_loss": "{:.4f}", "val_accuracy": "{:.4f}",
+    "parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch": "{:.2f}",
+}  # fmt: skip
+
+
 def _leaderboard_cell(row: Mapping, key: str) -> str:
     value = row[key]
     if key == "test_accuracy":
@@ -1419,11 +1426,7 @@ def _leaderboard_cell(row: Mapping, key: str) -> str:
             return row["status"]
         low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
         return f"{value:.4f}" if low is None else f"{value:.4f} ± {(high - low) / 2:.4f}"
-    if value is None:
-        return "-"
-    formats = {"test_loss": "{:.4f}", "val_accuracy": "{:.4f}", "parameters": "{:,}", "train_seconds": "{:.1f}",
-               "seconds_per_epoch": "{:.2f}"}  # fmt: skip
-    return formats.get(key, "{}").format(value)
+    return "-" if value is None else CELL_FORMATS.get(key, "{}").format(value)
 
 
 def format_leaderboard(rows: Sequence[Mapping]) -> str:
@@ -1750,18 +1753,12 @@ def _image_tag(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">'
 
 
-REPORT_FORMATS = {
-    "test_accuracy": "{:.4f}", "test_accuracy_half_ci": "{:.4f}", "test_loss": "{:.4f}", "val_accuracy": "{:.4f}",
-    "parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch": "{:.2f}",
-}  # fmt: skip
-
-
 def _report_cell(value: object, key: str) -> tuple[str, str]:
     """(what the cell shows, what it sorts by): numbers sort as numbers, the rest as text."""
     if value is None:
         return "", ""
     if _is_number(value):
-        return REPORT_FORMATS.get(key, "{}").format(value), repr(value)
+        return CELL_FORMATS.get(key, "{}").format(value), repr(value)
     return str(_cell(value)), str(_cell(value))
 
 
