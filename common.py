@@ -1425,7 +1425,8 @@ def _leaderboard_cell(row: Mapping, key: str) -> str:
         if value is None:
             return row["status"]
         low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
-        return f"{value:.4f}" if low is None else f"{value:.4f} ± {(high - low) / 2:.4f}"
+        shown = CELL_FORMATS[key].format(value)
+        return shown if low is None else f"{shown} ± {CELL_FORMATS[key].format((high - low) / 2)}"
     return "-" if value is None else CELL_FORMATS.get(key, "{}").format(value)
 
 
@@ -1783,15 +1784,18 @@ def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, P
                             f"({data.get('train_size', 0):,} train / {data.get('test_size', 0):,} test digits)"),
         "versions": html.escape(", ".join(f"{key} {value}" for key, value in run.get("versions", {}).items())),
     }  # fmt: skip
+    table = []
+    for row in rows:
+        low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
+        table.append({**row, "test_accuracy_half_ci": None if low is None else (high - low) / 2})
+    # Columns of numbers align right, like their cells; the others left.
+    numeric = {key for key, _ in REPORT_COLUMNS if any(_is_number(values.get(key)) for values in table)}
     header = "".join(
-        f'<th class="{"text" if key in ("name", "status", "vs_best", "activation", "output_activation", "optimizer") else ""}"'
-        f' data-key="{key}">{html.escape(title)}</th>'
+        f'<th class="{"" if key in numeric else "text"}" data-key="{key}">{html.escape(title)}</th>'
         for key, title in REPORT_COLUMNS
     )
     body = []
-    for row in rows:
-        low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
-        values = {**row, "test_accuracy_half_ci": None if low is None else (high - low) / 2}
+    for row, values in zip(rows, table, strict=True):
         cells = []
         for key, _ in REPORT_COLUMNS:
             shown, sort_value = _report_cell(values.get(key), key)
