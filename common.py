@@ -896,7 +896,7 @@ def make_loss(config: ModelConfig) -> keras.losses.Loss:
     return keras.losses.MeanSquaredError()
 
 
-def compile_model(model: keras.Model, config: ModelConfig) -> keras.Model:
+def compile_model(model: keras.Model, config: ModelConfig, steps_per_execution: int = 1) -> keras.Model:
     """Compile with the configured optimizer, learning rate and loss; report accuracy.
 
     Accuracy is categorical accuracy (arg-max of the output against the one-hot label), which
@@ -906,6 +906,7 @@ def compile_model(model: keras.Model, config: ModelConfig) -> keras.Model:
         optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
         loss=make_loss(config),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        steps_per_execution=steps_per_execution,
     )
     return model
 
@@ -913,14 +914,28 @@ def compile_model(model: keras.Model, config: ModelConfig) -> keras.Model:
 """
 ## 5. Training
 
-`plan_trials` turns configurations into trials (configuration, seed, repeat). `train_and_evaluate`
-is the one training function: every executor calls it. It seeds, builds, compiles, fits on the
+`plan_trials` turns configurations into trials (configuration, seed, repeat), and `plan_groups`
+gathers trials that can train together. `train_group` is the one training function: every executor
+calls it (`train_and_evaluate` is its one-trial form). It seeds, builds, compiles, fits on the
 training split while watching the validation split (checkpointing every epoch), evaluates once on
-the test set, and writes this trial's files. `result.json` is written last, atomically: its
+the test set, and writes each trial's files. `result.json` is written last, atomically: its
 presence means the trial finished.
+
+Fused training: trials that see the same batches in the same order (same seed, batch size and
+epochs) and take the same optimizer steps (same optimizer and learning rate) train as branches of
+one multi-output model, one forward and backward pass per batch for all of them. The branches share
+no weights and the total loss is the sum of theirs, so each branch's gradient is exactly its own
+model's, and Adam-style optimizers update every weight from its own gradient alone: each branch
+computes what its model computes alone (tests/test_fusion.py checks the weights). Small models are
+dominated by per-step overhead, which the group pays once.
 """
 
 EVAL_BATCH_SIZE = 1024  # inference only: larger batches are faster and give the same numbers
+# Batches per compiled call. Keras then dispatches (and runs callbacks) once per 16 steps instead
+# of every step; the computation is unchanged. Chosen with benchmarks/speed.py.
+STEPS_PER_EXECUTION = 16
+# Bounds one fused model's size: its memory and compile time grow with the number of branches.
+MAX_FUSED_MODELS = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -954,9 +969,36 @@ def plan_trials(configs: Sequence[ModelConfig], seed: int, repeats: int = 1) -> 
     return [Trial(config, repeat_seed(seed, repeat), repeat) for config in configs for repeat in range(repeats)]
 
 
+def fusion_key(trial: Trial) -> tuple:
+    """Trials with equal keys may train as one fused model. Losses, output activations, widths,
+    depths and dropout may differ: each branch keeps its own."""
+    config = trial.config
+    return (trial.seed, config.batch_size, config.epochs, config.optimizer, config.learning_rate)
+
+
+def plan_groups(trials: Sequence[Trial], *, fuse: bool, max_size: int = MAX_FUSED_MODELS) -> list[list[Trial]]:
+    """Split trials into training groups, in order of each group's first trial.
+
+    With `fuse`, trials with equal `fusion_key` share a group (at most `max_size`); otherwise, or
+    when nothing matches, a group is one trial.
+    """
+    if not fuse:
+        return [[trial] for trial in trials]
+    open_groups: dict[tuple, list[Trial]] = {}
+    groups: list[list[Trial]] = []
+    for trial in trials:
+        key = fusion_key(trial)
+        group = open_groups.get(key)
+        if group is None or len(group) == max_size:
+            group = open_groups[key] = []
+            groups.append(group)
+        group.append(trial)
+    return groups
+
+
 class EpochClock(keras.callbacks.Callback):
-    """Adds each epoch's wall-clock seconds to the logs, so CSVLogger records them, and remembers
-    the first epoch this process ran (above 0 when BackupAndRestore resumed the model)."""
+    """Adds each epoch's wall-clock seconds to the logs and remembers the first epoch this process
+    ran (above 0 when BackupAndRestore resumed the model)."""
 
     first_epoch: int | None = None
 
@@ -990,14 +1032,90 @@ class EpochSeeds(keras.callbacks.Callback):
                 variable.assign(np.array([epoch_seed, 0], dtype=variable.dtype))
 
 
+HISTORY_METRICS = ("accuracy", "loss", "seconds", "val_accuracy", "val_loss")
+
+
+def branch_log_key(name: str, metric: str, fused: bool) -> str:
+    """Where Keras logs `metric` of output `name`: `loss`, or `<name>_loss` / `val_<name>_loss` in
+    a multi-output model. The epoch's seconds belong to the whole model."""
+    if not fused or metric == "seconds":
+        return metric
+    return f"val_{name}_{metric[4:]}" if metric.startswith("val_") else f"{name}_{metric}"
+
+
+class BranchHistory(keras.callbacks.Callback):
+    """Writes every branch's `history.csv`, one row per epoch, and notes when a branch diverges.
+
+    It does the work of Keras' CSVLogger and TerminateOnNaN for a fused model, whose logs hold every
+    branch under its own prefix: a branch whose loss turns NaN or infinite gets no more rows (its
+    last row shows the bad loss) while the others train on, since it shares no weights with them;
+    training stops when every branch has diverged. It looks once per epoch and never per batch, so
+    Keras is free to run batches without waiting for their results.
+    """
+
+    def __init__(self, names: Sequence[str], history_csvs: Sequence[Path]):
+        super().__init__()
+        self.paths = dict(zip(names, history_csvs, strict=True))
+        # A branch that diverged before an interruption stays diverged when training resumes.
+        self.diverged = {
+            name for name, path in self.paths.items() if path.exists() and not _history_is_finite(read_history(path))
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        fused = len(self.paths) > 1
+        for name, path in self.paths.items():
+            if name in self.diverged:
+                continue
+            row = {metric: float(logs[branch_log_key(name, metric, fused)]) for metric in HISTORY_METRICS}
+            new = not path.exists() or path.stat().st_size == 0
+            with path.open("a", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=["epoch", *HISTORY_METRICS], lineterminator="\n")
+                if new:
+                    writer.writeheader()
+                writer.writerow({"epoch": epoch, **row})
+            if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
+                self.diverged.add(name)
+        if len(self.diverged) == len(self.paths):
+            self.model.stop_training = True
+
+
+class GroupProgress(keras.callbacks.Callback):
+    """One short line per epoch for a fused group, in place of Keras' line of every branch's
+    metrics: the epoch, its seconds, and the spread of the branches' validation accuracy."""
+
+    def __init__(self, names: Sequence[str], epochs: int, log: Callable[[str], None]):
+        super().__init__()
+        self.names, self.epochs, self.log = list(names), epochs, log
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = {name: float(logs[branch_log_key(name, "val_accuracy", True)]) for name in self.names}
+        best = max(accuracy, key=accuracy.get)
+        self.log(
+            f"    epoch {epoch + 1}/{self.epochs}: {logs['seconds']:.1f} s, validation accuracy "
+            f"{min(accuracy.values()):.4f} to {accuracy[best]:.4f} ({best})"
+        )
+
+
+class EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, checkpointing once per epoch, declared safe for Keras to call
+    asynchronously: with save_freq="epoch" its batch hook does nothing, yet its presence alone would
+    make Keras wait for every batch's results before starting the next."""
+
+    async_safe = True
+
+
+def _history_is_finite(history: Mapping[str, Sequence[float]]) -> bool:
+    return all(math.isfinite(value) for key in ("loss", "val_loss") for value in history.get(key, ()))
+
+
 def _finish_history(history_csv: Path) -> dict[str, list[float]]:
-    """Read `history.csv` back, keeping one row per epoch (the last), and rewrite it that way.
+    """Read `history.csv` back, keeping one complete row per epoch (the last), and rewrite it so.
 
     After an interruption between the CSV row of an epoch and its checkpoint, the resumed run
-    repeats that epoch and CSVLogger appends it again.
+    repeats that epoch and appends it again; a kill during a write can leave a partial last row.
     """
     with history_csv.open(newline="") as handle:
-        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle) if all(row.values())}
     ordered = [rows[epoch] for epoch in sorted(rows)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(ordered[0]), lineterminator="\n")
@@ -1007,72 +1125,191 @@ def _finish_history(history_csv: Path) -> dict[str, list[float]]:
     return read_history(history_csv)
 
 
-def train_and_evaluate(
-    trial: Trial,
+def device_description() -> str:
+    """The device Keras trains on, e.g. "cpu" or "gpu: NVIDIA H100 80GB HBM3"."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return device.platform if device.platform == "cpu" else f"{device.platform}: {device.device_kind}"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "cpu"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"gpu: {details.get('device_name', gpus[0].name)}"
+
+
+def group_id(trial_keys: Sequence[str]) -> str:
+    """A fused group's identity: its members' fingerprints, in order. A changed member or a
+    different grouping gives a new identity, so an old group checkpoint is never picked up."""
+    return hashlib.sha256("+".join(trial_keys).encode()).hexdigest()[:12]
+
+
+def _fused_model(members: Sequence[keras.Sequential], configs: Sequence[ModelConfig], input_dim: int, steps: int):
+    """One model with a branch per member, compiled with each branch's own loss."""
+    inputs = keras.Input(shape=(input_dim,), name="fused_pixels")
+    model = keras.Model(inputs, {member.name: member(inputs) for member in members}, name="fused")
+    first = configs[0]  # optimizer and learning rate are shared by construction (fusion_key)
+    model.compile(
+        optimizer=OPTIMIZERS[first.optimizer](learning_rate=first.learning_rate),
+        loss={config.name: make_loss(config) for config in configs},
+        metrics={config.name: [keras.metrics.CategoricalAccuracy(name="accuracy")] for config in configs},
+        steps_per_execution=steps,
+    )
+    return model
+
+
+def _hand_over_optimizer_state(fused_optimizer: keras.optimizers.Optimizer, member: keras.Model) -> None:
+    """Copy a branch's optimizer state (step count, Adam's moments, ...) from the fused model's
+    optimizer to the member's own, so its `model.keras` can train on exactly as a model trained
+    alone. Slot variables are named after the weight's path, which starts with the member's name."""
+    member.optimizer.build(member.trainable_variables)
+    fused_state = {variable.path.split("/", 1)[1]: variable for variable in fused_optimizer.variables}
+    for variable in member.optimizer.variables:
+        variable.assign(fused_state[variable.path.split("/", 1)[1]])
+
+
+def train_group(
+    trials: Sequence[Trial],
     data: PreparedData,
-    model_dir: Path,
+    model_dirs: Sequence[Path],
     *,
-    context: Mapping[str, object],
+    checkpoint_dir: Path,
+    contexts: Sequence[Mapping[str, object]],
+    fused_group: str | None = None,
     verbose: int | str = "auto",
+    log: Callable[[str], None] = print,
     tensorboard_dir: Path | None = None,
-) -> dict:
-    """Train one model, evaluate it on the test set, and write its files to `model_dir`.
+    steps_per_execution: int = STEPS_PER_EXECUTION,
+) -> list[dict]:
+    """Train one group of trials (one trial, or several fused), evaluate each on the test set, and
+    write each one's files to its folder.
 
-    Files: `history.csv` (written epoch by epoch by Keras' CSVLogger), `checkpoint/` (Keras'
-    BackupAndRestore, while training), `curves.png`, `model.keras`, `test_predictions.npy`
-    (predicted digit per test image) and, last, `result.json`. A `checkpoint/` left by an
-    interrupted run is picked up: training continues from its last finished epoch.
+    Files per trial: `history.csv` (a row per finished epoch), `curves.png`, `model.keras`,
+    `test_predictions.npy` (predicted digit per test image) and, last, `result.json`. While the group
+    trains, Keras' BackupAndRestore keeps its last finished epoch in `checkpoint_dir`; a checkpoint
+    left by an interrupted run of the same group is picked up and training continues from it. A
+    history without its checkpoint is stale and is started again.
 
-    A loss that turns NaN or infinite stops training at once (TerminateOnNaN); the result then has
-    status "diverged" and no test figures.
+    A loss that turns NaN or infinite stops that model (its result has status "diverged" and no test
+    figures); the other models of the group train on.
 
     Args:
-        trial: the configuration and seed.
+        trials: one trial, or several with the same `fusion_key`, each configuration at most once.
         data: prepared arrays.
-        model_dir: this model's folder (created if needed).
-        context: facts recorded in the result as they are (data source, backend, versions).
-        verbose: Keras' fit verbosity: 1 a progress bar, 2 one line per epoch, 0 silent.
-        tensorboard_dir: where Keras' TensorBoard callback writes this trial's epoch scalars
-            (None: no TensorBoard logging).
+        model_dirs: each trial's folder (created if needed).
+        checkpoint_dir: the group's checkpoint folder.
+        contexts: per trial, facts recorded in its result as they are (data source, versions, ...).
+        fused_group: the group's identity (`group_id`), recorded in each result.
+        verbose: Keras' fit verbosity: 1 a progress bar, 2 one line per epoch, 0 silent. A fused
+            group logs one short line per epoch instead (unless 0).
+        log: where a fused group's epoch lines go.
+        tensorboard_dir: where Keras' TensorBoard callback writes epoch scalars (None: no logging);
+            for a one-trial group.
+        steps_per_execution: batches per compiled call.
 
     Returns:
-        The result record also written to `result.json`.
+        The result records also written to each `result.json`, in the order of `trials`.
     """
-    config = trial.config
-    keras.backend.clear_session()  # free the previous model's graph, so memory does not grow per model
-    # set_random_seed also seeds TensorFlow when it is installed, importing it even on JAX.
-    with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
-        keras.utils.set_random_seed(trial.seed)
-    model = compile_model(build_model(config, data.input_dim), config)
-    model_dir.mkdir(parents=True, exist_ok=True)
+    if len({fusion_key(trial) for trial in trials}) != 1 or len({t.config.name for t in trials}) != len(trials):
+        raise ValueError(
+            "a fused group needs one seed, batch size, epochs, optimizer and learning rate, and distinct names"
+        )
+    first = trials[0]
+    keras.backend.clear_session()  # free the previous models' graphs, so memory does not grow per model
+    members = []
+    for trial in trials:
+        # Seeded member by member, so each starts from the weights it would have on its own.
+        # set_random_seed also seeds TensorFlow when it is installed, importing it even on JAX.
+        with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
+            keras.utils.set_random_seed(trial.seed)
+        members.append(build_model(trial.config, data.input_dim))
+    configs = [trial.config for trial in trials]
+    names = [config.name for config in configs]
+    fused = len(members) > 1
+    if fused:
+        model = _fused_model(members, configs, data.input_dim, steps_per_execution)
+        y_train, y_val = ({name: labels for name in names} for labels in (data.y_train, data.y_val))
+    else:
+        model = compile_model(members[0], first.config, steps_per_execution=steps_per_execution)
+        y_train, y_val = data.y_train, data.y_val
+    for model_dir in model_dirs:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        if not checkpoint_dir.exists():
+            (model_dir / "history.csv").unlink(missing_ok=True)
 
     clock = EpochClock()
+    progress = [GroupProgress(names, first.config.epochs, log)] if fused and verbose else []
+    history = BranchHistory(
+        [config.name for config in configs], [model_dir / "history.csv" for model_dir in model_dirs]
+    )
     tensorboard = (
         [] if tensorboard_dir is None else [keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)]
     )
     model.fit(
         data.x_train,
-        data.y_train,
-        validation_data=(data.x_val, data.y_val),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        verbose=verbose,
-        # Order matters: the CSV row of an epoch is written before its checkpoint, so a resumed
+        y_train,
+        validation_data=(data.x_val, y_val),
+        epochs=first.config.epochs,
+        batch_size=first.config.batch_size,
+        verbose=0 if fused else verbose,
+        # Order matters: an epoch's history rows are written before its checkpoint, so a resumed
         # run never misses an epoch (it may repeat one, which _finish_history folds away).
         callbacks=[
-            EpochSeeds(trial.seed),
+            EpochSeeds(first.seed),
             clock,
-            keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.CSVLogger(str(model_dir / "history.csv"), append=True),
+            history,
             # double_checkpoint: a kill while the weights are written leaves the previous epoch's.
-            keras.callbacks.BackupAndRestore(str(model_dir / "checkpoint"), double_checkpoint=True),
+            EpochBackupAndRestore(str(checkpoint_dir), double_checkpoint=True),
+            *progress,
             *tensorboard,
         ],
     )
+    test = model.evaluate(
+        data.x_test,
+        {config.name: data.y_test for config in configs} if fused else data.y_test,
+        batch_size=EVAL_BATCH_SIZE,
+        verbose=0,
+        return_dict=True,
+    )
+    outputs = model.predict(data.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    run_facts = {
+        "backend": keras.backend.backend(),
+        "device": device_description(),
+        "steps_per_execution": steps_per_execution,
+        "fused_group": fused_group,
+        "fused_group_size": len(trials),
+        "resumed_from_epoch": clock.first_epoch or None,
+        "samples": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)},
+    }
+    results = []
+    for trial, member, model_dir, trial_context in zip(trials, members, model_dirs, contexts, strict=True):
+        name = trial.config.name
+        if fused:  # the member holds its trained weights; give it its optimizer state too
+            _hand_over_optimizer_state(model.optimizer, compile_model(member, trial.config, steps_per_execution))
+        test_figures = {metric: test[branch_log_key(name, metric, fused)] for metric in ("accuracy", "loss")}
+        predictions = np.asarray(outputs[name] if fused else outputs).argmax(axis=1)
+        results.append(
+            _finish_trial(trial, member, model_dir, test_figures, predictions, {**trial_context, **run_facts})
+        )
+    return results
+
+
+def _finish_trial(
+    trial: Trial,
+    model: keras.Model,
+    model_dir: Path,
+    test: Mapping[str, float],
+    predictions: np.ndarray,
+    context: Mapping[str, object],
+) -> dict:
+    """Write one trained trial's files and return its result record (`result.json`, written last)."""
+    config = trial.config
     history = _finish_history(model_dir / "history.csv")
     last = {key: values[-1] for key, values in history.items()}
-    diverged = not all(math.isfinite(last[key]) for key in ("loss", "val_loss"))
-
+    diverged = not _history_is_finite(history)
     result = {
         "name": config.name,
         "trial": trial.folder,
@@ -1089,23 +1326,42 @@ def train_and_evaluate(
         "train_loss": last["loss"],
         "parameters": int(model.count_params()),
         "epochs_run": len(history["loss"]),
-        "resumed_from_epoch": clock.first_epoch or None,
         "train_seconds": round(sum(history["seconds"]), 3),
         "seconds_per_epoch": round(float(np.median(history["seconds"])), 3),
-        "samples": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)},
         **context,
     }
     if diverged:
         result["reason"] = f"loss became {last['loss']} in epoch {len(history['loss']) - 1}; training stopped"
     else:
-        test = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
-        predictions = model.predict(data.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0).argmax(axis=1)
         result.update(test_accuracy=float(test["accuracy"]), test_loss=float(test["loss"]))
         save_array_atomic(model_dir / "test_predictions.npy", predictions.astype(np.uint8))
         save_model_atomic(model, model_dir / "model.keras")
     save_figure(plot_history(history, title=trial.folder), model_dir / "curves.png")
     result["finished_at"] = now_iso()
     write_json_atomic(model_dir / "result.json", result)
+    return result
+
+
+def train_and_evaluate(
+    trial: Trial,
+    data: PreparedData,
+    model_dir: Path,
+    *,
+    context: Mapping[str, object],
+    verbose: int | str = "auto",
+    tensorboard_dir: Path | None = None,
+) -> dict:
+    """Train one trial on its own (a group of one, checkpointing in `model_dir/checkpoint`); see
+    `train_group`. Returns its result record."""
+    (result,) = train_group(
+        [trial],
+        data,
+        [model_dir],
+        checkpoint_dir=model_dir / "checkpoint",
+        contexts=[context],
+        verbose=verbose,
+        tensorboard_dir=tensorboard_dir,
+    )
     return result
 
 
@@ -1922,6 +2178,7 @@ QUICK_TEST_DIGITS = 500
 DEFAULT_REPEATS = 3
 MAX_REPEATS = 100
 TENSORBOARD_FOLDER = "tensorboard"
+FUSED_FOLDER = ".fused"  # fused groups' checkpoints while they train; out of the summaries' sight
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -2019,6 +2276,14 @@ def make_parser(prog: str, description: str) -> ArgumentParser:
         f"mean, spread and a 95%% interval (default: {DEFAULT_REPEATS}, or 1 with --quick)",
     )
     parser.add_argument(
+        "--no-fuse",
+        dest="fuse",
+        action="store_false",
+        help="train every model on its own. By default models that share seed, epochs, batch size, "
+        "optimizer and learning rate train together as branches of one model: the same numbers, "
+        "several times faster, but each model's seconds are then its group's",
+    )
+    parser.add_argument(
         "--tensorboard",
         action="store_true",
         help=f"also log every epoch to TensorBoard and the sweep to its HParams dashboard, in "
@@ -2096,6 +2361,7 @@ def run_sweep(
         "validation_split": args.validation_split,
         "quick": args.quick,
         "repeats": repeats,
+        "fuse": args.fuse and not args.tensorboard,
         "models": [model.name for model in models],
         **context,
     }
@@ -2107,56 +2373,31 @@ def run_sweep(
     log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {args.seed}")
     log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
 
-    # Train each model; each one's files are complete the moment it finishes.
+    # Train: finished trials are kept; the rest train in groups (fused unless --no-fuse), and each
+    # trial's files are complete the moment its group finishes.
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, one line per epoch in logs
     started = time.perf_counter()
-    status, trained = 0, 0
+    status = 0
+    keys = {trial: trial_key(trial, data_identity) for trial in trials}
+    pending = []
+    for trial in trials:
+        if resume_action(run_dir / trial.folder, keys[trial]) == "skip":
+            log(f"{trial.folder}: finished earlier with the same configuration; kept")
+        else:
+            pending.append(trial)
+    fuse = args.fuse and not args.tensorboard  # TensorBoard logs one run per model
+    groups = plan_groups(pending, fuse=fuse)
+    done = 0
     try:
-        for number, trial in enumerate(trials, start=1):
-            name, key = trial.folder, trial_key(trial, data_identity)
-            model_dir = run_dir / name
-            elapsed = datetime.timedelta(seconds=round(time.perf_counter() - started))
-            action = resume_action(model_dir, key)
-            if action == "skip":
-                log(f"[{number}/{len(trials)}] {name}: finished earlier with the same configuration; kept")
-                continue
-            which = f"repeat {trial.repeat + 1} of {repeats}, seed {trial.seed}, " if repeats > 1 else ""
-            # Estimated from the runs trained so far in this process (skipped ones cost nothing).
-            left = len(trials) - number + 1
-            eta = (
-                f", about {datetime.timedelta(seconds=round(elapsed.total_seconds() / trained * left))} left"
-                if trained
-                else ""
-            )
-            log(f"\n[{number}/{len(trials)}] {name}  ({which}elapsed {elapsed}{eta})")
-            trained += 1
-            if action == "replace":
-                log(f"    configuration changed or failed before: old folder moved to {move_aside(model_dir)}")
-            elif action == "continue":
-                log("    continuing from its checkpoint")
-            model_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(
-                model_dir / "trial.json", {"trial_key": key, "seed": trial.seed, "config": trial.config.to_dict()}
-            )
-            try:
-                result = train_and_evaluate(
-                    trial,
-                    data,
-                    model_dir,
-                    context={**context, "trial_key": key},
-                    verbose=verbose,
-                    tensorboard_dir=run_dir / TENSORBOARD_FOLDER / trial.folder if args.tensorboard else None,
-                )
-            except Exception as error:  # one model's failure (e.g. out of memory) must not stop the sweep
-                result = failure_record(trial, error, key, context)
-                write_json_atomic(model_dir / "result.json", result)
-            if result["status"] == "ok":
-                log(
-                    f"    test accuracy {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, "
-                    f"{result['parameters']:,} parameters, {result['train_seconds']:.1f} s"
-                )
-            else:
-                log(f"    {result['status'].upper()}: {result['reason']}")
+        for number, group in enumerate(groups, start=1):
+            elapsed = time.perf_counter() - started
+            # Estimated from the trials trained so far in this process (skipped ones cost nothing).
+            eta = f", about {_duration(elapsed / done * (len(pending) - done))} left" if done else ""
+            log(f"\n[{number}/{len(groups)}] {_group_title(group, repeats)}  (elapsed {_duration(elapsed)}{eta})")
+            for trial in group:
+                _open_trial_folder(run_dir / trial.folder, keys[trial], trial, log)
+            _train_group_isolated(group, data, run_dir, keys, context, args, verbose, log)
+            done += len(group)
     except KeyboardInterrupt:
         finished = len(read_results(run_dir))
         log(f"\nInterrupted: {finished} finished model(s) are kept in {run_dir}; summarizing those.")
@@ -2167,9 +2408,8 @@ def run_sweep(
     rows = build_views(run_dir, data)
     if rows:
         log("\n" + format_leaderboard(rows))
-    total = datetime.timedelta(seconds=round(time.perf_counter() - started))
     log(
-        f"\n{len(rows)} configuration(s) in {total}. Report: {run_dir / 'report.html'} "
+        f"\n{len(rows)} configuration(s) in {_duration(time.perf_counter() - started)}. Report: {run_dir / 'report.html'} "
         f"(also summary.csv, comparison.png, confusion_matrix.png, misclassified.png)"
     )
     if source.kind == "embedded-sample":
@@ -2179,3 +2419,86 @@ def run_sweep(
         log(f"Failed: {', '.join(failed)} (reasons in summary.csv); rerun them with --resume {run_dir}")
         status = EXIT_MODEL_FAILED
     return status
+
+
+def _duration(seconds: float) -> datetime.timedelta:
+    return datetime.timedelta(seconds=round(seconds))
+
+
+def _group_title(group: Sequence[Trial], repeats: int) -> str:
+    """The sweep line of a group: the model (and which repeat), or the fused models."""
+    trial = group[0]
+    if len(group) == 1:
+        which = f"  (repeat {trial.repeat + 1} of {repeats}, seed {trial.seed})" if repeats > 1 else ""
+        return f"{trial.folder}{which}"
+    config = trial.config
+    return (
+        f"{len(group)} models fused (seed {trial.seed}, {config.epochs} epoch{'s' if config.epochs > 1 else ''}, batch {config.batch_size}, "
+        f"{config.optimizer} {config.learning_rate:g}): {', '.join(t.folder for t in group)}"
+    )
+
+
+def _open_trial_folder(model_dir: Path, key: str, trial: Trial, log: Callable[[str], None]) -> None:
+    """Make a trial's folder ready to train: an old attempt of another configuration, or a failed
+    one, is moved aside; `trial.json` records what is training there."""
+    action = resume_action(model_dir, key)
+    if action == "replace":
+        log(f"    {trial.folder}: configuration changed or failed before; old folder moved to {move_aside(model_dir)}")
+    elif action == "continue":
+        log(f"    {trial.folder}: continuing from its checkpoint")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        model_dir / "trial.json", {"trial_key": key, "seed": trial.seed, "config": trial.config.to_dict()}
+    )
+
+
+def _train_group_isolated(
+    group: Sequence[Trial],
+    data: PreparedData,
+    run_dir: Path,
+    keys: Mapping[Trial, str],
+    context: Mapping[str, object],
+    args: argparse.Namespace,
+    verbose: int | str,
+    log: Callable[[str], None],
+) -> None:
+    """Train one group and log each result. A fused group that raises is trained again model by
+    model, so one model's failure (out of memory, say) is recorded against that model alone and the
+    sweep goes on."""
+    fused = len(group) > 1
+    group_keys = [keys[trial] for trial in group]
+    checkpoint_dir = (
+        run_dir / FUSED_FOLDER / group_id(group_keys) if fused else run_dir / group[0].folder / "checkpoint"
+    )
+    try:
+        results = train_group(
+            group,
+            data,
+            [run_dir / trial.folder for trial in group],
+            checkpoint_dir=checkpoint_dir,
+            contexts=[{**context, "trial_key": key} for key in group_keys],
+            fused_group=group_id(group_keys) if fused else None,
+            verbose=verbose,
+            log=log,
+            tensorboard_dir=run_dir / TENSORBOARD_FOLDER / group[0].folder if args.tensorboard else None,
+        )
+    except Exception as error:
+        if fused:
+            log(f"    fused training failed ({type(error).__name__}); training these models one by one")
+            for trial in group:
+                if (run_dir / trial.folder / "result.json").exists():
+                    continue  # finished before the group failed
+                log(f"    {trial.folder}:")
+                _train_group_isolated([trial], data, run_dir, keys, context, args, verbose, log)
+            return
+        results = [failure_record(group[0], error, group_keys[0], context)]
+        write_json_atomic(run_dir / group[0].folder / "result.json", results[0])
+    for result in results:
+        prefix = f"    {result['trial']}: " if fused else "    "
+        if result["status"] == "ok":
+            log(
+                f"{prefix}test accuracy {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, "
+                f"{result['parameters']:,} parameters, {result['train_seconds']:.1f} s"
+            )
+        else:
+            log(f"{prefix}{result['status'].upper()}: {result['reason']}")

@@ -71,7 +71,7 @@ def test_loop_script_quick_run_writes_every_file(tmp_path, synthetic_npz):
     assert finished.returncode == 0, finished.stderr
     summary = assert_consistent_run_folder(out, names, epochs=1)
     assert f"Data: MNIST files at {synthetic_npz} (600 train / 200 test digits)" in finished.stdout
-    assert "[3/3] dense_128_relu_sigmoid_out" in finished.stdout
+    assert f"[1/1] 3 models fused (seed {common.DEFAULT_SEED}, 1 epoch," in finished.stdout
     assert summary[0]["name"] in finished.stdout.split(" #  model")[-1]  # the leaderboard is printed
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == common.DEFAULT_SEED and run["models"] == names and run["data"]["kind"] == "path"

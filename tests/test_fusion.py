@@ -1,0 +1,185 @@
+"""Fused training: models that share seed, batch size, epochs and optimizer train as branches of one
+model, and each branch computes exactly what its model computes alone."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import common
+import model_builder_loop
+
+keras = common.keras
+
+# Different widths, depths, dropout, output activations and losses; one seed, epochs, batch size.
+BRANCHES = {
+    "wide": {"hidden_units": [32], "epochs": 2, "batch_size": 64},
+    "deep_dropout": {"hidden_units": [16, 16], "dropout": 0.2, "epochs": 2, "batch_size": 64},
+    "sigmoid_out": {"hidden_units": [8], "output_activation": "sigmoid", "epochs": 2, "batch_size": 64},
+    "regression": {"hidden_units": [], "epochs": 2, "batch_size": 64},
+}
+
+
+def trials(seed=7, **overrides):
+    return [
+        common.Trial(common.validate_config(name, {**fields, **overrides}), seed) for name, fields in BRANCHES.items()
+    ]
+
+
+def train(group, data, folder, **options):
+    return common.train_group(
+        group,
+        data,
+        [folder / trial.folder for trial in group],
+        checkpoint_dir=folder / "checkpoint",
+        contexts=[{}] * len(group),
+        verbose=0,
+        **options,
+    )
+
+
+def weights(model_dir):
+    """A saved model's weights and then its optimizer's state (step count, moments)."""
+    with warnings.catch_warnings():  # Keras only warns when a saved optimizer state does not fit
+        warnings.filterwarnings("error", message="Skipping variable loading")
+        model = keras.models.load_model(model_dir / "model.keras")
+    return [np.asarray(w) for w in (*model.get_weights(), *model.optimizer.variables)]
+
+
+@pytest.fixture
+def data(synthetic_mnist):
+    return common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
+
+
+def test_fused_branches_end_with_the_weights_of_models_trained_alone(tmp_path, data):
+    group = trials()
+    fused = train(group, data, tmp_path / "fused")
+    for trial, together in zip(group, fused, strict=True):
+        (alone,) = train([trial], data, tmp_path / "alone" / trial.folder)
+        for fused_weight, alone_weight in zip(
+            weights(tmp_path / "fused" / trial.folder),
+            weights(tmp_path / "alone" / trial.folder / trial.folder),
+            strict=True,
+        ):
+            np.testing.assert_allclose(fused_weight, alone_weight, rtol=1e-4, atol=1e-6)
+        for key in ("test_accuracy", "val_accuracy", "train_accuracy"):
+            assert together[key] == pytest.approx(alone[key], abs=1e-6), (trial.folder, key)
+        for key in ("test_loss", "val_loss", "train_loss"):
+            assert together[key] == pytest.approx(alone[key], rel=1e-4), (trial.folder, key)
+        assert together["fused_group_size"] == len(group) and alone["fused_group_size"] == 1
+        assert together["epochs_run"] == alone["epochs_run"] == 2
+
+
+def test_a_diverging_branch_stops_alone_and_leaves_the_others_untouched(tmp_path, data, monkeypatch):
+    build_model = common.build_model
+
+    def blowing_up(config, input_dim, num_classes=common.NUM_CLASSES):
+        model = build_model(config, input_dim, num_classes)
+        if config.name != "wide":
+            return model
+        # Multiplying by infinity turns this branch's loss NaN from the first batch.
+        return keras.Sequential([*model.layers, keras.layers.Lambda(lambda x: x * np.inf)], name=config.name)
+
+    group = trials()
+    reference = train(group, data, tmp_path / "reference")
+    monkeypatch.setattr(common, "build_model", blowing_up)
+    poisoned = train(group, data, tmp_path / "poisoned")
+
+    assert poisoned[0]["status"] == "diverged" and poisoned[0]["epochs_run"] == 1
+    assert "loss became nan in epoch 0" in poisoned[0]["reason"]
+    for healthy, expected in zip(poisoned[1:], reference[1:], strict=True):
+        assert healthy["status"] == "ok" and healthy["epochs_run"] == 2
+        assert healthy["test_loss"] == pytest.approx(expected["test_loss"], rel=1e-5)
+
+
+def test_plan_groups_fuses_trials_with_the_same_key_in_plan_order():
+    configs = [
+        common.validate_config("a", {}),
+        common.validate_config("b", {"batch_size": 32}),
+        common.validate_config("c", {"hidden_units": [8]}),
+        common.validate_config("d", {"learning_rate": 0.01}),
+    ]
+    planned = common.plan_trials(configs, seed=1, repeats=2)
+    groups = common.plan_groups(planned, fuse=True)
+    folders = [[trial.folder for trial in group] for group in groups]
+    seed = common.repeat_seed(1, 1)
+    assert folders == [
+        ["a", "c"],
+        [f"a@seed{seed}", f"c@seed{seed}"],
+        ["b"],
+        [f"b@seed{seed}"],
+        ["d"],
+        [f"d@seed{seed}"],
+    ]
+    assert common.plan_groups(planned, fuse=False) == [[trial] for trial in planned]
+    capped = common.plan_groups(common.plan_trials(configs[:1] + configs[2:3], 1), fuse=True, max_size=1)
+    assert [len(group) for group in capped] == [1, 1]
+
+
+def test_a_group_needs_one_fusion_key(tmp_path, data):
+    mixed = [trials()[0], common.Trial(common.validate_config("other", {"epochs": 3}), 7)]
+    with pytest.raises(ValueError, match="a fused group needs one seed, batch size, epochs"):
+        train(mixed, data, tmp_path)
+
+
+def run_loop(*arguments):
+    return model_builder_loop.main(["--repeats", "1", *(str(argument) for argument in arguments)])
+
+
+def sweep_file(tmp_path):
+    lines = []
+    for name, fields in BRANCHES.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in fields.items())
+    path = tmp_path / "sweep.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, synthetic_npz):
+    config = sweep_file(tmp_path)
+    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "fused") == 0
+    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "alone", "--no-fuse") == 0
+    assert not (tmp_path / "fused" / common.FUSED_FOLDER).exists() or not any(
+        (tmp_path / "fused" / common.FUSED_FOLDER).iterdir()
+    )
+    for name in BRANCHES:
+        fused_dir, alone_dir = tmp_path / "fused" / name, tmp_path / "alone" / name
+        assert sorted(p.name for p in fused_dir.iterdir()) == sorted(p.name for p in alone_dir.iterdir())
+        fused, alone = (json.loads((folder / "result.json").read_text()) for folder in (fused_dir, alone_dir))
+        assert set(fused) == set(alone)
+        assert fused["fused_group"] is not None and alone["fused_group"] is None
+        assert (
+            fused["steps_per_execution"] == common.STEPS_PER_EXECUTION and fused["backend"] == keras.backend.backend()
+        )
+        assert fused["test_loss"] == pytest.approx(alone["test_loss"], rel=1e-4)
+        np.testing.assert_array_equal(
+            np.load(fused_dir / "test_predictions.npy"), np.load(alone_dir / "test_predictions.npy")
+        )
+
+
+def test_an_interrupted_fused_group_resumes_from_its_checkpoint(tmp_path, synthetic_npz, monkeypatch, capsys):
+    config = sweep_file(tmp_path)
+    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "whole") == 0
+    save = common.EpochBackupAndRestore.on_epoch_end
+
+    def interrupted_after_the_first_epoch(self, epoch, logs=None):
+        save(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(common.EpochBackupAndRestore, "on_epoch_end", interrupted_after_the_first_epoch)
+    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "cut") == common.EXIT_INTERRUPTED
+    assert list((tmp_path / "cut" / common.FUSED_FOLDER).iterdir())  # the group's checkpoint is kept
+    monkeypatch.setattr(common.EpochBackupAndRestore, "on_epoch_end", save)
+    capsys.readouterr()
+    assert run_loop("--config", config, "--data", synthetic_npz, "--resume", tmp_path / "cut") == 0
+    assert capsys.readouterr().out.count("continuing from its checkpoint") == len(BRANCHES)
+    for name in BRANCHES:
+        whole, cut = (json.loads((tmp_path / run / name / "result.json").read_text()) for run in ("whole", "cut"))
+        assert cut["resumed_from_epoch"] == 1 and cut["epochs_run"] == 2
+        assert cut["test_loss"] == pytest.approx(whole["test_loss"], rel=1e-5)
+        history = common.read_history(tmp_path / "cut" / name / "history.csv")
+        assert history["val_loss"] == pytest.approx(
+            common.read_history(tmp_path / "whole" / name / "history.csv")["val_loss"], rel=1e-5
+        )
