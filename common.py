@@ -112,6 +112,16 @@ TENSORFLOW_IMPORT_NOISE = re.compile(r"^(I\d{4} |WARNING: All log messages befor
 
 os.environ["KERAS_BACKEND"] = backend_from_argv(sys.argv[1:], os.environ)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's runtime warnings, once imported
+# One inter-op thread: these nets are chains of ops with nothing to run side by side, and extra
+# inter-op threads only compete with the intra-op ones (benchmarks/speed.py measures both).
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+# JAX keeps compiled programs on disk, keyed by the program: repeats, same-shape models and the
+# next run skip compiling. JAX_COMPILATION_CACHE_DIR moves it; an empty value turns it off.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-dense-explorer" / "jax"),
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
     import keras  # must follow the backend choice above
@@ -2432,8 +2442,9 @@ def _group_title(group: Sequence[Trial], repeats: int) -> str:
         which = f"  (repeat {trial.repeat + 1} of {repeats}, seed {trial.seed})" if repeats > 1 else ""
         return f"{trial.folder}{which}"
     config = trial.config
+    which = f"repeat {trial.repeat + 1} of {repeats}, " if repeats > 1 else ""  # one seed: one repeat
     return (
-        f"{len(group)} models fused (seed {trial.seed}, {config.epochs} epoch{'s' if config.epochs > 1 else ''}, batch {config.batch_size}, "
+        f"{len(group)} models fused ({which}seed {trial.seed}, {config.epochs} epoch{'s' if config.epochs > 1 else ''}, batch {config.batch_size}, "
         f"{config.optimizer} {config.learning_rate:g}): {', '.join(t.folder for t in group)}"
     )
 

@@ -1,0 +1,414 @@
+"""How fast the explorer trains, side by side with the seed's way, PyTorch and hand-written JAX.
+
+One run trains the same networks on the same data through every path and prints one table (and
+writes it as JSON), so the figures are comparable even on a noisy machine: read the ratios.
+
+Paths:
+- seed's way: Keras on TensorFlow, a `Sequential`, plain `fit`, one model at a time, no callbacks;
+- ours: the project's training function (`common.train_group`: checkpoint and history every epoch,
+  test evaluation, files) on each backend, one model, and eight 784-128-10 models fused;
+- PyTorch: a plain eager loop (benchmarks/reference_loops.py);
+- hand-written JAX: the whole epoch as one jitted `lax.scan` (benchmarks/reference_loops.py).
+
+Each path runs in a fresh process (Keras picks its backend once per process), so its peak memory
+is that process's (imports and data included). The Keras paths also evaluate the validation split
+every epoch (about 4% more work); the reference loops do not. Reported per path and network:
+median seconds per steady epoch (the first one, which compiles, is reported apart), samples per
+second, GFLOP/s achieved and its share of a measured float32 matmul ceiling, peak memory and test
+accuracy. With `--sweep`, the whole default sweep of `model_builder_loop.py` (13 networks, one run
+each) is also timed the seed's way and ours, with each model's test accuracy side by side.
+
+    pip install -r requirements-bench.txt
+    python benchmarks/speed.py --data ../shared/data/mnist              # networks only, ~5 min
+    python benchmarks/speed.py --data ../shared/data/mnist --sweep      # plus the default sweep, ~15 min
+    python benchmarks/speed.py --epochs 2                               # MNIST-shaped synthetic data
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "benchmarks")]
+
+import reference_loops  # noqa: E402  (plain numpy at import; the frameworks load in the workers)
+
+NETWORKS = {"784-128-10": [128], "784-512-512-10": [512, 512]}
+FUSED_COPIES = 8  # the fused case: this many 784-128-10 networks as branches of one model
+SEED = 42
+SEED_WAY = "seed's way (Keras+TF, plain fit)"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Workers: each runs in its own process and prints one JSON line
+# ---------------------------------------------------------------------------------------------------
+
+
+def load_data(path: str | None, synthetic_train: int = 60_000):
+    """The prepared arrays every path trains on: real MNIST from `path`, else MNIST-shaped synthetic
+    digits (learnable stripes plus noise), so the benchmark runs anywhere."""
+    import common
+
+    if path:
+        train, test, _ = common.load_mnist(path, seed=SEED, log=lambda line: None)
+    else:
+        import numpy as np
+
+        rng = np.random.default_rng(SEED)
+
+        def digits(count):
+            labels = rng.integers(0, 10, count).astype(np.uint8)
+            images = rng.integers(0, 60, size=(count, 28, 28)).astype(np.uint8)
+            for row in range(5):
+                images[np.arange(count), 2 * labels + 2 + row, 4:24] = 230
+            return images, labels
+
+        train, test = digits(synthetic_train), digits(synthetic_train // 6)
+    return common.prepare_data(train, test, validation_split=0.1, seed=SEED)
+
+
+def seconds_from_keras(history) -> list[float]:
+    return [float(value) for value in history.history["seconds"]]
+
+
+def work_keras(task: dict) -> dict:
+    """The seed's way (plain fit) or ours (`train_group`), on the backend the process was started with."""
+    started = time.perf_counter()
+    import common
+
+    keras = common.keras
+    imported = time.perf_counter()
+    data = load_data(task["data"])
+    loaded = time.perf_counter()
+    copies = task.get("copies", 1)
+    configs = [
+        common.validate_config(
+            f"m{index}", {"hidden_units": task["hidden"], "epochs": task["epochs"], "batch_size": task["batch"]}
+        )
+        for index in range(copies)
+    ]
+    if task["path"] == "seed":
+        keras.utils.set_random_seed(SEED)
+        model = common.compile_model(common.build_model(configs[0], data.input_dim), configs[0])
+        history = model.fit(
+            data.x_train,
+            data.y_train,
+            validation_data=(data.x_val, data.y_val),
+            epochs=task["epochs"],
+            batch_size=task["batch"],
+            verbose=0,
+            callbacks=[common.EpochClock()],
+        )
+        seconds = seconds_from_keras(history)
+        accuracy = [model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)["accuracy"]]
+    else:
+        trials = [common.Trial(config, SEED) for config in configs]
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch)
+            results = common.train_group(
+                trials,
+                data,
+                [folder / trial.folder for trial in trials],
+                checkpoint_dir=folder / "checkpoint",
+                contexts=[{}] * len(trials),
+                verbose=0,
+                steps_per_execution=task.get("steps", common.STEPS_PER_EXECUTION),
+            )
+            seconds = common.read_history(folder / trials[0].folder / "history.csv")["seconds"]
+        accuracy = [result["test_accuracy"] for result in results]
+    return {
+        "seconds_per_epoch": seconds,
+        "test_accuracy": statistics.mean(accuracy),
+        "samples": len(data.x_train),
+        "import_seconds": imported - started,
+        "data_seconds": loaded - imported,
+    }
+
+
+def work_reference(task: dict) -> dict:
+    """PyTorch or hand-written JAX on the same prepared arrays (integer labels)."""
+    data = load_data(task["data"])
+    train = reference_loops.train_pytorch if task["path"] == "pytorch" else reference_loops.train_jax_scan
+    result = train(
+        task["hidden"],
+        data.x_train,
+        data.y_train.argmax(axis=1),
+        data.x_test,
+        data.test_labels,
+        epochs=task["epochs"],
+        batch_size=task["batch"],
+        seed=SEED,
+    )
+    return {**result, "samples": len(data.x_train)}
+
+
+def work_seed_sweep(task: dict) -> dict:
+    """The default sweep the seed's way: every configuration of model_builder_loop.CONFIGS, one after
+    the other, on TensorFlow, plain fit, no callbacks."""
+    import common
+    import model_builder_loop
+
+    keras = common.keras
+    data = load_data(task["data"])
+    overrides = {"epochs": task["epochs"]} if task["epochs"] else {}
+    accuracy = {}
+    for config in common.validate_configs(model_builder_loop.CONFIGS, overrides):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(SEED)
+        model = common.compile_model(common.build_model(config, data.input_dim), config)
+        model.fit(
+            data.x_train,
+            data.y_train,
+            validation_data=(data.x_val, data.y_val),
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            verbose=0,
+        )
+        test = model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)
+        accuracy[config.name] = float(test["accuracy"])
+    return {"test_accuracy": accuracy}
+
+
+def worker(task: dict) -> dict:
+    if task["path"] in ("seed", "ours"):
+        return work_keras(task)
+    if task["path"] == "seed_sweep":
+        return work_seed_sweep(task)
+    return work_reference(task)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The driver: runs every worker in a fresh process, then the table
+# ---------------------------------------------------------------------------------------------------
+
+
+def run_process(command: list[str], backend: str, inter_op_threads: str | None = "1") -> tuple[str, float, float]:
+    """Run `command` to the end; return its stdout, wall seconds and peak resident memory (MiB, the
+    kernel's ru_maxrss of that process: imports and data included). Output goes through files, so a
+    chatty child never blocks on a full pipe."""
+    environment = {**os.environ, "KERAS_BACKEND": backend}
+    if backend == "tensorflow" and inter_op_threads:  # the project's setting (common.py, section 1)
+        environment.setdefault("TF_NUM_INTEROP_THREADS", inter_op_threads)
+    with (
+        tempfile.TemporaryFile("w+") as stdout,
+        tempfile.TemporaryFile("w+") as stderr,
+        tempfile.TemporaryDirectory() as compile_cache,
+    ):
+        environment["JAX_COMPILATION_CACHE_DIR"] = compile_cache  # every process starts cold
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=environment, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        stdout.seek(0), stderr.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(command)}\n{stderr.read()[-3000:]}")
+        return stdout.read(), wall, usage.ru_maxrss / 1024
+
+
+def run_worker(task: dict, backend: str = "jax") -> dict:
+    inter_op_threads = task.pop("inter_op_threads", "1")
+    stdout, _, peak = run_process([sys.executable, __file__, "--worker", json.dumps(task)], backend, inter_op_threads)
+    return {**json.loads(stdout.strip().splitlines()[-1]), "peak_rss_mib": peak}
+
+
+def summarize(label: str, hidden: list[int], batch: int, result: dict, ceiling: float, models: int = 1) -> dict:
+    seconds = result["seconds_per_epoch"]
+    steady = statistics.median(seconds[1:]) if len(seconds) > 1 else seconds[0]
+    flops = reference_loops.training_flops_per_epoch(hidden, result["samples"]) * models
+    return {
+        "path": label,
+        "network": "-".join(map(str, [784, *hidden, 10])) + (f" x{models}" if models > 1 else ""),
+        "batch_size": batch,
+        "seconds_per_epoch": round(steady, 3),
+        "first_epoch_seconds": round(seconds[0], 3),
+        "samples_per_second": round(result["samples"] * models / steady),
+        "gflops": round(flops / steady / 1e9, 1),
+        "share_of_ceiling": round(flops / steady / 1e9 / ceiling, 3),
+        "peak_rss_mib": round(result["peak_rss_mib"]),
+        "test_accuracy": round(result["test_accuracy"], 4),
+    }
+
+
+TABLE = (
+    ("path", "{:<34}"),
+    ("network", "{:<18}"),
+    ("batch_size", "{:>5}"),
+    ("seconds_per_epoch", "{:>8.3f}"),
+    ("first_epoch_seconds", "{:>8.2f}"),
+    ("samples_per_second", "{:>10,}"),
+    ("gflops", "{:>7.1f}"),
+    ("share_of_ceiling", "{:>7.0%}"),
+    ("peak_rss_mib", "{:>7,}"),
+    ("test_accuracy", "{:>8.4f}"),
+)
+HEADER = ("path", "network", "batch", "s/epoch", "1st ep.", "samples/s", "GFLOP/s", "of ceil", "RSS MiB", "test acc")
+
+
+def format_table(rows: list[dict]) -> str:
+    widths = [len(fmt.format(rows[0][key])) if rows else 8 for key, fmt in TABLE]
+    lines = [
+        "  ".join(
+            title.rjust(width) if index > 1 else title.ljust(width)
+            for index, (title, width) in enumerate(zip(HEADER, widths, strict=True))
+        )
+    ]
+    lines += ["  ".join(fmt.format(row[key]) for key, fmt in TABLE) for row in rows]
+    return "\n".join(lines)
+
+
+def benchmark_networks(args, ceiling: float, log) -> list[dict]:
+    rows = []
+    for name, hidden in NETWORKS.items():
+        for batch in args.batch_sizes:
+            task = {"data": args.data, "hidden": hidden, "batch": batch, "epochs": args.epochs}
+            cases = [
+                (SEED_WAY, "tensorflow", {"path": "seed", "inter_op_threads": None}),
+                ("ours, TensorFlow", "tensorflow", {"path": "ours"}),
+                ("ours, TensorFlow, default threads", "tensorflow", {"path": "ours", "inter_op_threads": None}),
+                ("ours, JAX, steps_per_execution 1", "jax", {"path": "ours", "steps": 1}),
+                ("ours, JAX", "jax", {"path": "ours"}),
+                ("PyTorch eager loop", "jax", {"path": "pytorch"}),
+                ("hand-written JAX (lax.scan)", "jax", {"path": "jax_scan"}),
+            ]
+            for label, backend, extra in cases:
+                log(f"  {name} batch {batch}: {label} ...")
+                rows.append(summarize(label, hidden, batch, run_worker({**task, **extra}, backend), ceiling))
+    for backend in ("tensorflow", "jax"):
+        task = {
+            "data": args.data,
+            "hidden": [128],
+            "batch": 128,
+            "epochs": args.epochs,
+            "path": "ours",
+            "copies": FUSED_COPIES,
+        }
+        log(f"  {FUSED_COPIES} x 784-128-10 fused: ours, {backend} ...")
+        result = run_worker(task, backend)
+        rows.append(summarize(f"ours, {backend}, fused", [128], 128, result, ceiling, models=FUSED_COPIES))
+    return rows
+
+
+def benchmark_sweep(args, log) -> dict:
+    """The default sweep end to end, the seed's way and ours (fused, JAX), as whole processes."""
+    epochs = args.sweep_epochs
+    log(f"  default sweep, seed's way (TensorFlow, plain fit, one at a time, {epochs or 'default'} epochs) ...")
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        json.dumps({"path": "seed_sweep", "data": args.data, "epochs": epochs}),
+    ]
+    stdout, seed_wall, seed_peak = run_process(command, "tensorflow", inter_op_threads=None)
+    seed_accuracy = json.loads(stdout.strip().splitlines()[-1])["test_accuracy"]
+    log("  default sweep, ours (model_builder_loop.py, one run per model, fused, JAX) ...")
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [
+            sys.executable,
+            str(PROJECT_ROOT / "model_builder_loop.py"),
+            "--repeats",
+            "1",
+            "--seed",
+            str(SEED),
+            "--out",
+            str(Path(scratch) / "run"),
+        ]
+        command += ["--data", args.data] if args.data else []
+        command += ["--epochs", str(epochs)] if epochs else []
+        _, our_wall, our_peak = run_process(command, "jax")
+        ours = {
+            row["name"]: row["test_accuracy"]
+            for row in json.loads((Path(scratch) / "run" / "summary.json").read_text())
+        }
+    differences = {name: round(100 * (ours[name] - seed_accuracy[name]), 2) for name in seed_accuracy}
+    return {
+        "epochs": epochs or "each configuration's own (20)",
+        "seed_way_seconds": round(seed_wall, 1),
+        "ours_seconds": round(our_wall, 1),
+        "speedup": round(seed_wall / our_wall, 2),
+        "seed_way_peak_rss_mib": round(seed_peak),
+        "ours_peak_rss_mib": round(our_peak),
+        "test_accuracy": {
+            name: {"seed_way": seed_accuracy[name], "ours": ours[name], "points": differences[name]}
+            for name in seed_accuracy
+        },
+        "within_0_3_points": sum(abs(value) <= 0.3 for value in differences.values()),
+        "models": len(differences),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=None, help="MNIST folder or mnist.npz (default: MNIST-shaped synthetic data)")
+    parser.add_argument(
+        "--epochs", type=int, default=4, help="epochs per network; the first is reported apart (default: 4)"
+    )
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="batch sizes to time (default: 128)")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also time the whole default sweep, the seed's way and ours"
+    )
+    parser.add_argument(
+        "--sweep-epochs", type=int, default=None, help="epochs per model in the sweep (default: its own, 20)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.epochs < 2:
+        parser.error(f"--epochs {args.epochs}: needs at least 2 (the first epoch compiles and is reported apart)")
+
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    ceiling = reference_loops.matmul_ceiling_gflops()
+    log(f"float32 matmul ceiling: {ceiling:.0f} GFLOP/s (numpy, {reference_loops.available_cores()} cores)")
+    rows = benchmark_networks(args, ceiling, log)
+    figures = {
+        "data": args.data or "synthetic",
+        "epochs": args.epochs,
+        "matmul_ceiling_gflops": round(ceiling, 1),
+        "cores": reference_loops.available_cores(),
+        "networks": rows,
+    }
+    print(
+        f"\nSteady seconds per epoch of the training split; data: {figures['data']}; matmul ceiling {ceiling:.0f} GFLOP/s"
+    )
+    print(format_table(rows))
+    by_path = {(row["path"], row["network"]): row["seconds_per_epoch"] for row in rows}
+    for network in NETWORKS:
+        ours = by_path[("ours, JAX", network)]
+        print(
+            f"{network}: ours (JAX) vs seed's way {by_path[(SEED_WAY, network)] / ours:.2f}x faster; "
+            f"vs PyTorch {by_path[('PyTorch eager loop', network)] / ours:.2f}x; "
+            f"hand-written JAX / ours {ours / by_path[('hand-written JAX (lax.scan)', network)]:.2f}x slower"
+        )
+    single = by_path[("ours, JAX", "784-128-10")]
+    fused = by_path[("ours, jax, fused", f"784-128-10 x{FUSED_COPIES}")]
+    print(
+        f"{FUSED_COPIES} x 784-128-10 fused on JAX: {fused:.2f} s/epoch for all, vs {FUSED_COPIES} x {single:.2f} = "
+        f"{FUSED_COPIES * single:.2f} one at a time ({FUSED_COPIES * single / fused:.2f}x)"
+    )
+    if args.sweep:
+        figures["sweep"] = sweep = benchmark_sweep(args, log)
+        print(
+            f"\nDefault sweep ({len(sweep['test_accuracy'])} models, {sweep['epochs']} epochs): seed's way "
+            f"{sweep['seed_way_seconds']:.0f} s, ours {sweep['ours_seconds']:.0f} s: {sweep['speedup']:.2f}x; peak memory "
+            f"{sweep['seed_way_peak_rss_mib']} vs {sweep['ours_peak_rss_mib']} MiB"
+        )
+        for name, accuracy in sweep["test_accuracy"].items():
+            print(
+                f"  {name:<28} seed's way {accuracy['seed_way']:.4f}  ours {accuracy['ours']:.4f}  ({accuracy['points']:+.2f} points)"
+            )
+        print(f"  within 0.3 points: {sweep['within_0_3_points']} of {sweep['models']}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    print("\n" + json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
