@@ -14,6 +14,7 @@ networks to train and hand them to `run_sweep`. Everything they share lives here
 7. Views     - per-configuration summaries over repeats (mean, spread, 95% interval), plots and
                the terminal leaderboard, built from what is on disk.
 8. Sweep     - the command-line arguments both scripts share and the sweep they both run.
+9. Ray       - the Ray Tune executor (`--executor ray`): one Tune trial per group, same files.
 
 Functions take arguments and return values; only `run_sweep` decides where files go and what is
 printed.
@@ -39,6 +40,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import socket
 import sys
 import tempfile
@@ -1193,6 +1195,7 @@ def train_group(
     log: Callable[[str], None] = print,
     tensorboard_dir: Path | None = None,
     steps_per_execution: int = STEPS_PER_EXECUTION,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> list[dict]:
     """Train one group of trials (one trial, or several fused), evaluate each on the test set, and
     write each one's files to its folder.
@@ -1219,6 +1222,8 @@ def train_group(
         tensorboard_dir: where Keras' TensorBoard callback writes epoch scalars (None: no logging);
             for a one-trial group.
         steps_per_execution: batches per compiled call.
+        callbacks: more Keras callbacks, run after each epoch's history and checkpoint are written
+            (an executor's reporting, e.g. to Ray Tune).
 
     Returns:
         The result records also written to each `result.json`, in the order of `trials`.
@@ -1275,6 +1280,7 @@ def train_group(
             EpochBackupAndRestore(str(checkpoint_dir), double_checkpoint=True),
             *progress,
             *tensorboard,
+            *callbacks,
         ],
     )
     test = model.evaluate(
@@ -1571,7 +1577,8 @@ LEADERBOARD_COLUMNS = (
 )
 
 
-STATUS_ORDER = {"ok": 0, "diverged": 1, "failed": 2}
+# "stopped early": Ray Tune's ASHA scheduler ended a weak configuration before its last epoch.
+STATUS_ORDER = {"ok": 0, "stopped early": 1, "diverged": 2, "failed": 3}
 
 
 def aggregate(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[str, float | int | None]:
@@ -2221,6 +2228,19 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _resource_count(minimum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a count such as 1 or 0.5") from None
+        if not (math.isfinite(value) and value >= minimum):
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range; expected at least {minimum:g}")
+        return value
+
+    return parse
+
+
 def make_parser(prog: str, description: str) -> ArgumentParser:
     """The parser with every option both scripts share; scripts add their own.
 
@@ -2299,6 +2319,45 @@ def make_parser(prog: str, description: str) -> ArgumentParser:
         help=f"also log every epoch to TensorBoard and the sweep to its HParams dashboard, in "
         f"RUN_DIR/{TENSORBOARD_FOLDER} (view with: tensorboard --logdir RUN_DIR/{TENSORBOARD_FOLDER})",
     )
+    ray = parser.add_argument_group(
+        "sweeps on Ray (pip install -r requirements-ray.txt; see README, 'Sweeps on a Ray cluster')"
+    )
+    ray.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: train here, group after group (default); ray: one Ray Tune trial per group, "
+        "on a local Ray instance or the cluster at --ray-address",
+    )
+    ray.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        default=None,
+        help="Ray cluster to join, HOST:PORT (default: start one here)",
+    )
+    ray.add_argument(
+        "--ray-node-ip",
+        metavar="IP",
+        default=None,
+        help="this machine's address in the Ray cluster (default: Ray's choice; 127.0.0.2 keeps a local run on loopback)",
+    )
+    ray.add_argument(
+        "--max-concurrent",
+        type=_ranged_int(1, 100_000),
+        default=None,
+        help="at most this many trials at once (default: as many as the cluster's free CPUs and GPUs allow)",
+    )
+    ray.add_argument(
+        "--cpus-per-trial", type=_resource_count(0.01), default=1.0, help="CPU cores per trial (default: 1)"
+    )
+    ray.add_argument("--gpus-per-trial", type=_resource_count(0.0), default=0.0, help="GPUs per trial (default: 0)")
+    ray.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        default="fifo",
+        help="fifo: every trial runs to its last epoch (default); asha: Tune's ASHA stops weak "
+        "configurations early (each configuration is then its own trial, unfused)",
+    )
     parser.add_argument(
         "--backend",
         default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
@@ -2330,6 +2389,26 @@ def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
     return shlex.join(["python", args.prog, *kept, "--resume", str(run_dir)])
 
 
+RAY_ONLY_OPTIONS = {
+    "ray_address": ("--ray-address", None),
+    "ray_node_ip": ("--ray-node-ip", None),
+    "max_concurrent": ("--max-concurrent", None),
+    "cpus_per_trial": ("--cpus-per-trial", 1.0),
+    "gpus_per_trial": ("--gpus-per-trial", 0.0),
+    "scheduler": ("--scheduler", "fifo"),
+}
+
+
+def check_executor(args: argparse.Namespace) -> None:
+    """Refuse Ray options without `--executor ray`, and `--executor ray` without Ray installed."""
+    if args.executor != "ray":
+        given = [option for key, (option, default) in RAY_ONLY_OPTIONS.items() if getattr(args, key) != default]
+        if given:
+            raise UserInputError(f"{', '.join(given)}: only with --executor ray (the local executor trains here)")
+        return
+    import_ray()
+
+
 def run_sweep(
     configs: Mapping[str, Mapping[str, object]], args: argparse.Namespace, log: Callable[[str], None] = print
 ) -> int:
@@ -2349,6 +2428,7 @@ def run_sweep(
     """
     # Validate everything at the door, before the first model trains.
     check_backend(args.backend)
+    check_executor(args)
     overrides = {"epochs": 1 if args.quick else args.epochs, "batch_size": args.batch_size}
     models = validate_configs(configs, {key: value for key, value in overrides.items() if value is not None})
 
@@ -2371,7 +2451,8 @@ def run_sweep(
         "validation_split": args.validation_split,
         "quick": args.quick,
         "repeats": repeats,
-        "fuse": args.fuse and not args.tensorboard,
+        "fuse": args.fuse and not args.tensorboard and args.scheduler != "asha",
+        "executor": args.executor,
         "models": [model.name for model in models],
         **context,
     }
@@ -2395,10 +2476,16 @@ def run_sweep(
             log(f"{trial.folder}: finished earlier with the same configuration; kept")
         else:
             pending.append(trial)
-    fuse = args.fuse and not args.tensorboard  # TensorBoard logs one run per model
+    # TensorBoard logs one run per model, and ASHA compares one model against another.
+    fuse = args.fuse and not args.tensorboard and args.scheduler != "asha"
     groups = plan_groups(pending, fuse=fuse)
     done = 0
     try:
+        if args.executor == "ray" and groups:
+            for trial in pending:
+                _open_trial_folder(run_dir / trial.folder, keys[trial], trial, log)
+            run_groups_on_ray(groups, data, run_dir, keys, context, args, log)
+            groups = []  # trained
         for number, group in enumerate(groups, start=1):
             elapsed = time.perf_counter() - started
             # Estimated from the trials trained so far in this process (skipped ones cost nothing).
@@ -2487,7 +2574,9 @@ def _train_group_isolated(
             data,
             [run_dir / trial.folder for trial in group],
             checkpoint_dir=checkpoint_dir,
-            contexts=[{**context, "trial_key": key} for key in group_keys],
+            contexts=[
+                {**context, "trial_key": key, "executor": "local", "node": platform.node()} for key in group_keys
+            ],
             fused_group=group_id(group_keys) if fused else None,
             verbose=verbose,
             log=log,
@@ -2505,11 +2594,300 @@ def _train_group_isolated(
         results = [failure_record(group[0], error, group_keys[0], context)]
         write_json_atomic(run_dir / group[0].folder / "result.json", results[0])
     for result in results:
-        prefix = f"    {result['trial']}: " if fused else "    "
-        if result["status"] == "ok":
-            log(
-                f"{prefix}test accuracy {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, "
-                f"{result['parameters']:,} parameters, {result['train_seconds']:.1f} s"
-            )
+        _log_result(result, f"    {result['trial']}: " if fused else "    ", log)
+
+
+def _log_result(result: Mapping, prefix: str, log: Callable[[str], None]) -> None:
+    if result["status"] == "ok":
+        log(
+            f"{prefix}test accuracy {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, "
+            f"{result['parameters']:,} parameters, {result['train_seconds']:.1f} s"
+        )
+    else:
+        log(f"{prefix}{result['status'].upper()}: {result['reason']}")
+
+
+"""
+## 9. Ray executor
+
+`--executor ray` hands the planned groups to Ray Tune, one Tune trial per group, on a local Ray
+instance or on a cluster (`--ray-address`). Every trial calls `train_group`, as the local executor
+does, and writes the same files into the same run folder, so the views, the report and `--resume`
+work unchanged.
+
+- Data: the prepared arrays go into Ray's object store once (`tune.with_parameters` puts them), and
+  each node fetches them once and reads them in place, so a node needs neither the `--data` path nor
+  a second decode of MNIST.
+- Checkpoints: each epoch a trial reports its metrics to Tune with a checkpoint (its group's Keras
+  BackupAndRestore folder and its models' `history.csv`), kept in `RUN_DIR/.tune/`. A trial whose
+  worker or node dies is retried (up to 3 times) and resumes from that checkpoint, on any node.
+  The last report carries the finished model folders: when the run folder is not shared with the
+  node that trained them, the driver copies them in from there.
+- Threads: a trial may use `--cpus-per-trial` cores: TensorFlow's intra-op threads and the BLAS
+  thread pools are set to that many, so concurrent trials do not oversubscribe a node.
+- `--scheduler asha`: Tune's ASHA stops weak configurations early, judged by validation loss after
+  1, 2, 4, ... epochs; their results have status "stopped early" and their last epoch. Each
+  configuration is then its own trial (ASHA compares trials, so it does not fuse).
+"""
+
+RAY_FOLDER = ".tune"  # Tune's experiment state and per-epoch checkpoints, inside the run folder
+RAY_MAX_FAILURES = 3  # retries of a trial whose worker or node died
+EXECUTORS = ("local", "ray")
+SCHEDULERS = ("fifo", "asha")
+
+
+def ray_thread_environment(cpus_per_trial: float) -> dict[str, str]:
+    """Environment of a trial's worker process, set before it imports Keras: thread pools sized to
+    the trial's share of cores. (XLA's CPU thread pool follows the process's CPU affinity rather
+    than these flags, so on JAX concurrent trials can still share cores.)"""
+    threads = str(max(1, math.floor(cpus_per_trial)))
+    return {
+        "TF_NUM_INTRAOP_THREADS": threads,
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}",
+        "OMP_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+    }
+
+
+def import_ray():
+    """Ray and Ray Tune, imported only when asked for: they are an optional dependency."""
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise UserInputError(
+            "--executor ray needs Ray Tune, which is not installed: pip install -r requirements-ray.txt"
+        ) from None
+    return ray, tune
+
+
+def _ray_metrics(names: Sequence[str], epoch: int, logs: Mapping[str, float]) -> dict[str, float]:
+    """What a trial reports to Tune: the epoch, the group's best validation loss and accuracy (the
+    figures a scheduler compares; for a one-model trial, the model's own) and each model's."""
+    fused = len(names) > 1
+    metrics: dict[str, float] = {"epoch": epoch + 1}
+    for name in names:
+        for metric in ("val_loss", "val_accuracy", "loss", "accuracy"):
+            metrics[f"{name}/{metric}"] = float(logs[branch_log_key(name, metric, fused)])
+    metrics["val_loss"] = min(metrics[f"{name}/val_loss"] for name in names)
+    metrics["val_accuracy"] = max(metrics[f"{name}/val_accuracy"] for name in names)
+    return metrics
+
+
+def _snapshot(folder: Path, checkpoint_dir: Path, model_dirs: Sequence[Path], whole: bool) -> None:
+    """Copy what a Tune checkpoint carries into `folder`: the group's training checkpoint and each
+    model's history (`whole`: each model's finished folder instead)."""
+    if not whole and checkpoint_dir.exists():
+        shutil.copytree(checkpoint_dir, folder / "checkpoint")
+    for model_dir in model_dirs:
+        if whole:
+            shutil.copytree(model_dir, folder / model_dir.name, ignore=shutil.ignore_patterns("checkpoint"))
+        elif (model_dir / "history.csv").exists():
+            (folder / model_dir.name).mkdir()
+            shutil.copy2(model_dir / "history.csv", folder / model_dir.name / "history.csv")
+
+
+class TuneReport(keras.callbacks.Callback):
+    """Reports every epoch but the last to Ray Tune, with a checkpoint to resume from. The last is
+    reported once the models' files are written: a scheduler may end a trial at any report, and
+    nothing after that report runs."""
+
+    def __init__(self, names: Sequence[str], checkpoint_dir: Path, model_dirs: Sequence[Path], epochs: int):
+        super().__init__()
+        self.names, self.checkpoint_dir, self.model_dirs, self.epochs = names, checkpoint_dir, model_dirs, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.epochs:
+            return
+        from ray import tune
+
+        with tempfile.TemporaryDirectory(prefix="tune-checkpoint-") as folder:
+            _snapshot(Path(folder), self.checkpoint_dir, self.model_dirs, whole=False)
+            tune.report(_ray_metrics(self.names, epoch, logs), checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def ray_trial(config: Mapping[str, int], data: PreparedData, plan: Sequence[Mapping]) -> None:
+    """One Tune trial: train group `config["group"]` of `plan` with `train_group` and report it."""
+    import ray
+    from ray import tune
+
+    entry = plan[config["group"]]
+    trials, run_dir = entry["trials"], Path(entry["run_dir"])
+    model_dirs = [run_dir / trial.folder for trial in trials]
+    checkpoint_dir = Path(entry["checkpoint_dir"])
+    restored = tune.get_checkpoint()  # set when Tune retries this trial after a failure
+    if restored is not None and not checkpoint_dir.exists():  # a folder of its own is as new or newer
+        with restored.as_directory() as folder:
+            shutil.copytree(Path(folder) / "checkpoint", checkpoint_dir)
+            for model_dir in model_dirs:
+                model_dir.mkdir(parents=True, exist_ok=True)
+                if (Path(folder) / model_dir.name / "history.csv").exists():
+                    shutil.copy2(Path(folder) / model_dir.name / "history.csv", model_dir / "history.csv")
+    names = [trial.config.name for trial in trials]
+    node = {"executor": "ray", "node": ray.util.get_node_ip_address()}
+    results = train_group(
+        trials,
+        data,
+        model_dirs,
+        checkpoint_dir=checkpoint_dir,
+        contexts=[{**context, **node} for context in entry["contexts"]],
+        fused_group=entry["fused_group"],
+        verbose=0,
+        log=lambda line: None,
+        callbacks=[TuneReport(names, checkpoint_dir, model_dirs, trials[0].config.epochs)],
+    )
+    final = {"epoch": trials[0].config.epochs, "finished": 1}
+    for result in results:
+        for metric in ("val_loss", "val_accuracy"):
+            final[f"{result['name']}/{metric}"] = result[metric] if result[metric] is not None else math.inf
+    final["val_loss"] = min(final[f"{name}/val_loss"] for name in names)
+    final["val_accuracy"] = max(final[f"{name}/val_accuracy"] for name in names)
+    with tempfile.TemporaryDirectory(prefix="tune-final-") as folder:
+        _snapshot(Path(folder), checkpoint_dir, model_dirs, whole=True)
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def stopped_early_record(trial: Trial, model_dir: Path, key: str, context: Mapping[str, object], epochs: int) -> dict:
+    """The result of a trial the scheduler ended early, from the history it left."""
+    history = _finish_history(model_dir / "history.csv")
+    last = {metric: values[-1] for metric, values in history.items()}
+    return {
+        "name": trial.config.name,
+        "trial": trial.folder,
+        "repeat": trial.repeat,
+        "status": "stopped early",
+        "reason": f"stopped early by ASHA after epoch {len(history['loss'])} of {epochs}",
+        "config": trial.config.to_dict(),
+        "loss_function": trial.config.resolved_loss,
+        "seed": trial.seed,
+        "trial_key": key,
+        "test_accuracy": None,
+        "test_loss": None,
+        "val_accuracy": last["val_accuracy"],
+        "val_loss": last["val_loss"],
+        "train_accuracy": last["accuracy"],
+        "train_loss": last["loss"],
+        "epochs_run": len(history["loss"]),
+        "train_seconds": round(sum(history["seconds"]), 3),
+        "seconds_per_epoch": round(float(np.median(history["seconds"])), 3),
+        "finished_at": now_iso(),
+        **context,
+    }
+
+
+def run_groups_on_ray(
+    groups: Sequence[Sequence[Trial]],
+    data: PreparedData,
+    run_dir: Path,
+    keys: Mapping[Trial, str],
+    context: Mapping[str, object],
+    args: argparse.Namespace,
+    log: Callable[[str], None],
+) -> None:
+    """Train `groups` as Ray Tune trials and leave each trial's files in `run_dir`, as the local
+    executor does. Raises KeyboardInterrupt when the sweep was interrupted (finished trials kept)."""
+    ray, tune = import_ray()
+    from ray.tune.schedulers import ASHAScheduler
+
+    run_dir = run_dir.resolve()  # trials run in folders of Ray's own
+    environment = {
+        **ray_thread_environment(args.cpus_per_trial),
+        "KERAS_BACKEND": keras.backend.backend(),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    options: dict[str, object] = {"runtime_env": {"env_vars": environment}, "log_to_driver": False}
+    if args.ray_node_ip:
+        options["_node_ip_address"] = args.ray_node_ip
+    with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
+        if args.ray_address:
+            ray.init(address=args.ray_address, **options)
         else:
-            log(f"{prefix}{result['status'].upper()}: {result['reason']}")
+            ray.init(include_dashboard=False, **options)
+    resources = ray.cluster_resources()
+    log(
+        f"Ray: {len(ray.nodes())} node(s), {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; "
+        f"{len(groups)} trial(s) of {args.cpus_per_trial:g} CPU(s) and {args.gpus_per_trial:g} GPU(s) each"
+    )
+    plan = []
+    for group in groups:
+        fused = len(group) > 1
+        group_keys = [keys[trial] for trial in group]
+        plan.append(
+            {
+                "trials": list(group),
+                "run_dir": str(run_dir),
+                "checkpoint_dir": str(
+                    run_dir / FUSED_FOLDER / group_id(group_keys) if fused else run_dir / group[0].folder / "checkpoint"
+                ),
+                "contexts": [{**context, "trial_key": key} for key in group_keys],
+                "fused_group": group_id(group_keys) if fused else None,
+            }
+        )
+
+    completed: set[int] = set()
+
+    class Completed(tune.Callback):
+        """Notes the trials Tune completed (finished, or ended by the scheduler), so that trials cut
+        short by Ctrl-C are not mistaken for ones the scheduler stopped."""
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            completed.add(trial.config["group"])
+
+    epochs = max(group[0].config.epochs for group in groups)
+    tuner = tune.Tuner(
+        tune.with_resources(
+            tune.with_parameters(ray_trial, data=data, plan=plan),
+            {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
+        ),
+        param_space={"group": tune.grid_search(list(range(len(plan))))},
+        tune_config=tune.TuneConfig(
+            metric="val_loss",
+            mode="min",
+            scheduler=ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=1, reduction_factor=2)
+            if args.scheduler == "asha"
+            else None,
+            max_concurrent_trials=args.max_concurrent,
+        ),
+        run_config=tune.RunConfig(
+            name="sweep",
+            storage_path=str(run_dir / RAY_FOLDER),
+            failure_config=tune.FailureConfig(max_failures=RAY_MAX_FAILURES),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[Completed()],
+            verbose=1,
+        ),
+    )
+    try:
+        grid = tuner.fit()
+    finally:
+        ray.shutdown()
+
+    interrupted = False
+    for result in grid:
+        index = result.config["group"]
+        entry = plan[index]
+        for trial, trial_context in zip(entry["trials"], entry["contexts"], strict=True):
+            model_dir = run_dir / trial.folder
+            if not (model_dir / "result.json").exists() and result.checkpoint is not None:
+                # Trained on a node that does not share the run folder: the last report carried it.
+                with result.checkpoint.as_directory() as folder:
+                    if (Path(folder) / trial.folder / "result.json").exists():
+                        shutil.copytree(Path(folder) / trial.folder, model_dir, dirs_exist_ok=True)
+            if (model_dir / "result.json").exists():
+                record = json.loads((model_dir / "result.json").read_text())
+            elif result.error is not None:
+                record = failure_record(trial, result.error, trial_context["trial_key"], context)
+                write_json_atomic(model_dir / "result.json", record)
+            elif index in completed and (model_dir / "history.csv").exists():
+                record = stopped_early_record(trial, model_dir, trial_context["trial_key"], context, epochs)
+                write_json_atomic(model_dir / "result.json", record)
+                shutil.rmtree(entry["checkpoint_dir"], ignore_errors=True)
+            else:
+                interrupted = True
+                continue
+            _log_result(record, f"    {trial.folder}: ", log)
+    if interrupted:
+        raise KeyboardInterrupt
