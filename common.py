@@ -2501,6 +2501,9 @@ def run_sweep(
         log(f"To continue where it stopped: {resume_command(args, run_dir)}")
         status = EXIT_INTERRUPTED
 
+    with contextlib.suppress(OSError):  # fused groups' checkpoints are gone once they finish
+        (run_dir / FUSED_FOLDER).rmdir()
+
     # Compare, from what is on disk.
     rows = build_views(run_dir, data)
     if rows:

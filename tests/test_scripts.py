@@ -196,15 +196,16 @@ def test_a_backend_other_than_the_imported_one_is_refused_in_process(tmp_path, s
 
 
 def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_npz, monkeypatch, capsys):
-    train_and_evaluate = common.train_and_evaluate
+    train_group = common.train_group
 
-    def interrupted_on_the_second_model(trial, *args, **kwargs):
-        if trial.config.name == "softmax_regression":
+    def interrupted_on_the_second_model(trials, *args, **kwargs):
+        if trials[0].config.name == "softmax_regression":
             raise KeyboardInterrupt
-        return train_and_evaluate(trial, *args, **kwargs)
+        return train_group(trials, *args, **kwargs)
 
-    monkeypatch.setattr(common, "train_and_evaluate", interrupted_on_the_second_model)
+    monkeypatch.setattr(common, "train_group", interrupted_on_the_second_model)
     argv = [
+        "--no-fuse",
         "--quick",
         "--data",
         str(synthetic_npz),
@@ -217,6 +218,6 @@ def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_np
     assert model_builder_loop.main(argv) == common.EXIT_INTERRUPTED
     out = capsys.readouterr().out
     assert "Interrupted: 1 finished model(s) are kept" in out
-    resume = f"python model_builder_loop.py --quick --data {synthetic_npz} --only dense_32_relu softmax_regression --resume {tmp_path}"
+    resume = f"python model_builder_loop.py --no-fuse --quick --data {synthetic_npz} --only dense_32_relu softmax_regression --resume {tmp_path}"
     assert f"To continue where it stopped: {resume}" in out
     assert_consistent_run_folder(tmp_path, ["dense_32_relu"], epochs=1)
