@@ -1555,7 +1555,7 @@ SUMMARY_COLUMNS = (
     "rank", "name", "status", "vs_best", "repeats",
     "test_accuracy", "test_accuracy_std", "test_accuracy_ci_low", "test_accuracy_ci_high",
     "test_loss", "test_loss_std", "test_loss_ci_low", "test_loss_ci_high",
-    "val_accuracy", "val_loss", "parameters", "train_seconds", "seconds_per_epoch", "epochs_run",
+    "val_accuracy", "val_loss", "parameters", "train_seconds", "seconds_per_epoch", "fused_group_size", "epochs_run",
     "hidden_units", "activation", "dropout", "output_activation", "loss_function", "optimizer",
     "learning_rate", "batch_size", "seeds", "backend", "reason",
 )  # fmt: skip
@@ -1628,6 +1628,7 @@ def summary_rows(results: Iterable[Mapping]) -> list[dict]:
             "loss_function": first.get("loss_function"),
             "parameters": first.get("parameters"),
             "epochs_run": first.get("epochs_run"),
+            "fused_group_size": first.get("fused_group_size", 1),
             "reason": "; ".join(r["reason"] for r in group if r.get("reason")) or None,
             **{key: config[key] for key in SUMMARY_COLUMNS if key in config},
         }
@@ -2036,6 +2037,12 @@ def _report_cell(value: object, key: str) -> tuple[str, str]:
     return str(_cell(value)), str(_cell(value))
 
 
+FUSED_NOTE = (
+    "fused: models sharing seed, epochs, batch size and optimizer trained as one model, so their "
+    "seconds are their group's (fused_group_size models together; --no-fuse times each alone)"
+)
+
+
 def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, Path]) -> str:
     """The run's report as one self-contained HTML page: how it was run, the sortable leaderboard,
     the comparison, parallel-coordinates, confusion and gallery figures, and every configuration's
@@ -2053,6 +2060,8 @@ def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, P
         "started": html.escape(str(run.get("started_at", ""))),
         "seed": html.escape(str(run.get("seed", ""))),
         "runs per configuration": html.escape(str(run.get("repeats", 1))),
+        "training": html.escape(FUSED_NOTE if run.get("fuse") else "one model at a time")
+        + html.escape(f"; executor: {run.get('executor', 'local')}"),
         "data": html.escape(f"{data.get('kind', '')} {data.get('location', '')} "
                             f"({data.get('train_size', 0):,} train / {data.get('test_size', 0):,} test digits)"),
         "versions": html.escape(", ".join(f"{key} {value}" for key, value in run.get("versions", {}).items())),
@@ -2508,6 +2517,8 @@ def run_sweep(
     rows = build_views(run_dir, data)
     if rows:
         log("\n" + format_leaderboard(rows))
+        if any((row["fused_group_size"] or 1) > 1 for row in rows):
+            log(f"Training was {FUSED_NOTE}.")
     log(
         f"\n{len(rows)} configuration(s) in {_duration(time.perf_counter() - started)}. Report: {run_dir / 'report.html'} "
         f"(also summary.csv, comparison.png, confusion_matrix.png, misclassified.png)"

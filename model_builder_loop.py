@@ -14,6 +14,10 @@ How to run it:
     python model_builder_loop.py --config my_sweep.toml              # your own configurations
     python model_builder_loop.py --quick                             # a smoke run in seconds
     python model_builder_loop.py --resume runs/20261125-101500       # continue an interrupted run
+    python model_builder_loop.py --executor ray --max-concurrent 2    # as Ray Tune trials (requirements-ray.txt)
+
+Models that share seed, epochs, batch size, optimizer and learning rate train together as branches
+of one model (the same numbers, faster); `--no-fuse` trains them one by one.
 
 Every output lands in the run folder (`--out`, default `runs/<timestamp>`): per model
 `history.csv`, `curves.png`, `model.keras`, `result.json`; for the sweep `summary.csv`,

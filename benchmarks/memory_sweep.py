@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--epochs", default="2", help="epochs per model (default: 2)")
     parser.add_argument("--backend", default=os.environ.get("KERAS_BACKEND", "jax"), help="jax or tensorflow")
     args, passthrough = parser.parse_known_args()
+    passthrough = [option for option in passthrough if option != "--"]
     environment = {**os.environ, "KERAS_BACKEND": args.backend}
     figures = {}
     with tempfile.TemporaryDirectory() as scratch:

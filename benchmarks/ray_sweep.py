@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="passed to the script's --data")
     parser.add_argument("--epochs", default=None, help="epochs per model (default: each configuration's own, 20)")
     args, passthrough = parser.parse_known_args()
+    passthrough = [option for option in passthrough if option != "--"]
     environment = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     base = [sys.executable, str(PROJECT_ROOT / "model_builder_loop.py"), "--repeats", "1", *passthrough]
     base += ["--data", args.data] if args.data else []
