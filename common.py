@@ -1313,6 +1313,30 @@ def train_group(
     return results
 
 
+def history_record(trial: Trial, history: Mapping[str, Sequence[float]], status: str) -> dict:
+    """The fields of a trial's result that its configuration and its history decide (test figures
+    still empty)."""
+    last = {key: values[-1] for key, values in history.items()}
+    return {
+        "name": trial.config.name,
+        "trial": trial.folder,
+        "repeat": trial.repeat,
+        "status": status,
+        "config": trial.config.to_dict(),
+        "loss_function": trial.config.resolved_loss,
+        "seed": trial.seed,
+        "test_accuracy": None,
+        "test_loss": None,
+        "val_accuracy": last["val_accuracy"],
+        "val_loss": last["val_loss"],
+        "train_accuracy": last["accuracy"],
+        "train_loss": last["loss"],
+        "epochs_run": len(history["loss"]),
+        "train_seconds": round(sum(history["seconds"]), 3),
+        "seconds_per_epoch": round(float(np.median(history["seconds"])), 3),
+    }
+
+
 def _finish_trial(
     trial: Trial,
     model: keras.Model,
@@ -1322,30 +1346,14 @@ def _finish_trial(
     context: Mapping[str, object],
 ) -> dict:
     """Write one trained trial's files and return its result record (`result.json`, written last)."""
-    config = trial.config
     history = _finish_history(model_dir / "history.csv")
-    last = {key: values[-1] for key, values in history.items()}
     diverged = not _history_is_finite(history)
     result = {
-        "name": config.name,
-        "trial": trial.folder,
-        "repeat": trial.repeat,
-        "status": "diverged" if diverged else "ok",
-        "config": config.to_dict(),
-        "loss_function": config.resolved_loss,
-        "seed": trial.seed,
-        "test_accuracy": None,
-        "test_loss": None,
-        "val_accuracy": last["val_accuracy"],
-        "val_loss": last["val_loss"],
-        "train_accuracy": last["accuracy"],
-        "train_loss": last["loss"],
+        **history_record(trial, history, "diverged" if diverged else "ok"),
         "parameters": int(model.count_params()),
-        "epochs_run": len(history["loss"]),
-        "train_seconds": round(sum(history["seconds"]), 3),
-        "seconds_per_epoch": round(float(np.median(history["seconds"])), 3),
         **context,
     }
+    last = {key: values[-1] for key, values in history.items()}
     if diverged:
         result["reason"] = f"loss became {last['loss']} in epoch {len(history['loss']) - 1}; training stopped"
     else:
@@ -2766,26 +2774,10 @@ def ray_trial(config: Mapping[str, int], data: PreparedData, plan: Sequence[Mapp
 def stopped_early_record(trial: Trial, model_dir: Path, key: str, context: Mapping[str, object], epochs: int) -> dict:
     """The result of a trial the scheduler ended early, from the history it left."""
     history = _finish_history(model_dir / "history.csv")
-    last = {metric: values[-1] for metric, values in history.items()}
     return {
-        "name": trial.config.name,
-        "trial": trial.folder,
-        "repeat": trial.repeat,
-        "status": "stopped early",
+        **history_record(trial, history, "stopped early"),
         "reason": f"stopped early by ASHA after epoch {len(history['loss'])} of {epochs}",
-        "config": trial.config.to_dict(),
-        "loss_function": trial.config.resolved_loss,
-        "seed": trial.seed,
         "trial_key": key,
-        "test_accuracy": None,
-        "test_loss": None,
-        "val_accuracy": last["val_accuracy"],
-        "val_loss": last["val_loss"],
-        "train_accuracy": last["accuracy"],
-        "train_loss": last["loss"],
-        "epochs_run": len(history["loss"]),
-        "train_seconds": round(sum(history["seconds"]), 3),
-        "seconds_per_epoch": round(float(np.median(history["seconds"])), 3),
         "finished_at": now_iso(),
         **context,
     }

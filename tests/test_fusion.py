@@ -153,6 +153,8 @@ def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, synt
         assert (
             fused["steps_per_execution"] == common.STEPS_PER_EXECUTION and fused["backend"] == keras.backend.backend()
         )
+        assert fused["device"] == alone["device"] == common.device_description()
+        assert fused["device"] == "cpu" or fused["device"].startswith("gpu: ")
         assert fused["test_loss"] == pytest.approx(alone["test_loss"], rel=1e-4)
         np.testing.assert_array_equal(
             np.load(fused_dir / "test_predictions.npy"), np.load(alone_dir / "test_predictions.npy")
