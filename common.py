@@ -897,15 +897,16 @@ def build_model(config: ModelConfig, input_dim: int, num_classes: int = NUM_CLAS
     return keras.Sequential(layers, name=config.name)
 
 
-def make_loss(config: ModelConfig) -> keras.losses.Loss:
-    """The loss for `config`, reading logits when the output activation is linear."""
+def make_loss(config: ModelConfig, reduction: str | None = "sum_over_batch_size") -> keras.losses.Loss:
+    """The loss for `config`, reading logits when the output activation is linear (`reduction=None`:
+    one value per sample)."""
     from_logits = config.output_activation == "linear"
     name = config.resolved_loss
     if name == "categorical_crossentropy":
-        return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+        return keras.losses.CategoricalCrossentropy(from_logits=from_logits, reduction=reduction)
     if name == "binary_crossentropy":
-        return keras.losses.BinaryCrossentropy(from_logits=from_logits)
-    return keras.losses.MeanSquaredError()
+        return keras.losses.BinaryCrossentropy(from_logits=from_logits, reduction=reduction)
+    return keras.losses.MeanSquaredError(reduction=reduction)
 
 
 def compile_model(model: keras.Model, config: ModelConfig, steps_per_execution: int = 1) -> keras.Model:
@@ -1047,12 +1048,17 @@ class EpochSeeds(keras.callbacks.Callback):
 HISTORY_METRICS = ("accuracy", "loss", "seconds", "val_accuracy", "val_loss")
 
 
+BRANCH_LOSS = "sample_loss"  # a fused branch's loss, averaged over samples
+
+
 def branch_log_key(name: str, metric: str, fused: bool) -> str:
-    """Where Keras logs `metric` of output `name`: `loss`, or `<name>_loss` / `val_<name>_loss` in
-    a multi-output model. The epoch's seconds belong to the whole model."""
+    """Where Keras logs `metric` of output `name`: `loss`, or `<name>_sample_loss` /
+    `val_<name>_sample_loss` in a fused model. The epoch's seconds belong to the whole model."""
     if not fused or metric == "seconds":
         return metric
-    return f"val_{name}_{metric[4:]}" if metric.startswith("val_") else f"{name}_{metric}"
+    validation, base = metric.startswith("val_"), metric.removeprefix("val_")
+    key = f"{name}_{BRANCH_LOSS if base == 'loss' else base}"
+    return f"val_{key}" if validation else key
 
 
 class BranchHistory(keras.callbacks.Callback):
@@ -1167,7 +1173,15 @@ def _fused_model(members: Sequence[keras.Sequential], configs: Sequence[ModelCon
     model.compile(
         optimizer=OPTIMIZERS[first.optimizer](learning_rate=first.learning_rate),
         loss={config.name: make_loss(config) for config in configs},
-        metrics={config.name: [keras.metrics.CategoricalAccuracy(name="accuracy")] for config in configs},
+        metrics={
+            config.name: [
+                keras.metrics.CategoricalAccuracy(name="accuracy"),
+                # Keras' own per-output loss figure averages batches without weighting them by size
+                # on TensorFlow; this one is the mean over samples, as a single model's loss is.
+                keras.metrics.MeanMetricWrapper(make_loss(config, reduction=None), name=BRANCH_LOSS),
+            ]
+            for config in configs
+        },
         steps_per_execution=steps,
     )
     return model
