@@ -188,13 +188,16 @@ def worker(task: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------
 
 
-def run_process(command: list[str], backend: str, inter_op_threads: str | None = "1") -> tuple[str, float, float]:
+# TensorFlow's own choice of inter-op threads (0: TensorFlow decides). common.py sets 1 unless the
+# environment says otherwise, so the seed's way (which never imported common.py) must say so.
+TENSORFLOW_DEFAULT_THREADS = {"TF_NUM_INTEROP_THREADS": "0"}
+
+
+def run_process(command: list[str], backend: str, overrides: dict[str, str] | None = None) -> tuple[str, float, float]:
     """Run `command` to the end; return its stdout, wall seconds and peak resident memory (MiB, the
     kernel's ru_maxrss of that process: imports and data included). Output goes through files, so a
     chatty child never blocks on a full pipe."""
-    environment = {**os.environ, "KERAS_BACKEND": backend}
-    if backend == "tensorflow" and inter_op_threads:  # the project's setting (common.py, section 1)
-        environment.setdefault("TF_NUM_INTEROP_THREADS", inter_op_threads)
+    environment = {**os.environ, "KERAS_BACKEND": backend, **(overrides or {})}
     with (
         tempfile.TemporaryFile("w+") as stdout,
         tempfile.TemporaryFile("w+") as stderr,
@@ -212,8 +215,8 @@ def run_process(command: list[str], backend: str, inter_op_threads: str | None =
 
 
 def run_worker(task: dict, backend: str = "jax") -> dict:
-    inter_op_threads = task.pop("inter_op_threads", "1")
-    stdout, _, peak = run_process([sys.executable, __file__, "--worker", json.dumps(task)], backend, inter_op_threads)
+    overrides = task.pop("environment", None)
+    stdout, _, peak = run_process([sys.executable, __file__, "--worker", json.dumps(task)], backend, overrides)
     return {**json.loads(stdout.strip().splitlines()[-1]), "peak_rss_mib": peak}
 
 
@@ -268,9 +271,13 @@ def benchmark_networks(args, ceiling: float, log) -> list[dict]:
         for batch in args.batch_sizes:
             task = {"data": args.data, "hidden": hidden, "batch": batch, "epochs": args.epochs}
             cases = [
-                (SEED_WAY, "tensorflow", {"path": "seed", "inter_op_threads": None}),
+                (SEED_WAY, "tensorflow", {"path": "seed", "environment": TENSORFLOW_DEFAULT_THREADS}),
                 ("ours, TensorFlow", "tensorflow", {"path": "ours"}),
-                ("ours, TensorFlow, default threads", "tensorflow", {"path": "ours", "inter_op_threads": None}),
+                (
+                    "ours, TensorFlow, TF's inter-op threads",
+                    "tensorflow",
+                    {"path": "ours", "environment": TENSORFLOW_DEFAULT_THREADS},
+                ),
                 ("ours, JAX, steps_per_execution 1", "jax", {"path": "ours", "steps": 1}),
                 ("ours, JAX", "jax", {"path": "ours"}),
                 ("PyTorch eager loop", "jax", {"path": "pytorch"}),
@@ -304,7 +311,7 @@ def benchmark_sweep(args, log) -> dict:
         "--worker",
         json.dumps({"path": "seed_sweep", "data": args.data, "epochs": epochs}),
     ]
-    stdout, seed_wall, seed_peak = run_process(command, "tensorflow", inter_op_threads=None)
+    stdout, seed_wall, seed_peak = run_process(command, "tensorflow", TENSORFLOW_DEFAULT_THREADS)
     seed_accuracy = json.loads(stdout.strip().splitlines()[-1])["test_accuracy"]
     log("  default sweep, ours (model_builder_loop.py, one run per model, fused, JAX) ...")
     with tempfile.TemporaryDirectory() as scratch:
