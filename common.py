@@ -114,9 +114,6 @@ TENSORFLOW_IMPORT_NOISE = re.compile(r"^(I\d{4} |WARNING: All log messages befor
 
 os.environ["KERAS_BACKEND"] = backend_from_argv(sys.argv[1:], os.environ)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's runtime warnings, once imported
-# One inter-op thread: these nets are chains of ops with nothing to run side by side, and extra
-# inter-op threads only compete with the intra-op ones (benchmarks/speed.py measures both).
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 # JAX keeps compiled programs on disk, keyed by the program: repeats, same-shape models and the
 # next run skip compiling. JAX_COMPILATION_CACHE_DIR moves it; an empty value turns it off.
 os.environ.setdefault(
@@ -1165,6 +1162,15 @@ def group_id(trial_keys: Sequence[str]) -> str:
     return hashlib.sha256("+".join(trial_keys).encode()).hexdigest()[:12]
 
 
+def group_checkpoint(run_dir: Path, group: Sequence[Trial], trial_keys: Sequence[str]) -> tuple[Path, str | None]:
+    """Where a group checkpoints while it trains, and its fused-group identity: a lone model keeps
+    its checkpoint in its own folder (no identity); a fused group in `RUN_DIR/.fused/<id>`."""
+    if len(group) == 1:
+        return run_dir / group[0].folder / "checkpoint", None
+    identity = group_id(trial_keys)
+    return run_dir / FUSED_FOLDER / identity, identity
+
+
 def _fused_model(members: Sequence[keras.Sequential], configs: Sequence[ModelConfig], input_dim: int, steps: int):
     """One model with a branch per member, compiled with each branch's own loss."""
     inputs = keras.Input(shape=(input_dim,), name="fused_pixels")
@@ -1271,9 +1277,7 @@ def train_group(
 
     clock = EpochClock()
     progress = [GroupProgress(names, first.config.epochs, log)] if fused and verbose else []
-    history = BranchHistory(
-        [config.name for config in configs], [model_dir / "history.csv" for model_dir in model_dirs]
-    )
+    history = BranchHistory(names, [model_dir / "history.csv" for model_dir in model_dirs])
     tensorboard = (
         [] if tensorboard_dir is None else [keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)]
     )
@@ -1299,7 +1303,7 @@ def train_group(
     )
     test = model.evaluate(
         data.x_test,
-        {config.name: data.y_test for config in configs} if fused else data.y_test,
+        {name: data.y_test for name in names} if fused else data.y_test,
         batch_size=EVAL_BATCH_SIZE,
         verbose=0,
         return_dict=True,
@@ -1367,9 +1371,8 @@ def _finish_trial(
         "parameters": int(model.count_params()),
         **context,
     }
-    last = {key: values[-1] for key, values in history.items()}
     if diverged:
-        result["reason"] = f"loss became {last['loss']} in epoch {len(history['loss']) - 1}; training stopped"
+        result["reason"] = f"loss became {history['loss'][-1]} in epoch {len(history['loss']) - 1}; training stopped"
     else:
         result.update(test_accuracy=float(test["accuracy"]), test_loss=float(test["loss"]))
         save_array_atomic(model_dir / "test_predictions.npy", predictions.astype(np.uint8))
@@ -2475,6 +2478,8 @@ def run_sweep(
     source_record = dataclasses.asdict(source) | {"full_mnist": source.is_full_mnist}
     data_identity = {**source_record, "validation_split": args.validation_split, **limits}
     context = {"data": source_record, "versions": versions()}
+    # TensorBoard logs one run per model, and ASHA compares one model against another.
+    fuse = args.fuse and not args.tensorboard and args.scheduler != "asha"
     run_record = {
         "command": args.command,
         "started_at": now_iso(),
@@ -2482,7 +2487,7 @@ def run_sweep(
         "validation_split": args.validation_split,
         "quick": args.quick,
         "repeats": repeats,
-        "fuse": args.fuse and not args.tensorboard and args.scheduler != "asha",
+        "fuse": fuse,
         "executor": args.executor,
         "models": [model.name for model in models],
         **context,
@@ -2501,31 +2506,28 @@ def run_sweep(
     started = time.perf_counter()
     status = 0
     keys = {trial: trial_key(trial, data_identity) for trial in trials}
-    pending = []
+    actions = {trial: resume_action(run_dir / trial.folder, keys[trial]) for trial in trials}
     for trial in trials:
-        if resume_action(run_dir / trial.folder, keys[trial]) == "skip":
+        if actions[trial] == "skip":
             log(f"{trial.folder}: finished earlier with the same configuration; kept")
-        else:
-            pending.append(trial)
-    # TensorBoard logs one run per model, and ASHA compares one model against another.
-    fuse = args.fuse and not args.tensorboard and args.scheduler != "asha"
+    pending = [trial for trial in trials if actions[trial] != "skip"]
     groups = plan_groups(pending, fuse=fuse)
     done = 0
     try:
         if args.executor == "ray" and groups:
             for trial in pending:
-                _open_trial_folder(run_dir / trial.folder, keys[trial], trial, log)
+                _open_trial_folder(run_dir / trial.folder, keys[trial], trial, actions[trial], log)
             run_groups_on_ray(groups, data, run_dir, keys, context, args, log)
-            groups = []  # trained
-        for number, group in enumerate(groups, start=1):
-            elapsed = time.perf_counter() - started
-            # Estimated from the trials trained so far in this process (skipped ones cost nothing).
-            eta = f", about {_duration(elapsed / done * (len(pending) - done))} left" if done else ""
-            log(f"\n[{number}/{len(groups)}] {_group_title(group, repeats)}  (elapsed {_duration(elapsed)}{eta})")
-            for trial in group:
-                _open_trial_folder(run_dir / trial.folder, keys[trial], trial, log)
-            _train_group_isolated(group, data, run_dir, keys, context, args, verbose, log)
-            done += len(group)
+        else:
+            for number, group in enumerate(groups, start=1):
+                elapsed = time.perf_counter() - started
+                # Estimated from the trials trained so far in this process (skipped ones cost nothing).
+                eta = f", about {_duration(elapsed / done * (len(pending) - done))} left" if done else ""
+                log(f"\n[{number}/{len(groups)}] {_group_title(group, repeats)}  (elapsed {_duration(elapsed)}{eta})")
+                for trial in group:
+                    _open_trial_folder(run_dir / trial.folder, keys[trial], trial, actions[trial], log)
+                _train_group_isolated(group, data, run_dir, keys, context, args, verbose, log)
+                done += len(group)
     except KeyboardInterrupt:
         finished = len(read_results(run_dir))
         log(f"\nInterrupted: {finished} finished model(s) are kept in {run_dir}; summarizing those.")
@@ -2572,10 +2574,9 @@ def _group_title(group: Sequence[Trial], repeats: int) -> str:
     )
 
 
-def _open_trial_folder(model_dir: Path, key: str, trial: Trial, log: Callable[[str], None]) -> None:
-    """Make a trial's folder ready to train: an old attempt of another configuration, or a failed
-    one, is moved aside; `trial.json` records what is training there."""
-    action = resume_action(model_dir, key)
+def _open_trial_folder(model_dir: Path, key: str, trial: Trial, action: str, log: Callable[[str], None]) -> None:
+    """Make a trial's folder ready to train (`action` from `resume_action`): an old attempt of
+    another configuration, or a failed one, is moved aside; `trial.json` records what trains there."""
     if action == "replace":
         log(f"    {trial.folder}: configuration changed or failed before; old folder moved to {move_aside(model_dir)}")
     elif action == "continue":
@@ -2601,9 +2602,7 @@ def _train_group_isolated(
     sweep goes on."""
     fused = len(group) > 1
     group_keys = [keys[trial] for trial in group]
-    checkpoint_dir = (
-        run_dir / FUSED_FOLDER / group_id(group_keys) if fused else run_dir / group[0].folder / "checkpoint"
-    )
+    checkpoint_dir, fused_group = group_checkpoint(run_dir, group, group_keys)
     try:
         results = train_group(
             group,
@@ -2613,7 +2612,7 @@ def _train_group_isolated(
             contexts=[
                 {**context, "trial_key": key, "executor": "local", "node": platform.node()} for key in group_keys
             ],
-            fused_group=group_id(group_keys) if fused else None,
+            fused_group=fused_group,
             verbose=verbose,
             log=log,
             tensorboard_dir=run_dir / TENSORBOARD_FOLDER / group[0].folder if args.tensorboard else None,
@@ -2679,7 +2678,7 @@ def ray_thread_environment(cpus_per_trial: float) -> dict[str, str]:
     threads = str(max(1, math.floor(cpus_per_trial)))
     return {
         "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_NUM_INTEROP_THREADS": threads,
         "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}",
         "OMP_NUM_THREADS": threads,
         "OPENBLAS_NUM_THREADS": threads,
@@ -2707,22 +2706,35 @@ def _ray_metrics(names: Sequence[str], epoch: int, logs: Mapping[str, float]) ->
     for name in names:
         for metric in ("val_loss", "val_accuracy", "loss", "accuracy"):
             metrics[f"{name}/{metric}"] = float(logs[branch_log_key(name, metric, fused)])
-    metrics["val_loss"] = min(metrics[f"{name}/val_loss"] for name in names)
-    metrics["val_accuracy"] = max(metrics[f"{name}/val_accuracy"] for name in names)
+    return _with_group_best(metrics, names)
+
+
+def _with_group_best(metrics: dict[str, float], names: Sequence[str]) -> dict[str, float]:
+    """Add the group's best validation loss and accuracy to per-model `<name>/<metric>` figures,
+    passing over diverged models (NaN or infinite)."""
+    for metric, best, worst in (("val_loss", min, math.inf), ("val_accuracy", max, 0.0)):
+        finite = [metrics[f"{name}/{metric}"] for name in names if math.isfinite(metrics[f"{name}/{metric}"])]
+        metrics[metric] = best(finite) if finite else worst
     return metrics
 
 
-def _snapshot(folder: Path, checkpoint_dir: Path, model_dirs: Sequence[Path], whole: bool) -> None:
-    """Copy what a Tune checkpoint carries into `folder`: the group's training checkpoint and each
-    model's history (`whole`: each model's finished folder instead)."""
-    if not whole and checkpoint_dir.exists():
+def _snapshot_progress(folder: Path, checkpoint_dir: Path, model_dirs: Sequence[Path]) -> None:
+    """Copy into `folder` what a retried trial resumes from: the group's training checkpoint and
+    each model's history (`_restore_progress` puts them back)."""
+    if checkpoint_dir.exists():
         shutil.copytree(checkpoint_dir, folder / "checkpoint")
     for model_dir in model_dirs:
-        if whole:
-            shutil.copytree(model_dir, folder / model_dir.name, ignore=shutil.ignore_patterns("checkpoint"))
-        elif (model_dir / "history.csv").exists():
+        if (model_dir / "history.csv").exists():
             (folder / model_dir.name).mkdir()
             shutil.copy2(model_dir / "history.csv", folder / model_dir.name / "history.csv")
+
+
+def _restore_progress(folder: Path, checkpoint_dir: Path, model_dirs: Sequence[Path]) -> None:
+    shutil.copytree(folder / "checkpoint", checkpoint_dir)
+    for model_dir in model_dirs:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        if (folder / model_dir.name / "history.csv").exists():
+            shutil.copy2(folder / model_dir.name / "history.csv", model_dir / "history.csv")
 
 
 class TuneReport(keras.callbacks.Callback):
@@ -2740,7 +2752,7 @@ class TuneReport(keras.callbacks.Callback):
         from ray import tune
 
         with tempfile.TemporaryDirectory(prefix="tune-checkpoint-") as folder:
-            _snapshot(Path(folder), self.checkpoint_dir, self.model_dirs, whole=False)
+            _snapshot_progress(Path(folder), self.checkpoint_dir, self.model_dirs)
             tune.report(_ray_metrics(self.names, epoch, logs), checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -2756,11 +2768,7 @@ def ray_trial(config: Mapping[str, int], data: PreparedData, plan: Sequence[Mapp
     restored = tune.get_checkpoint()  # set when Tune retries this trial after a failure
     if restored is not None and not checkpoint_dir.exists():  # a folder of its own is as new or newer
         with restored.as_directory() as folder:
-            shutil.copytree(Path(folder) / "checkpoint", checkpoint_dir)
-            for model_dir in model_dirs:
-                model_dir.mkdir(parents=True, exist_ok=True)
-                if (Path(folder) / model_dir.name / "history.csv").exists():
-                    shutil.copy2(Path(folder) / model_dir.name / "history.csv", model_dir / "history.csv")
+            _restore_progress(Path(folder), checkpoint_dir, model_dirs)
     names = [trial.config.name for trial in trials]
     node = {"executor": "ray", "node": ray.util.get_node_ip_address()}
     results = train_group(
@@ -2777,12 +2785,12 @@ def ray_trial(config: Mapping[str, int], data: PreparedData, plan: Sequence[Mapp
     final = {"epoch": trials[0].config.epochs, "finished": 1}
     for result in results:
         for metric in ("val_loss", "val_accuracy"):
-            final[f"{result['name']}/{metric}"] = result[metric] if result[metric] is not None else math.inf
-    final["val_loss"] = min(final[f"{name}/val_loss"] for name in names)
-    final["val_accuracy"] = max(final[f"{name}/val_accuracy"] for name in names)
+            final[f"{result['name']}/{metric}"] = float(result[metric])
+    # The last report carries the finished folders, for a driver that does not share them.
     with tempfile.TemporaryDirectory(prefix="tune-final-") as folder:
-        _snapshot(Path(folder), checkpoint_dir, model_dirs, whole=True)
-        tune.report(final, checkpoint=tune.Checkpoint.from_directory(folder))
+        for model_dir in model_dirs:
+            shutil.copytree(model_dir, Path(folder) / model_dir.name, ignore=shutil.ignore_patterns("checkpoint"))
+        tune.report(_with_group_best(final, names), checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def stopped_early_record(trial: Trial, model_dir: Path, key: str, context: Mapping[str, object], epochs: int) -> dict:
@@ -2833,17 +2841,15 @@ def run_groups_on_ray(
     )
     plan = []
     for group in groups:
-        fused = len(group) > 1
         group_keys = [keys[trial] for trial in group]
+        checkpoint_dir, fused_group = group_checkpoint(run_dir, group, group_keys)
         plan.append(
             {
                 "trials": list(group),
                 "run_dir": str(run_dir),
-                "checkpoint_dir": str(
-                    run_dir / FUSED_FOLDER / group_id(group_keys) if fused else run_dir / group[0].folder / "checkpoint"
-                ),
+                "checkpoint_dir": str(checkpoint_dir),
                 "contexts": [{**context, "trial_key": key} for key in group_keys],
-                "fused_group": group_id(group_keys) if fused else None,
+                "fused_group": fused_group,
             }
         )
 
