@@ -25,10 +25,11 @@ test: $(BIN)/.installed
 	KERAS_BACKEND=jax $(BIN)/python -m pytest
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest
 
-## lint: ruff
+## lint: ruff (style, and the size and complexity of functions), then the import contracts
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 check: lint test
 

@@ -3,45 +3,48 @@ Title: Dense networks on MNIST, many at once
 Description: Train a sweep of dense (fully connected) networks on MNIST from one dict of
 configurations, then compare them side by side.
 
-What it trains: every entry of `CONFIGS` below (or of a TOML file given with `--config`), each a
-784-input network of hidden Dense layers and a Dense(10) output. Each model is fitted on the
-training split, watched on a held-out validation split, and evaluated once on the test set.
+What it trains: every entry of the dict of configurations in this script (or of a TOML file given
+with `--config`), each a 784-input network of hidden Dense layers and a Dense(10) output, built by
+one dense builder in a loop. Each model is fitted on the training split, watched on a held-out
+validation split, and evaluated once on the test set; then all of them are compared.
 
 How to run it:
 
-    python model_builder_loop.py --data ../shared/data/mnist        # the full default sweep
+    python model_builder_loop.py                                     # the default sweep
+    python model_builder_loop.py --data path/to/mnist                # the four MNIST IDX files, or mnist.npz
     python model_builder_loop.py --only dense_128_relu dense_512x2_relu_dropout --epochs 5
     python model_builder_loop.py --config my_sweep.toml              # your own configurations
     python model_builder_loop.py --quick                             # a smoke run in seconds
     python model_builder_loop.py --resume runs/20261125-101500       # continue an interrupted run
     python model_builder_loop.py --executor ray --max-concurrent 2    # as Ray Tune trials (requirements-ray.txt)
 
-Models that share seed, epochs, batch size, optimizer and learning rate train together as branches
-of one model (the same numbers, faster); `--no-fuse` trains them one by one.
+Models that share seed, epochs, batch size and optimizer train together as branches of one model
+(the same numbers, faster); `--no-fuse` trains them one by one.
 
 Every output lands in the run folder (`--out`, default `runs/<timestamp>`): per model
 `history.csv`, `curves.png`, `model.keras`, `result.json`; for the sweep `summary.csv`,
-`summary.json`, `comparison.png`, `confusion_matrix.png` and `misclassified.png`.
+`summary.json`, `comparison.png`, `confusion_matrix.png`, `misclassified.png` and `report.html`.
 
-The same variants, written out one block each, are in `model_builder_seq.py`.
+The same networks, each written out in Keras, are in `model_builder_seq.py`.
 """
 
 """
 ## Setup
 """
 
+import functools
 import sys
 from pathlib import Path
 
-import common  # imports Keras on the backend --backend or KERAS_BACKEND names (JAX by default)
+import common  # first: it picks the Keras backend (--backend, else KERAS_BACKEND, else JAX)
 
 """
 ## The configurations
 
 One entry per network: name -> fields. Unset fields take `common.ModelConfig`'s defaults:
-`activation="relu"`, `dropout=0.0`, `output_activation="softmax"`, `optimizer="adam"`,
-`learning_rate=1e-3`, `epochs=20`, `batch_size=128`. Each group answers one question; the 128-unit
-ReLU network is the reference point every group varies from.
+`activation="relu"`, `dropout=0.0`, `output_activation="softmax"` (with the loss that suits it),
+`optimizer="adam"`, `learning_rate=1e-3`, `epochs=20`, `batch_size=128`. Each group answers one
+question; the 128-unit ReLU network is the reference point every group varies from.
 """
 
 CONFIGS = {
@@ -83,22 +86,48 @@ def parse_args(argv=None):
         "--config",
         metavar="FILE.toml",
         default=None,
-        help="read the configurations from a TOML file, one [name] table per model, "
-        "with the same fields as CONFIGS (default: the CONFIGS dict in this script)",
+        help="read the configurations from a TOML file, one [name] table per model, with the same "
+        "fields as the configurations in model_builder_loop.py (default: those configurations)",
     )
     return common.parse_command_line(parser, argv)
 
 
 """
+## One builder per configuration
+
+Every configuration is checked first (a typo fails here, in one line, before anything trains).
+Then the loop gives each one a builder: `common.dense_network` builds and compiles, in Keras, the
+network its configuration describes (784 inputs, its hidden Dense layers with their activation and
+dropout, a Dense(10) output), exactly as `model_builder_seq.py` writes each one out.
+"""
+
+
+def variants_from(configs):
+    variants = []
+    for config in common.validate_configs(configs):
+        # A builder takes no arguments and returns the compiled network: the dense builder, bound
+        # to this configuration.
+        build = functools.partial(common.dense_network, config)
+        variants.append(common.Variant(config.name, build, epochs=config.epochs, batch_size=config.batch_size))
+    return variants
+
+
+"""
 ## Train, evaluate and compare
+
+`common.run_sweep` seeds before each build, fits every network on the training split with a
+validation split held out and a checkpoint every epoch, evaluates it once on the test set, and
+writes the curves, the comparison and `report.html`; see `model_builder_seq.py` for why this part
+is shared.
 """
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    options, script_options = parse_args(argv)
     try:
-        configs = common.load_toml_configs(args.config) if args.config else CONFIGS
-        return common.run_sweep(common.select_configs(configs, args.only), args)
+        configs = common.load_toml_configs(script_options["config"]) if script_options["config"] else CONFIGS
+        variants = variants_from(common.select_configs(configs, script_options["only"]))
+        return common.run_sweep(variants, options)
     except common.UserInputError as error:
         return common.report_error(error)
 

@@ -1,25 +1,26 @@
 """
 Title: Dense networks on MNIST, one variant at a time
-Description: Define each dense-network variant in its own block, train them in order, compare.
+Description: Each dense-network variant written out in Keras, trained, evaluated and compared.
 
-What it trains: thirteen 784-input dense networks, each written out below with the question it
+What it trains: thirteen dense (fully connected) networks on 28x28 MNIST digits flattened to 784
+inputs, each built and compiled below in plain Keras, in its own block with the question it
 answers: hidden width, hidden activation, depth, output activation, no hidden layer at all, and a
-wide network with dropout. Every block is plain data, built by the one builder in `common.py`,
-fitted on the training split, watched on a held-out validation split, evaluated once on the test
-set, and plotted.
+wide network with dropout. Each is fitted on the training split, watched on a held-out validation
+split, evaluated once on the test set, and plotted; then all of them are compared.
 
 How to run it:
 
-    python model_builder_seq.py --data ../shared/data/mnist     # the full set
     python model_builder_seq.py                                 # Keras' MNIST, else the embedded sample
+    python model_builder_seq.py --data path/to/mnist            # the four MNIST IDX files, or mnist.npz
     python model_builder_seq.py --quick                         # a smoke run in seconds
     python model_builder_seq.py --resume runs/20261125-101500   # continue an interrupted run
 
 Every output lands in the run folder (`--out`, default `runs/<timestamp>`): per model
 `history.csv`, `curves.png`, `model.keras`, `result.json`; for the sweep `summary.csv`,
-`summary.json`, `comparison.png`, `confusion_matrix.png` and `misclassified.png`.
+`summary.json`, `comparison.png`, `confusion_matrix.png`, `misclassified.png` and `report.html`.
 
-`model_builder_loop.py` holds the same variants as one dict, and adds `--only` and `--config`.
+`model_builder_loop.py` builds the same networks from a dict of configurations, and adds `--only`
+and `--config`.
 """
 
 """
@@ -29,17 +30,35 @@ Every output lands in the run folder (`--out`, default `runs/<timestamp>`): per 
 import sys
 from pathlib import Path
 
-import common  # imports Keras on the backend --backend or KERAS_BACKEND names (JAX by default)
+from keras import layers
+
+import common  # first: it picks the Keras backend (--backend, else KERAS_BACKEND, else JAX)
+from common import keras
 
 """
-## The variants
+## Hyperparameters
 
-Each block adds one network to `VARIANTS`, in training order. Fields left out take the defaults of
-`common.ModelConfig`: ReLU hidden layers, no dropout, a softmax output with categorical
-cross-entropy, Adam at learning rate 0.001, 20 epochs, batches of 128.
+Every network below trains for the same number of epochs with the same batch size, so they differ
+only in what each block changes. The input and output sizes come from the data: 28 x 28 pixels
+flattened to 784 inputs, and one output per digit.
 """
 
-VARIANTS = {}
+EPOCHS = 20  # enough for every network here to level off on the validation split
+BATCH_SIZE = 128  # the classic Keras MNIST batch; small enough for many steps per epoch
+LEARNING_RATE = 1e-3  # Adam's default, a safe start for every network below
+INPUT_DIM = common.INPUT_DIM  # 784
+NUM_CLASSES = common.NUM_CLASSES  # 10
+
+"""
+## The networks
+
+Each function builds one network and compiles it with its optimizer and loss, and returns it.
+`@VARIANTS.add` registers it, in order, under the function's name, which names the model, its
+folder and its line in every table. Accuracy is added by the engine when it trains: the arg-max of
+the ten outputs against the digit, the same for every loss.
+"""
+
+VARIANTS = common.VariantList(epochs=EPOCHS, batch_size=BATCH_SIZE)
 
 """
 ### Width: how many hidden units does one layer need?
@@ -48,20 +67,76 @@ One hidden ReLU layer of 32 to 512 units. Parameters grow linearly with width
 (784*w + w + w*10 + 10); accuracy does not, and the curves show where it stops paying.
 """
 
-# 25,450 parameters: the narrowest layer here.
-VARIANTS["dense_32_relu"] = {"hidden_units": [32], "activation": "relu"}
 
-# 50,890 parameters.
-VARIANTS["dense_64_relu"] = {"hidden_units": [64], "activation": "relu"}
+@VARIANTS.add
+def dense_32_relu():
+    # 25,450 parameters: the narrowest layer here.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(32, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
 
-# 101,770 parameters: the reference network every other group varies from.
-VARIANTS["dense_128_relu"] = {"hidden_units": [128], "activation": "relu"}
 
-# 203,530 parameters.
-VARIANTS["dense_256_relu"] = {"hidden_units": [256], "activation": "relu"}
+@VARIANTS.add
+def dense_64_relu():
+    # 50,890 parameters.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
 
-# 407,050 parameters.
-VARIANTS["dense_512_relu"] = {"hidden_units": [512], "activation": "relu"}
+
+@VARIANTS.add
+def dense_128_relu():
+    # 101,770 parameters: the reference network every other group varies from.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
+
+
+@VARIANTS.add
+def dense_256_relu():
+    # 203,530 parameters.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(256, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
+
+
+@VARIANTS.add
+def dense_512_relu():
+    # 407,050 parameters.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
+
 
 """
 ### Hidden activation: does the nonlinearity matter at 128 units?
@@ -69,14 +144,48 @@ VARIANTS["dense_512_relu"] = {"hidden_units": [512], "activation": "relu"}
 Same 101,770 parameters as the reference; only the hidden activation changes.
 """
 
-# The classic squashing function: saturates, so it learns more slowly with Adam at 0.001.
-VARIANTS["dense_128_sigmoid"] = {"hidden_units": [128], "activation": "sigmoid"}
 
-# Zero-centred squashing.
-VARIANTS["dense_128_tanh"] = {"hidden_units": [128], "activation": "tanh"}
+@VARIANTS.add
+def dense_128_sigmoid():
+    # The classic squashing function: it saturates, so it learns more slowly with Adam at 0.001.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(128, activation="sigmoid"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
 
-# A smooth ReLU, as used in transformers.
-VARIANTS["dense_128_gelu"] = {"hidden_units": [128], "activation": "gelu"}
+
+@VARIANTS.add
+def dense_128_tanh():
+    # Zero-centred squashing.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(128, activation="tanh"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
+
+
+@VARIANTS.add
+def dense_128_gelu():
+    # A smooth ReLU, as used in transformers.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(128, activation="gelu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
+
 
 """
 ### Depth: one hidden layer against two and three
@@ -84,11 +193,37 @@ VARIANTS["dense_128_gelu"] = {"hidden_units": [128], "activation": "gelu"}
 Each extra 128-unit layer adds 16,512 parameters to the reference network.
 """
 
-# 118,282 parameters.
-VARIANTS["dense_128x2_relu"] = {"hidden_units": [128, 128], "activation": "relu"}
 
-# 134,794 parameters.
-VARIANTS["dense_128x3_relu"] = {"hidden_units": [128, 128, 128], "activation": "relu"}
+@VARIANTS.add
+def dense_128x2_relu():
+    # 118,282 parameters.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
+
+
+@VARIANTS.add
+def dense_128x3_relu():
+    # 134,794 parameters.
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
+
 
 """
 ### Output activation: softmax against one-vs-rest sigmoids
@@ -97,7 +232,19 @@ The reference network with ten independent sigmoid outputs, trained with binary 
 Accuracy still takes the arg-max of the ten outputs.
 """
 
-VARIANTS["dense_128_relu_sigmoid_out"] = {"hidden_units": [128], "activation": "relu", "output_activation": "sigmoid"}
+
+@VARIANTS.add
+def dense_128_relu_sigmoid_out():
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(NUM_CLASSES, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="binary_crossentropy")
+    return model
+
 
 """
 ### No hidden layer: softmax regression
@@ -105,7 +252,13 @@ VARIANTS["dense_128_relu_sigmoid_out"] = {"hidden_units": [128], "activation": "
 7,850 parameters: the linear baseline every hidden layer has to beat.
 """
 
-VARIANTS["softmax_regression"] = {"hidden_units": []}
+
+@VARIANTS.add
+def softmax_regression():
+    model = keras.Sequential([keras.Input(shape=(INPUT_DIM,)), layers.Dense(NUM_CLASSES, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
+
 
 """
 ### Wide and regularized: two 512-unit layers with dropout
@@ -114,31 +267,43 @@ VARIANTS["softmax_regression"] = {"hidden_units": []}
 training set; the shape of Keras' classic `mnist_mlp.py`.
 """
 
-VARIANTS["dense_512x2_relu_dropout"] = {"hidden_units": [512, 512], "activation": "relu", "dropout": 0.2}
 
-"""
-## Command line
-"""
-
-
-def parse_args(argv=None):
-    parser = common.make_parser(Path(__file__).name, description=__doc__.split("How to run it:")[0].strip())
-    return common.parse_command_line(parser, argv)
+@VARIANTS.add
+def dense_512x2_relu_dropout():
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(INPUT_DIM,)),
+            layers.Dense(512, activation="relu"),
+            layers.Dropout(0.2),
+            layers.Dense(512, activation="relu"),
+            layers.Dropout(0.2),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
+    return model
 
 
 """
 ## Train, evaluate and compare
 
-`common.run_sweep` validates every variant above before the first one trains, then runs each
-block in order through the one train-and-evaluate function (build, compile, fit, evaluate, plot),
-and closes with the comparison.
+The networks above are only built here; fitting, evaluation and the plots are shared with the loop
+script, in `common.run_sweep`, because they hold what every run needs and a learner should not
+have to copy: it checks every builder before anything trains, seeds before each build (so a
+network starts from the same weights in either script), fits on the training split with a
+validation split held out and a checkpoint every epoch (`--resume` continues a killed run), trains
+networks that share epochs, batch size and optimizer together as branches of one model (`--no-fuse`
+trains them one by one; the numbers are the same), repeats each with several seeds (`--repeats`),
+evaluates once on the test set, and writes the curves, the comparison and `report.html`.
+`--executor ray` runs the same on a Ray cluster.
 """
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    parser = common.make_parser(Path(__file__).name, description=__doc__.split("How to run it:")[0].strip())
+    options, _ = common.parse_command_line(parser, argv)
     try:
-        return common.run_sweep(VARIANTS, args)
+        return common.run_sweep(list(VARIANTS), options)
     except common.UserInputError as error:
         return common.report_error(error)
 

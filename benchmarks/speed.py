@@ -5,8 +5,8 @@ writes it as JSON), so the figures are comparable even on a noisy machine: read 
 
 Paths:
 - seed's way: Keras on TensorFlow, a `Sequential`, plain `fit`, one model at a time, no callbacks;
-- ours: the project's training function (`common.train_group`: checkpoint and history every epoch,
-  test evaluation, files) on each backend, one model, and eight 784-128-10 models fused;
+- ours: the project's training function (`explorer.recording.train_and_record`: checkpoint and history
+  every epoch, test evaluation, files) on each backend, one model, and eight 784-128-10 models fused;
 - PyTorch: a plain eager loop (benchmarks/reference_loops.py);
 - hand-written JAX: the whole epoch as one jitted `lax.scan` (benchmarks/reference_loops.py).
 
@@ -81,21 +81,24 @@ def work_keras(task: dict) -> dict:
     """The seed's way (plain fit) or ours (`train_group`), on the backend the process was started with."""
     started = time.perf_counter()
     import common
+    import explorer.callbacks
+    import explorer.recording
+    import explorer.training
+    import explorer.trials
+    import explorer.variants
+    import model_builder_loop
 
     keras = common.keras
     imported = time.perf_counter()
     data = load_data(task["data"])
     loaded = time.perf_counter()
     copies = task.get("copies", 1)
-    configs = [
-        common.validate_config(
-            f"m{index}", {"hidden_units": task["hidden"], "epochs": task["epochs"], "batch_size": task["batch"]}
-        )
-        for index in range(copies)
-    ]
+    fields = {"hidden_units": task["hidden"], "epochs": task["epochs"], "batch_size": task["batch"]}
+    sweep = {f"m{index}": fields for index in range(copies)}
+    configs = common.validate_configs(sweep)
     if task["path"] == "seed":
         keras.utils.set_random_seed(SEED)
-        model = common.compile_model(common.build_model(configs[0], data.input_dim), configs[0])
+        model = explorer.variants.compile_for_training(common.dense_network(configs[0]), steps_per_execution=1)
         history = model.fit(
             data.x_train,
             data.y_train,
@@ -103,23 +106,23 @@ def work_keras(task: dict) -> dict:
             epochs=task["epochs"],
             batch_size=task["batch"],
             verbose=0,
-            callbacks=[common.EpochClock()],
+            callbacks=[explorer.callbacks.EpochClock()],
         )
         seconds = seconds_from_keras(history)
         accuracy = [model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)["accuracy"]]
     else:
-        trials = [common.Trial(config, SEED) for config in configs]
+        trials = explorer.trials.plan_trials(
+            model_builder_loop.variants_from({c.name: c.to_dict() for c in configs}), SEED
+        )
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)
-            results = common.train_group(
-                trials,
-                data,
-                [folder / trial.folder for trial in trials],
+            setup = explorer.training.GroupSetup(
+                model_dirs=[folder / trial.folder for trial in trials],
                 checkpoint_dir=folder / "checkpoint",
-                contexts=[{}] * len(trials),
                 verbose=0,
-                steps_per_execution=task.get("steps", common.STEPS_PER_EXECUTION),
+                steps_per_execution=task.get("steps", explorer.training.STEPS_PER_EXECUTION),
             )
+            results = explorer.recording.train_and_record(trials, data, setup, [{}] * len(trials))
             seconds = common.read_history(folder / trials[0].folder / "history.csv")["seconds"]
         accuracy = [result["test_accuracy"] for result in results]
     return {
@@ -152,6 +155,7 @@ def work_seed_sweep(task: dict) -> dict:
     """The default sweep the seed's way: every configuration of model_builder_loop.CONFIGS, one after
     the other, on TensorFlow, plain fit, no callbacks."""
     import common
+    import explorer.variants
     import model_builder_loop
 
     keras = common.keras
@@ -161,7 +165,7 @@ def work_seed_sweep(task: dict) -> dict:
     for config in common.validate_configs(model_builder_loop.CONFIGS, overrides):
         keras.backend.clear_session()
         keras.utils.set_random_seed(SEED)
-        model = common.compile_model(common.build_model(config, data.input_dim), config)
+        model = explorer.variants.compile_for_training(common.dense_network(config), steps_per_execution=1)
         model.fit(
             data.x_train,
             data.y_train,

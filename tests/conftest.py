@@ -1,5 +1,6 @@
 """Shared fixtures: tiny, seeded, synthetic MNIST-shaped data; nothing touches the network."""
 
+import functools
 import gzip
 import struct
 from pathlib import Path
@@ -8,6 +9,10 @@ import numpy as np
 import pytest
 
 import common  # first: it picks the Keras backend (KERAS_BACKEND, else JAX) before Keras is imported
+from explorer.configs import dense_network, validate_config
+from explorer.splits import IMAGE_SHAPE, NUM_CLASSES
+from explorer.trials import Trial
+from explorer.variants import Variant, inspect_variant
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REAL_MNIST = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
@@ -25,9 +30,9 @@ def make_synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray
     """MNIST-shaped uint8 images whose class is easy to learn: digit d lights rows 2d..2d+4 (plus
     noise), so a small network separates them within an epoch or two."""
     rng = np.random.default_rng(seed)
-    labels = np.arange(count) % common.NUM_CLASSES
+    labels = np.arange(count) % NUM_CLASSES
     rng.shuffle(labels)
-    images = rng.integers(0, 60, size=(count, *common.IMAGE_SHAPE)).astype(np.uint8)
+    images = rng.integers(0, 60, size=(count, *IMAGE_SHAPE)).astype(np.uint8)
     for index, label in enumerate(labels):
         images[index, 2 * label + 2 : 2 * label + 7, 4:24] = 230
     return images, labels.astype(np.uint8)
@@ -79,3 +84,15 @@ def real_mnist_or_skip() -> Path:
     if not (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found at {REAL_MNIST} (the shared data folder beside the project)")
     return REAL_MNIST
+
+
+def dense_variant(name: str, fields: dict | None = None) -> Variant:
+    """The variant the loop script makes of configuration `name: fields`: the dense builder bound to it."""
+    config = validate_config(name, fields or {})
+    return Variant(config.name, functools.partial(dense_network, config), config.epochs, config.batch_size)
+
+
+def dense_trial(name: str, fields: dict | None = None, seed: int = 0, repeat: int = 0) -> Trial:
+    """One trial of `dense_variant(name, fields)` with `seed`."""
+    variant = dense_variant(name, fields)
+    return Trial(variant, inspect_variant(variant), seed, repeat)

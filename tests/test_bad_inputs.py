@@ -11,6 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import common
+import explorer.configs
+import explorer.errors
+import explorer.variants
 import model_builder_loop
 
 from conftest import idx_bytes, make_synthetic_digits, write_idx, write_official_folder
@@ -84,7 +87,7 @@ def run_main(argv, capsys):
 
 
 def assert_one_line_error(code, err, words):
-    assert code == common.EXIT_BAD_INPUT
+    assert code == explorer.errors.EXIT_BAD_INPUT
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -252,12 +255,19 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
     st.text(max_size=12),
-    st.sampled_from(common.HIDDEN_ACTIVATIONS + common.OUTPUT_ACTIVATIONS + tuple(common.OPTIMIZERS) + common.LOSSES),
+    st.sampled_from(
+        explorer.configs.HIDDEN_ACTIVATIONS
+        + explorer.configs.OUTPUT_ACTIVATIONS
+        + tuple(explorer.configs.OPTIMIZERS)
+        + explorer.configs.LOSSES
+    ),
 )
 values = st.one_of(
-    scalars, st.lists(st.one_of(st.integers(-5, 600), st.sampled_from(common.HIDDEN_ACTIVATIONS)), max_size=4)
+    scalars, st.lists(st.one_of(st.integers(-5, 600), st.sampled_from(explorer.configs.HIDDEN_ACTIVATIONS)), max_size=4)
 )
-fields = st.dictionaries(st.sampled_from((*common.CONFIG_FIELDS, "activaton", "units", "name")), values, max_size=6)
+fields = st.dictionaries(
+    st.sampled_from((*explorer.configs.CONFIG_FIELDS, "activaton", "units", "name")), values, max_size=6
+)
 names = st.one_of(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), st.text(max_size=8))
 
 
@@ -282,9 +292,9 @@ def test_generated_toml_is_accepted_or_refused_in_one_line(tmp_path, configs):
     path.write_text(text)
     try:
         validated = common.validate_configs(common.load_toml_configs(path))
-    except common.ConfigError as error:
+    except explorer.errors.ConfigError as error:
         assert "\n" not in str(error) and str(error)
         return
     for config in validated:
-        model = common.compile_model(common.build_model(config, input_dim=784), config)
+        model = explorer.configs.dense_network(config)
         assert model.count_params() > 0 and model.name == config.name

@@ -6,23 +6,24 @@ import keras
 import pytest
 
 import common
+import explorer.configs
+import explorer.errors
 import model_builder_loop
-import model_builder_seq
 
 
 def test_defaults_make_the_reference_network():
-    config = common.validate_config("ref", {})
+    config = explorer.configs.validate_config("ref", {})
     assert config == common.ModelConfig(name="ref")
     assert config.hidden_layers == ((128, "relu"),) and config.resolved_loss == "categorical_crossentropy"
 
 
 def test_per_layer_activations_are_accepted():
-    config = common.validate_config("mix", {"hidden_units": [64, 32], "activation": ["tanh", "relu"]})
+    config = explorer.configs.validate_config("mix", {"hidden_units": [64, 32], "activation": ["tanh", "relu"]})
     assert config.hidden_layers == ((64, "tanh"), (32, "relu"))
 
 
 def test_auto_loss_follows_the_output_activation():
-    pick = lambda output: common.validate_config("m", {"output_activation": output}).resolved_loss  # noqa: E731
+    pick = lambda output: explorer.configs.validate_config("m", {"output_activation": output}).resolved_loss  # noqa: E731
     assert [pick(o) for o in ("softmax", "linear", "sigmoid")] == [
         "categorical_crossentropy",
         "categorical_crossentropy",
@@ -68,15 +69,15 @@ def test_auto_loss_follows_the_output_activation():
     ],
 )
 def test_each_bad_field_gets_a_one_line_message(fields, message):
-    with pytest.raises(common.ConfigError, match=message) as caught:
-        common.validate_config("bad", fields)
+    with pytest.raises(explorer.errors.ConfigError, match=message) as caught:
+        explorer.configs.validate_config("bad", fields)
     assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("name", ["../x", "/etc", "", "a b", ".hidden", "x" * 65, 7])
 def test_names_must_be_safe_folder_names(name):
-    with pytest.raises(common.ConfigError, match=r"configuration name .* is not allowed; use 1-64 letters"):
-        common.validate_config(name, {})
+    with pytest.raises(explorer.errors.ConfigError, match=r"configuration name .* is not allowed; use 1-64 letters"):
+        explorer.configs.validate_config(name, {})
 
 
 def test_overrides_replace_every_configuration_field():
@@ -85,7 +86,7 @@ def test_overrides_replace_every_configuration_field():
 
 
 def test_an_empty_sweep_is_refused():
-    with pytest.raises(common.ConfigError, match="no configurations to train"):
+    with pytest.raises(explorer.errors.ConfigError, match="no configurations to train"):
         common.validate_configs({})
 
 
@@ -93,7 +94,8 @@ def test_only_selects_in_the_given_order_and_names_unknown_ones():
     configs = {"a": {}, "b": {}, "c": {}}
     assert list(common.select_configs(configs, ["c", "a"])) == ["c", "a"]
     with pytest.raises(
-        common.ConfigError, match=r"--only 'bb' is not a configuration \(did you mean 'b'\?\); valid names: a, b, c"
+        explorer.errors.ConfigError,
+        match=r"--only 'bb' is not a configuration \(did you mean 'b'\?\); valid names: a, b, c",
     ):
         common.select_configs(configs, ["bb"])
 
@@ -113,33 +115,27 @@ def test_toml_configs_use_the_same_schema(tmp_path):
 def test_toml_syntax_errors_name_the_line(tmp_path):
     path = tmp_path / "broken.toml"
     path.write_text("[ok]\nhidden_units = [64]\n\n[broken]\nhidden_units = 64 64\nepochs = 3\n")
-    with pytest.raises(common.ConfigError, match=r"broken.toml: TOML syntax error: .*line 5"):
+    with pytest.raises(explorer.errors.ConfigError, match=r"broken.toml: TOML syntax error: .*line 5"):
         common.load_toml_configs(path)
 
 
 def test_toml_top_level_values_must_be_tables(tmp_path):
     path = tmp_path / "flat.toml"
     path.write_text("epochs = 3\n")
-    with pytest.raises(common.ConfigError, match=r"'epochs' must be a table of fields"):
+    with pytest.raises(explorer.errors.ConfigError, match=r"'epochs' must be a table of fields"):
         common.load_toml_configs(path)
 
 
 def test_a_missing_toml_file_is_named(tmp_path):
-    with pytest.raises(common.ConfigError, match=r"--config .*nope.toml: cannot read"):
+    with pytest.raises(explorer.errors.ConfigError, match=r"--config .*nope.toml: cannot read"):
         common.load_toml_configs(tmp_path / "nope.toml")
 
 
 def test_every_allowed_name_is_known_to_keras():
-    for name in common.HIDDEN_ACTIVATIONS + common.OUTPUT_ACTIVATIONS:
+    for name in explorer.configs.HIDDEN_ACTIVATIONS + explorer.configs.OUTPUT_ACTIVATIONS:
         assert callable(keras.activations.get(name)), name
-    for name, optimizer in common.OPTIMIZERS.items():
+    for name, optimizer in explorer.configs.OPTIMIZERS.items():
         assert isinstance(optimizer(learning_rate=0.01), keras.optimizers.Optimizer), name
-
-
-def test_both_scripts_define_the_same_variants():
-    seq = common.validate_configs(model_builder_seq.VARIANTS)
-    loop = common.validate_configs(model_builder_loop.CONFIGS)
-    assert seq == loop  # same names, same order, same fields once defaults are filled in
 
 
 def test_the_default_sweep_answers_the_design_questions():

@@ -1,6 +1,7 @@
 """Fused training: models that share seed, batch size, epochs and optimizer train as branches of one
 model, and each branch computes exactly what its model computes alone."""
 
+import dataclasses
 import json
 import warnings
 
@@ -8,7 +9,18 @@ import numpy as np
 import pytest
 
 import common
+import explorer.backend
+import explorer.callbacks
+import explorer.configs
+import explorer.errors
+import explorer.recording
+import explorer.run_folder
+import explorer.training
+import explorer.trials
+import explorer.variants
 import model_builder_loop
+
+from conftest import dense_trial, dense_variant
 
 keras = common.keras
 
@@ -22,21 +34,14 @@ BRANCHES = {
 
 
 def trials(seed=7, **overrides):
-    return [
-        common.Trial(common.validate_config(name, {**fields, **overrides}), seed) for name, fields in BRANCHES.items()
-    ]
+    return [dense_trial(name, {**fields, **overrides}, seed) for name, fields in BRANCHES.items()]
 
 
-def train(group, data, folder, **options):
-    return common.train_group(
-        group,
-        data,
-        [folder / trial.folder for trial in group],
-        checkpoint_dir=folder / "checkpoint",
-        contexts=[{}] * len(group),
-        verbose=0,
-        **options,
+def train(group, data, folder):
+    setup = explorer.training.GroupSetup(
+        model_dirs=[folder / trial.folder for trial in group], checkpoint_dir=folder / "checkpoint", verbose=0
     )
+    return explorer.recording.train_and_record(group, data, setup, [{}] * len(group))
 
 
 def weights(model_dir):
@@ -71,20 +76,25 @@ def test_fused_branches_end_with_the_weights_of_models_trained_alone(tmp_path, d
         assert together["epochs_run"] == alone["epochs_run"] == 2
 
 
-def test_a_diverging_branch_stops_alone_and_leaves_the_others_untouched(tmp_path, data, monkeypatch):
-    build_model = common.build_model
-
-    def blowing_up(config, input_dim, num_classes=common.NUM_CLASSES):
-        model = build_model(config, input_dim, num_classes)
-        if config.name != "wide":
-            return model
-        # Multiplying by infinity turns this branch's loss NaN from the first batch.
-        return keras.Sequential([*model.layers, keras.layers.Lambda(lambda x: x * np.inf)], name=config.name)
-
+def test_a_diverging_branch_stops_alone_and_leaves_the_others_untouched(tmp_path, data):
     group = trials()
     reference = train(group, data, tmp_path / "reference")
-    monkeypatch.setattr(common, "build_model", blowing_up)
-    poisoned = train(group, data, tmp_path / "poisoned")
+
+    def blowing_up():
+        model = group[0].variant.build()
+        # Multiplying by infinity turns this branch's loss NaN from the first batch.
+        blown = keras.Sequential(
+            [keras.Input(shape=(784,)), *model.layers, keras.layers.Lambda(lambda x: x * np.inf)], name="wide"
+        )
+        blown.compile(optimizer=keras.optimizers.Adam(), loss=model.loss)
+        return blown
+
+    variant = dataclasses.replace(group[0].variant, build=blowing_up)
+    poisoned_group = [
+        explorer.trials.Trial(variant, explorer.variants.inspect_variant(variant), group[0].seed),
+        *group[1:],
+    ]
+    poisoned = train(poisoned_group, data, tmp_path / "poisoned")
 
     assert poisoned[0]["status"] == "diverged" and poisoned[0]["epochs_run"] == 1
     assert "loss became nan in epoch 0" in poisoned[0]["reason"]
@@ -94,16 +104,16 @@ def test_a_diverging_branch_stops_alone_and_leaves_the_others_untouched(tmp_path
 
 
 def test_plan_groups_fuses_trials_with_the_same_key_in_plan_order():
-    configs = [
-        common.validate_config("a", {}),
-        common.validate_config("b", {"batch_size": 32}),
-        common.validate_config("c", {"hidden_units": [8]}),
-        common.validate_config("d", {"learning_rate": 0.01}),
+    variants = [
+        dense_variant("a"),
+        dense_variant("b", {"batch_size": 32}),
+        dense_variant("c", {"hidden_units": [8]}),
+        dense_variant("d", {"learning_rate": 0.01}),
     ]
-    planned = common.plan_trials(configs, seed=1, repeats=2)
-    groups = common.plan_groups(planned, fuse=True)
+    planned = explorer.trials.plan_trials(variants, seed=1, repeats=2)
+    groups = explorer.trials.plan_groups(planned, fuse=True)
     folders = [[trial.folder for trial in group] for group in groups]
-    seed = common.repeat_seed(1, 1)
+    seed = explorer.trials.repeat_seed(1, 1)
     assert folders == [
         ["a", "c"],
         [f"a@seed{seed}", f"c@seed{seed}"],
@@ -112,13 +122,15 @@ def test_plan_groups_fuses_trials_with_the_same_key_in_plan_order():
         ["d"],
         [f"d@seed{seed}"],
     ]
-    assert common.plan_groups(planned, fuse=False) == [[trial] for trial in planned]
-    capped = common.plan_groups(common.plan_trials(configs[:1] + configs[2:3], 1), fuse=True, max_size=1)
+    assert explorer.trials.plan_groups(planned, fuse=False) == [[trial] for trial in planned]
+    capped = explorer.trials.plan_groups(
+        explorer.trials.plan_trials(variants[:1] + variants[2:3], 1), fuse=True, max_size=1
+    )
     assert [len(group) for group in capped] == [1, 1]
 
 
 def test_a_group_needs_one_fusion_key(tmp_path, data):
-    mixed = [trials()[0], common.Trial(common.validate_config("other", {"epochs": 3}), 7)]
+    mixed = [trials()[0], dense_trial("other", {"epochs": 3}, 7)]
     with pytest.raises(ValueError, match="a fused group needs one seed, batch size, epochs"):
         train(mixed, data, tmp_path)
 
@@ -141,8 +153,8 @@ def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, synt
     config = sweep_file(tmp_path)
     assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "fused") == 0
     assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "alone", "--no-fuse") == 0
-    assert not (tmp_path / "fused" / common.FUSED_FOLDER).exists() or not any(
-        (tmp_path / "fused" / common.FUSED_FOLDER).iterdir()
+    assert not (tmp_path / "fused" / explorer.run_folder.FUSED_FOLDER).exists() or not any(
+        (tmp_path / "fused" / explorer.run_folder.FUSED_FOLDER).iterdir()
     )
     for name in BRANCHES:
         fused_dir, alone_dir = tmp_path / "fused" / name, tmp_path / "alone" / name
@@ -151,9 +163,10 @@ def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, synt
         assert set(fused) == set(alone)
         assert fused["fused_group"] is not None and alone["fused_group"] is None
         assert (
-            fused["steps_per_execution"] == common.STEPS_PER_EXECUTION and fused["backend"] == keras.backend.backend()
+            fused["steps_per_execution"] == explorer.training.STEPS_PER_EXECUTION
+            and fused["backend"] == keras.backend.backend()
         )
-        assert fused["device"] == alone["device"] == common.device_description()
+        assert fused["device"] == alone["device"] == explorer.backend.device_description()
         assert fused["device"] == "cpu" or fused["device"].startswith("gpu: ")
         assert fused["test_loss"] == pytest.approx(alone["test_loss"], rel=1e-4)
         np.testing.assert_array_equal(
@@ -164,16 +177,19 @@ def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, synt
 def test_an_interrupted_fused_group_resumes_from_its_checkpoint(tmp_path, synthetic_npz, monkeypatch, capsys):
     config = sweep_file(tmp_path)
     assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "whole") == 0
-    save = common.EpochBackupAndRestore.on_epoch_end
+    save = explorer.callbacks.EpochBackupAndRestore.on_epoch_end
 
     def interrupted_after_the_first_epoch(self, epoch, logs=None):
         save(self, epoch, logs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(common.EpochBackupAndRestore, "on_epoch_end", interrupted_after_the_first_epoch)
-    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "cut") == common.EXIT_INTERRUPTED
-    assert list((tmp_path / "cut" / common.FUSED_FOLDER).iterdir())  # the group's checkpoint is kept
-    monkeypatch.setattr(common.EpochBackupAndRestore, "on_epoch_end", save)
+    monkeypatch.setattr(explorer.callbacks.EpochBackupAndRestore, "on_epoch_end", interrupted_after_the_first_epoch)
+    assert (
+        run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "cut")
+        == explorer.errors.EXIT_INTERRUPTED
+    )
+    assert list((tmp_path / "cut" / explorer.run_folder.FUSED_FOLDER).iterdir())  # the group's checkpoint is kept
+    monkeypatch.setattr(explorer.callbacks.EpochBackupAndRestore, "on_epoch_end", save)
     capsys.readouterr()
     assert run_loop("--config", config, "--data", synthetic_npz, "--resume", tmp_path / "cut") == 0
     assert capsys.readouterr().out.count("continuing from its checkpoint") == len(BRANCHES)
@@ -185,3 +201,30 @@ def test_an_interrupted_fused_group_resumes_from_its_checkpoint(tmp_path, synthe
         assert history["val_loss"] == pytest.approx(
             common.read_history(tmp_path / "whole" / name / "history.csv")["val_loss"], rel=1e-5
         )
+
+
+def test_only_models_with_one_optimizer_configuration_and_distinct_weights_fuse():
+    def adam(beta_1=0.9, model_name=None, layer_name=None):
+        def build():
+            model = keras.Sequential(
+                [keras.Input(shape=(784,)), keras.layers.Dense(10, activation="softmax", name=layer_name)],
+                name=model_name,
+            )
+            model.compile(optimizer=keras.optimizers.Adam(beta_1=beta_1), loss="categorical_crossentropy")
+            return model
+
+        return build
+
+    variants = [
+        common.Variant("a", adam()),
+        common.Variant("b", adam()),
+        common.Variant("other_beta", adam(beta_1=0.5)),  # another optimizer configuration: alone
+        common.Variant("same_paths_1", adam(model_name="twin", layer_name="out")),
+        common.Variant("same_paths_2", adam(model_name="twin", layer_name="out")),  # its weights' paths are taken
+    ]
+    groups = explorer.trials.plan_groups(explorer.trials.plan_trials(variants, seed=1), fuse=True)
+    assert [[trial.name for trial in group] for group in groups] == [
+        ["a", "b", "same_paths_1"],
+        ["other_beta"],
+        ["same_paths_2"],
+    ]

@@ -1,4 +1,4 @@
-"""The one builder: architecture, parameter counts, output activations and their losses, training."""
+"""The dense builder and any builder: architecture, parameter counts, losses, what the engine reads off a model, training."""
 
 import json
 
@@ -7,12 +7,16 @@ import numpy as np
 import pytest
 
 import common
+import explorer.configs
+import explorer.recording
+import explorer.trials
+import explorer.variants
 
-from conftest import real_mnist_or_skip
+from conftest import dense_trial, dense_variant, real_mnist_or_skip
 
 
 def build(**fields):
-    return common.build_model(common.validate_config("m", fields), input_dim=784)
+    return explorer.configs.dense_network(explorer.configs.validate_config("m", fields))
 
 
 @pytest.mark.parametrize(
@@ -45,21 +49,23 @@ def test_layers_follow_the_configuration():
 
 
 @pytest.mark.parametrize(
-    ("output_activation", "loss_type", "from_logits"),
+    ("output_activation", "loss", "from_logits"),
     [
-        ("softmax", keras.losses.CategoricalCrossentropy, False),
-        ("linear", keras.losses.CategoricalCrossentropy, True),
-        ("sigmoid", keras.losses.BinaryCrossentropy, False),
+        ("softmax", "categorical_crossentropy", False),
+        ("linear", "categorical_crossentropy", True),
+        ("sigmoid", "binary_crossentropy", False),
     ],
 )
-def test_each_output_activation_gets_its_loss(output_activation, loss_type, from_logits):
-    loss = common.make_loss(common.validate_config("m", {"output_activation": output_activation}))
-    assert isinstance(loss, loss_type) and loss.from_logits is from_logits
+def test_each_output_activation_gets_its_loss(output_activation, loss, from_logits):
+    model = build(output_activation=output_activation)
+    described = explorer.variants.describe_model(model, dense_variant("m"))
+    assert (described["loss"], described["from_logits"]) == (loss, from_logits)
+    if from_logits:
+        assert isinstance(model.loss, keras.losses.CategoricalCrossentropy) and model.loss.from_logits
 
 
 def test_mean_squared_error_can_be_chosen():
-    loss = common.make_loss(common.validate_config("m", {"loss": "mean_squared_error"}))
-    assert isinstance(loss, keras.losses.MeanSquaredError)
+    assert build(loss="mean_squared_error").loss == "mean_squared_error"
 
 
 def test_outputs_have_the_range_of_their_activation():
@@ -73,8 +79,7 @@ def test_outputs_have_the_range_of_their_activation():
 
 
 def test_compile_uses_the_configured_optimizer_and_learning_rate():
-    config = common.validate_config("m", {"optimizer": "sgd", "learning_rate": 0.05})
-    model = common.compile_model(common.build_model(config, 784), config)
+    model = build(optimizer="sgd", learning_rate=0.05)
     assert isinstance(model.optimizer, keras.optimizers.SGD)
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.05)
 
@@ -82,17 +87,17 @@ def test_compile_uses_the_configured_optimizer_and_learning_rate():
 @pytest.mark.parametrize("output_activation", ["softmax", "linear", "sigmoid"])
 def test_every_output_activation_learns_the_synthetic_digits(tmp_path, synthetic_mnist, output_activation):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
-    config = common.validate_config(
+    trial = dense_trial(
         "m", {"hidden_units": [32], "output_activation": output_activation, "epochs": 3, "batch_size": 32}
     )
-    result = common.train_and_evaluate(common.Trial(config, seed=0), data, tmp_path, context={}, verbose=0)
+    result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     assert result["test_accuracy"] > 0.9  # chance is 0.1
 
 
 def test_training_writes_consistent_files(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
-    config = common.validate_config("small", {"hidden_units": [16], "epochs": 2, "batch_size": 64})
-    result = common.train_and_evaluate(common.Trial(config, seed=5), data, tmp_path, context={"note": "x"}, verbose=0)
+    trial = dense_trial("small", {"hidden_units": [16], "epochs": 2, "batch_size": 64}, seed=5)
+    result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={"note": "x"}, verbose=0)
 
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "curves.png",
@@ -116,11 +121,17 @@ def test_training_writes_consistent_files(tmp_path, synthetic_mnist):
 
 def test_the_same_seed_gives_the_same_numbers(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
-    config = common.validate_config("m", {"hidden_units": [16], "epochs": 2, "dropout": 0.3})
-    first = common.train_and_evaluate(common.Trial(config, 11), data, tmp_path / "a", context={}, verbose=0)
+    fields = {"hidden_units": [16], "epochs": 2, "dropout": 0.3}
+    first = explorer.recording.train_and_evaluate(
+        dense_trial("m", fields, 11), data, tmp_path / "a", context={}, verbose=0
+    )
     keras.utils.set_random_seed(999)  # whatever ran before must not matter
-    second = common.train_and_evaluate(common.Trial(config, 11), data, tmp_path / "b", context={}, verbose=0)
-    other = common.train_and_evaluate(common.Trial(config, 12), data, tmp_path / "c", context={}, verbose=0)
+    second = explorer.recording.train_and_evaluate(
+        dense_trial("m", fields, 11), data, tmp_path / "b", context={}, verbose=0
+    )
+    other = explorer.recording.train_and_evaluate(
+        dense_trial("m", fields, 12), data, tmp_path / "c", context={}, verbose=0
+    )
     assert (first["test_loss"], first["test_accuracy"]) == (second["test_loss"], second["test_accuracy"])
     assert first["test_loss"] != other["test_loss"]
 
@@ -129,7 +140,7 @@ def test_the_same_seed_gives_the_same_numbers(tmp_path, synthetic_mnist):
 def test_real_mnist_784_128_10_reaches_96_percent_in_two_epochs(tmp_path):
     train, test, _ = common.load_mnist(real_mnist_or_skip(), log=lambda line: None)
     data = common.prepare_data(train, test, validation_split=0.1, seed=42)
-    config = common.validate_config("dense_128_relu", {"hidden_units": [128], "epochs": 2, "batch_size": 32})
-    result = common.train_and_evaluate(common.Trial(config, 42), data, tmp_path, context={}, verbose=0)
+    trial = dense_trial("dense_128_relu", {"hidden_units": [128], "epochs": 2, "batch_size": 32}, seed=42)
+    result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     assert result["samples"] == {"train": 54_000, "validation": 6_000, "test": 10_000}
     assert result["test_accuracy"] >= 0.96

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 import common
+import explorer.errors
+import explorer.run_folder
+import explorer.training
 import model_builder_loop
 
 from conftest import PROJECT_ROOT, make_synthetic_digits
@@ -38,7 +41,7 @@ def run_loop(*arguments):
 
 
 def results_by_name(run_dir):
-    return {result["name"]: result for result in common.read_results(run_dir)}
+    return {result["name"]: result for result in explorer.run_folder.read_results(run_dir)}
 
 
 def test_resume_keeps_finished_models_and_retrains_changed_ones(tmp_path, synthetic_npz, capsys):
@@ -49,7 +52,7 @@ def test_resume_keeps_finished_models_and_retrains_changed_ones(tmp_path, synthe
     second_before = json.loads((run_dir / "second" / "result.json").read_text())
 
     # The same command with --out again is refused; --resume with nothing changed trains nothing.
-    assert run_loop("--config", config, "--data", synthetic_npz, "--out", run_dir) == common.EXIT_BAD_INPUT
+    assert run_loop("--config", config, "--data", synthetic_npz, "--out", run_dir) == explorer.errors.EXIT_BAD_INPUT
     capsys.readouterr()
     assert run_loop("--config", config, "--data", synthetic_npz, "--resume", run_dir) == 0
     assert capsys.readouterr().out.count("finished earlier with the same configuration; kept") == 2
@@ -68,7 +71,7 @@ def test_resume_keeps_finished_models_and_retrains_changed_ones(tmp_path, synthe
 
 
 def test_resume_of_a_missing_folder_is_a_clear_error(tmp_path, synthetic_npz, capsys):
-    assert run_loop("--quick", "--data", synthetic_npz, "--resume", tmp_path / "nope") == common.EXIT_BAD_INPUT
+    assert run_loop("--quick", "--data", synthetic_npz, "--resume", tmp_path / "nope") == explorer.errors.EXIT_BAD_INPUT
     assert "--resume" in capsys.readouterr().err and not (tmp_path / "nope").exists()
 
 
@@ -91,23 +94,26 @@ def test_a_diverging_model_is_recorded_and_the_sweep_goes_on(tmp_path, synthetic
 
 
 def test_a_failing_model_is_recorded_the_others_run_and_resume_retries_it(tmp_path, synthetic_npz, monkeypatch, capsys):
-    build_model = common.build_model
+    build_model = explorer.training.build_model
 
-    def out_of_memory_for_the_wide_one(config, *args, **kwargs):
-        if config.name == "first":
+    def out_of_memory_for_the_wide_one(variant):
+        if variant.name == "first":
             raise MemoryError("RESOURCE_EXHAUSTED: out of memory allocating 4.0 GiB\nmore detail")
-        return build_model(config, *args, **kwargs)
+        return build_model(variant)
 
     config = write(tmp_path / "sweep.toml", TWO_MODELS)
-    monkeypatch.setattr(common, "build_model", out_of_memory_for_the_wide_one)
-    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "run") == common.EXIT_MODEL_FAILED
+    monkeypatch.setattr(explorer.training, "build_model", out_of_memory_for_the_wide_one)
+    assert (
+        run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "run")
+        == explorer.errors.EXIT_MODEL_FAILED
+    )
     results = results_by_name(tmp_path / "run")
     assert results["first"]["status"] == "failed" and results["second"]["status"] == "ok"
     assert results["first"]["reason"] == "MemoryError: RESOURCE_EXHAUSTED: out of memory allocating 4.0 GiB"
     assert [row["status"] for row in json.loads((tmp_path / "run" / "summary.json").read_text())] == ["ok", "failed"]
     assert "Failed: first" in capsys.readouterr().out
 
-    monkeypatch.setattr(common, "build_model", build_model)
+    monkeypatch.setattr(explorer.training, "build_model", build_model)
     assert run_loop("--config", config, "--data", synthetic_npz, "--resume", tmp_path / "run") == 0
     assert {name: r["status"] for name, r in results_by_name(tmp_path / "run").items()} == {
         "first": "ok",
@@ -116,11 +122,11 @@ def test_a_failing_model_is_recorded_the_others_run_and_resume_retries_it(tmp_pa
 
 
 def test_resume_action_reads_the_folder():
-    assert common.resume_action(PROJECT_ROOT / "no-such-model", "k") == "train"
+    assert explorer.run_folder.resume_action(PROJECT_ROOT / "no-such-model", "k") == "train"
 
 
 def test_result_json_never_holds_nan(tmp_path):
-    common.write_json_atomic(tmp_path / "r.json", {"loss": float("nan"), "curve": [1.0, float("inf")]})
+    explorer.run_folder.write_json_atomic(tmp_path / "r.json", {"loss": float("nan"), "curve": [1.0, float("inf")]})
     assert json.loads((tmp_path / "r.json").read_text()) == {"loss": None, "curve": [1.0, None]}
 
 
@@ -192,3 +198,14 @@ def test_sigkill_in_the_second_model_then_resume_matches_an_uninterrupted_run(tm
     assert second["test_accuracy"] == pytest.approx(reference["test_accuracy"], abs=1e-7)
     assert second["test_loss"] == pytest.approx(reference["test_loss"], rel=1e-6)
     assert not (killed / "second" / "checkpoint").exists()  # Keras removes it once training ends
+
+
+def test_a_run_folder_of_the_earlier_layout_is_refused_in_one_line(tmp_path, synthetic_npz, capsys):
+    run_dir = tmp_path / "old"
+    (run_dir / "softmax_regression").mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"command": "python model_builder_loop.py", "seed": 42}))
+    code = run_loop("--quick", "--data", synthetic_npz, "--only", "softmax_regression", "--resume", run_dir)
+    assert code == explorer.errors.EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "written by an earlier version of this explorer (run folder layout 1" in error
+    assert sorted(path.name for path in run_dir.iterdir()) == ["run.json", "softmax_regression"]  # untouched

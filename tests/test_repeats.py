@@ -6,13 +6,19 @@ import json
 import numpy as np
 import pytest
 
-import common
+import explorer.configs
+import explorer.run_folder
+import explorer.stats
+import explorer.trials
+import explorer.views
 import model_builder_loop
 import model_builder_seq
 
+from conftest import dense_trial, dense_variant
+
 
 def test_aggregate_matches_a_hand_computed_t_interval():
-    stats = common.aggregate([0.97, 0.98, 0.99])
+    stats = explorer.stats.aggregate([0.97, 0.98, 0.99])
     # mean 0.98; sample std 0.01; standard error 0.01 / sqrt(3) = 0.0057735;
     # t(0.975, 2 degrees of freedom) = 4.3026527; half-width 0.0248414.
     assert stats["n"] == 3 and stats["mean"] == pytest.approx(0.98)
@@ -22,8 +28,8 @@ def test_aggregate_matches_a_hand_computed_t_interval():
 
 
 def test_aggregate_of_one_value_has_no_spread_and_identical_values_a_zero_interval():
-    assert common.aggregate([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci_low": None, "ci_high": None}
-    assert common.aggregate([0.5, 0.5]) == {"n": 2, "mean": 0.5, "std": 0.0, "ci_low": 0.5, "ci_high": 0.5}
+    assert explorer.stats.aggregate([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci_low": None, "ci_high": None}
+    assert explorer.stats.aggregate([0.5, 0.5]) == {"n": 2, "mean": 0.5, "std": 0.0, "ci_low": 0.5, "ci_high": 0.5}
 
 
 def _result(name, repeat, accuracy, parameters=101_770):
@@ -31,7 +37,7 @@ def _result(name, repeat, accuracy, parameters=101_770):
         "name": name, "repeat": repeat, "trial": name if repeat == 0 else f"{name}@seed{repeat}", "seed": repeat,
         "status": "ok", "test_accuracy": accuracy, "test_loss": 1 - accuracy, "val_accuracy": accuracy,
         "val_loss": 0.1, "parameters": parameters, "train_seconds": 10.0, "seconds_per_epoch": 0.5, "epochs_run": 20,
-        "config": common.validate_config(name, {}).to_dict(), "versions": {"backend": "jax"},
+        "config": dense_trial(name, {}).facts.description, "versions": {"backend": "jax"},
     }  # fmt: skip
 
 
@@ -41,29 +47,30 @@ def test_configurations_whose_interval_overlaps_the_best_are_marked_tied():
         *(_result("close", r, a) for r, a in enumerate([0.979, 0.980, 0.978])),
         *(_result("behind", r, a) for r, a in enumerate([0.950, 0.951, 0.949])),
     ]
-    rows = common.summary_rows(results)
+    rows = explorer.stats.summary_rows(results)
     assert [(row["name"], row["vs_best"], row["repeats"]) for row in rows] == [
         ("best", "best", 3), ("close", "tied", 3), ("behind", None, 3),
     ]  # fmt: skip
     assert rows[0]["test_accuracy"] == pytest.approx(0.98) and rows[0]["seeds"] == [0, 1, 2]
     assert rows[2]["test_accuracy_ci_high"] < rows[0]["test_accuracy_ci_low"]
-    table = common.format_leaderboard(rows)
+    table = explorer.views.format_leaderboard(rows)
     assert "0.9800 ± 0.0025" in table and "tied" in table
 
 
 def test_single_runs_are_never_marked_tied():
-    rows = common.summary_rows([_result("a", 0, 0.98), _result("b", 0, 0.979)])
+    rows = explorer.stats.summary_rows([_result("a", 0, 0.98), _result("b", 0, 0.979)])
     assert [row["vs_best"] for row in rows] == ["best", None]
 
 
 def test_repeats_get_distinct_recorded_seeds_and_folders():
-    configs = common.validate_configs({"a": {}, "b": {}})
-    trials = common.plan_trials(configs, seed=42, repeats=3)
-    assert [(t.config.name, t.repeat) for t in trials] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
+    variants = [dense_variant("a"), dense_variant("b")]
+    trials = explorer.trials.plan_trials(variants, seed=42, repeats=3)
+    assert [(t.name, t.repeat) for t in trials] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
     seeds = [t.seed for t in trials[:3]]
     assert seeds[0] == 42 and len(set(seeds)) == 3 and [t.seed for t in trials[3:]] == seeds
     assert [t.folder for t in trials[:3]] == ["a", f"a@seed{seeds[1]}", f"a@seed{seeds[2]}"]
-    assert common.plan_trials(configs, seed=42, repeats=3) == trials  # derived, so reproducible
+    again = explorer.trials.plan_trials(variants, seed=42, repeats=3)
+    assert [(t.folder, t.seed) for t in again] == [(t.folder, t.seed) for t in trials]  # derived, so reproducible
 
 
 def test_the_first_repeat_reproduces_a_single_run_exactly(tmp_path, synthetic_npz):
@@ -75,7 +82,7 @@ def test_the_first_repeat_reproduces_a_single_run_exactly(tmp_path, synthetic_np
     assert (first["seed"], first["test_loss"], first["test_accuracy"]) == (
         single["seed"], single["test_loss"], single["test_accuracy"],
     )  # fmt: skip
-    (second,) = [r for r in common.read_results(tmp_path / "twice") if r["repeat"] == 1]
+    (second,) = [r for r in explorer.run_folder.read_results(tmp_path / "twice") if r["repeat"] == 1]
     assert second["seed"] != single["seed"] and second["test_loss"] != single["test_loss"]
 
 
@@ -108,8 +115,8 @@ def test_loop_script_quick_run_with_three_repeats_resumed_per_repeat(tmp_path, s
 
 
 def test_seq_script_quick_run_with_three_repeats(tmp_path, synthetic_npz, monkeypatch):
-    two = dict(list(model_builder_seq.VARIANTS.items())[:2])
+    two = list(model_builder_seq.VARIANTS)[:2]
     monkeypatch.setattr(model_builder_seq, "VARIANTS", two)
     argv = ["--quick", "--repeats", "3", "--data", str(synthetic_npz), "--out", str(tmp_path)]
     assert model_builder_seq.main(argv) == 0
-    _assert_aggregate_files(tmp_path, list(two), repeats=3)
+    _assert_aggregate_files(tmp_path, [variant.name for variant in two], repeats=3)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import common
+import explorer.run_folder
+import explorer.tensorboard
 import model_builder_loop
 
 from conftest import make_synthetic_digits
@@ -63,12 +64,12 @@ def _hparams_plugin_data(folder: Path):
 def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensorboard_run):
     from tensorboard.util import tensor_util
 
-    log_root = tensorboard_run / common.TENSORBOARD_FOLDER
+    log_root = tensorboard_run / explorer.run_folder.TENSORBOARD_FOLDER
     (experiment,) = [data.experiment for data in _hparams_plugin_data(log_root) if data.HasField("experiment")]
-    assert [info.name for info in experiment.hparam_infos] == list(common.HPARAM_FIELDS)
-    assert [info.name.tag for info in experiment.metric_infos] == list(common.HPARAM_METRICS)
+    assert [info.name for info in experiment.hparam_infos] == list(explorer.tensorboard.HPARAM_FIELDS)
+    assert [info.name.tag for info in experiment.metric_infos] == list(explorer.tensorboard.HPARAM_METRICS)
 
-    results = {result["trial"]: result for result in common.read_results(tensorboard_run)}
+    results = {result["trial"]: result for result in explorer.run_folder.read_results(tensorboard_run)}
     assert len(results) == 2 * len(NAMES)
     for trial, result in results.items():
         (session,) = [
@@ -81,7 +82,7 @@ def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensor
             value.tag: float(tensor_util.make_ndarray(value.tensor))
             for event in _events(log_root / trial)
             for value in event.summary.value
-            if value.tag in common.HPARAM_METRICS
+            if value.tag in explorer.tensorboard.HPARAM_METRICS
         }
         assert scalars["test_accuracy"] == pytest.approx(result["test_accuracy"])
         assert scalars["parameters"] == result["parameters"]

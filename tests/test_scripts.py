@@ -11,6 +11,10 @@ import numpy as np
 import pytest
 
 import common
+import explorer.errors
+import explorer.options
+import explorer.recording
+import explorer.run_folder
 import model_builder_loop
 import model_builder_seq
 
@@ -71,17 +75,21 @@ def test_loop_script_quick_run_writes_every_file(tmp_path, synthetic_npz):
     assert finished.returncode == 0, finished.stderr
     summary = assert_consistent_run_folder(out, names, epochs=1)
     assert f"Data: MNIST files at {synthetic_npz} (600 train / 200 test digits)" in finished.stdout
-    assert f"[1/1] 3 models fused (seed {common.DEFAULT_SEED}, 1 epoch," in finished.stdout
+    assert f"[1/1] 3 models fused (seed {explorer.options.DEFAULT_SEED}, 1 epoch," in finished.stdout
     assert summary[0]["name"] in finished.stdout.split(" #  model")[-1]  # the leaderboard is printed
     run = json.loads((out / "run.json").read_text())
-    assert run["seed"] == common.DEFAULT_SEED and run["models"] == names and run["data"]["kind"] == "path"
+    assert run["seed"] == explorer.options.DEFAULT_SEED and run["models"] == names and run["data"]["kind"] == "path"
 
 
-def test_seq_script_quick_run_trains_every_variant(tmp_path, synthetic_npz):
+def test_seq_script_quick_run_trains_every_variant_to_the_loop_scripts_numbers(tmp_path, synthetic_npz):
     out = tmp_path / "run"
     finished = run_script("model_builder_seq.py", "--quick", "--data", synthetic_npz, "--out", out)
     assert finished.returncode == 0, finished.stderr
-    assert_consistent_run_folder(out, list(model_builder_seq.VARIANTS), epochs=1)
+    assert_consistent_run_folder(out, model_builder_seq.VARIANTS.names(), epochs=1)
+    assert model_builder_loop.main(["--quick", "--data", str(synthetic_npz), "--out", str(tmp_path / "loop")]) == 0
+    seq, loop = (json.loads((folder / "summary.json").read_text()) for folder in (out, tmp_path / "loop"))
+    figures = ("name", "test_accuracy", "test_loss", "val_accuracy", "val_loss", "parameters")
+    assert [[row[key] for key in figures] for row in seq] == [[row[key] for key in figures] for row in loop]
 
 
 def test_loop_script_reads_a_toml_sweep_with_epoch_and_batch_overrides(tmp_path, synthetic_npz, capsys):
@@ -105,7 +113,7 @@ def test_loop_script_reads_a_toml_sweep_with_epoch_and_batch_overrides(tmp_path,
         "1",
     ]
     assert model_builder_loop.main(list(map(str, argv))) == 0
-    results = {result["name"]: result for result in common.read_results(out)}
+    results = {result["name"]: result for result in explorer.run_folder.read_results(out)}
     assert {name: (r["config"]["epochs"], r["config"]["batch_size"]) for name, r in results.items()} == {
         "tiny": (2, 50),
         "tiny_tanh": (2, 50),
@@ -152,7 +160,7 @@ def test_help_lists_every_option_with_defaults():
 )
 def test_bad_command_lines_fail_in_one_line(tmp_path, arguments, message):
     finished = run_script("model_builder_loop.py", "--out", tmp_path / "run", *arguments)
-    assert finished.returncode == common.EXIT_BAD_INPUT
+    assert finished.returncode == explorer.errors.EXIT_BAD_INPUT
     lines = finished.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in finished.stderr
     assert not (tmp_path / "run").exists()  # bad input leaves nothing behind
@@ -170,7 +178,7 @@ def test_bad_inputs_found_before_training_in_process(tmp_path, synthetic_npz, ca
     ]
     for arguments, message in cases:
         argv = [*map(str, arguments), "--data", str(synthetic_npz), "--quick"]
-        assert model_builder_loop.main(argv) == common.EXIT_BAD_INPUT
+        assert model_builder_loop.main(argv) == explorer.errors.EXIT_BAD_INPUT
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and message in error
     assert not (tmp_path / "run").exists()
@@ -180,7 +188,7 @@ def test_an_out_folder_with_results_is_never_overwritten(tmp_path, synthetic_npz
     argv = ["--quick", "--data", str(synthetic_npz), "--out", str(tmp_path), "--only", "softmax_regression"]
     assert model_builder_loop.main(argv) == 0
     before = (tmp_path / "softmax_regression" / "result.json").read_bytes()
-    assert model_builder_loop.main(argv) == common.EXIT_BAD_INPUT
+    assert model_builder_loop.main(argv) == explorer.errors.EXIT_BAD_INPUT
     assert (
         f"already holds models softmax_regression; continue that run with --resume {tmp_path}"
         in capsys.readouterr().err
@@ -191,19 +199,19 @@ def test_an_out_folder_with_results_is_never_overwritten(tmp_path, synthetic_npz
 def test_a_backend_other_than_the_imported_one_is_refused_in_process(tmp_path, synthetic_npz, capsys):
     other = next(name for name in common.BACKENDS if name != common.keras.backend.backend())
     argv = ["--backend", other, "--data", str(synthetic_npz), "--out", str(tmp_path / "run")]
-    assert model_builder_seq.main(argv) == common.EXIT_BAD_INPUT
+    assert model_builder_seq.main(argv) == explorer.errors.EXIT_BAD_INPUT
     assert f"start a new process with --backend {other}" in capsys.readouterr().err
 
 
 def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_npz, monkeypatch, capsys):
-    train_group = common.train_group
+    train_group = explorer.recording.train_group
 
     def interrupted_on_the_second_model(trials, *args, **kwargs):
-        if trials[0].config.name == "softmax_regression":
+        if trials[0].name == "softmax_regression":
             raise KeyboardInterrupt
         return train_group(trials, *args, **kwargs)
 
-    monkeypatch.setattr(common, "train_group", interrupted_on_the_second_model)
+    monkeypatch.setattr(explorer.recording, "train_group", interrupted_on_the_second_model)
     argv = [
         "--no-fuse",
         "--quick",
@@ -215,7 +223,7 @@ def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_np
         "dense_32_relu",
         "softmax_regression",
     ]
-    assert model_builder_loop.main(argv) == common.EXIT_INTERRUPTED
+    assert model_builder_loop.main(argv) == explorer.errors.EXIT_INTERRUPTED
     out = capsys.readouterr().out
     assert "Interrupted: 1 finished model(s) are kept" in out
     resume = f"python model_builder_loop.py --no-fuse --quick --data {synthetic_npz} --only dense_32_relu softmax_regression --resume {tmp_path}"

@@ -7,6 +7,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import common
+import explorer.configs
+import explorer.stats
+import explorer.views
+
+from conftest import dense_trial
 
 
 def record(name, test_accuracy, parameters, **extra):
@@ -24,7 +29,7 @@ def record(name, test_accuracy, parameters, **extra):
         "loss_function": "categorical_crossentropy",
         "seed": 42,
         "versions": {"backend": "jax"},
-        "config": common.validate_config(name, extra).to_dict(),
+        "config": dense_trial(name, extra).facts.description,
     }
 
 
@@ -36,20 +41,24 @@ RESULTS = [
 
 
 def test_summary_ranks_by_test_accuracy_then_size():
-    rows = common.summary_rows(RESULTS)
+    rows = explorer.stats.summary_rows(RESULTS)
     assert [(row["rank"], row["name"]) for row in rows] == [(1, "tied_small"), (2, "wide"), (3, "narrow")]
-    assert list(rows[0]) == list(common.SUMMARY_COLUMNS)
+    assert list(rows[0]) == list(explorer.stats.SUMMARY_COLUMNS)
     assert rows[1]["hidden_units"] == [512, 512] and rows[1]["dropout"] == 0.2 and rows[0]["activation"] == "tanh"
 
 
 def test_summary_csv_reads_back():
-    parsed = list(csv.DictReader(io.StringIO(common.table_csv(common.summary_rows(RESULTS), common.SUMMARY_COLUMNS))))
+    parsed = list(
+        csv.DictReader(
+            io.StringIO(explorer.stats.table_csv(explorer.stats.summary_rows(RESULTS), explorer.stats.SUMMARY_COLUMNS))
+        )
+    )
     assert [row["name"] for row in parsed] == ["tied_small", "wide", "narrow"]
     assert parsed[1]["hidden_units"] == "512x512" and float(parsed[1]["test_accuracy"]) == 0.98
 
 
 def test_leaderboard_is_aligned():
-    table = common.format_leaderboard(common.summary_rows(RESULTS))
+    table = explorer.views.format_leaderboard(explorer.stats.summary_rows(RESULTS))
     lines = table.splitlines()
     assert len(lines) == 2 + len(RESULTS) and len({len(line) for line in lines}) == 1
     assert "0.9800" in lines[2] and "669,706" in lines[3]
@@ -59,18 +68,18 @@ def test_leaderboard_is_aligned():
 def test_diverged_and_failed_models_rank_last_and_show_their_status():
     diverged = {**record("exploding", 0.0, 25_450), "status": "diverged", "test_accuracy": None, "test_loss": None}
     failed = {"name": "huge", "status": "failed", "reason": "MemoryError: out of memory", "test_accuracy": None,
-              "config": common.validate_config("huge", {}).to_dict()}  # fmt: skip
-    rows = common.summary_rows([failed, diverged, *RESULTS])
+              "config": dense_trial("huge", {}).facts.description}  # fmt: skip
+    rows = explorer.stats.summary_rows([failed, diverged, *RESULTS])
     assert [(row["name"], row["status"]) for row in rows][-2:] == [("exploding", "diverged"), ("huge", "failed")]
     assert rows[-1]["reason"] == "MemoryError: out of memory"
-    lines = common.format_leaderboard(rows).splitlines()
+    lines = explorer.views.format_leaderboard(rows).splitlines()
     assert "diverged" in lines[-2] and "failed" in lines[-1] and len({len(line) for line in lines}) == 1
 
 
 def test_confusion_matrix_counts_pairs():
     true = np.array([0, 1, 1, 2, 2, 2])
     predicted = np.array([0, 1, 2, 2, 2, 0])
-    counts = common.confusion_matrix(true, predicted, num_classes=3)
+    counts = explorer.views.confusion_matrix(true, predicted, num_classes=3)
     assert counts.tolist() == [[1, 0, 0], [0, 1, 1], [1, 0, 2]]
 
 
@@ -80,8 +89,8 @@ def test_plots_return_labelled_figures():
     assert isinstance(curves, Figure) and [ax.get_title() for ax in curves.axes] == ["Accuracy", "Loss"]
     assert [line.get_label() for line in curves.axes[0].lines] == ["training accuracy", "validation accuracy"]
 
-    rows = common.summary_rows(RESULTS)
-    comparison = common.plot_comparison(rows, {row["name"]: [history] for row in rows})
+    rows = explorer.stats.summary_rows(RESULTS)
+    comparison = explorer.views.plot_comparison(rows, {row["name"]: [history] for row in rows})
     curves_ax, params_ax, _ = comparison.axes
     assert [line.get_label() for line in curves_ax.lines] == ["1. tied_small", "2. wide", "3. narrow"]
     assert params_ax.get_xscale() == "log" and len(params_ax.lines) == len(RESULTS)  # one errorbar marker each
@@ -100,7 +109,7 @@ def test_misclassified_gallery_shows_true_and_predicted_labels():
     true = np.arange(50) % 10
     predicted = true.copy()
     predicted[[3, 17, 41]] = 0
-    figure = common.plot_misclassified(images, true, predicted, title="x")
+    figure = explorer.views.plot_misclassified(images, true, predicted, title="x")
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == ["true 3\npred 0", "true 7\npred 0", "true 1\npred 0"]
-    assert common.plot_misclassified(images, true, true).axes[0].texts[0].get_text() == "no mistakes"
+    assert explorer.views.plot_misclassified(images, true, true).axes[0].texts[0].get_text() == "no mistakes"

@@ -1,0 +1,24 @@
+"""The engine behind `model_builder_seq.py` and `model_builder_loop.py`: one module per stage.
+
+From the command line down (a module imports only the ones below it; `make lint` checks it):
+
+    cli            argparse -> a frozen `Options`; nothing below sees argparse
+    sweep          validate, load the data, plan, hand the groups to an executor, then the views
+    local_executor | ray_executor     both train through `recording.train_and_record`
+    recording      train a group and write each trial's files (the one training function below)
+    run_views      summaries, figures, TensorBoard and the report, written from the run folder
+    report | tensorboard              the HTML report (files in report_files/) and HParams
+    views          pure figures and the terminal leaderboard
+    training       seed, build, fit, evaluate and predict one group, in memory
+    fusion         several compiled models as one functional model with a branch each, and back
+    callbacks      per-epoch seeds, clock, history rows, progress and checkpoint
+    stats          summaries over repeats
+    run_folder     paths, atomic writes, the one result record, resume decisions
+    trials         variants x seeds -> trials -> fused groups, fingerprints
+    options        the frozen options of a sweep
+    configs        plain-data configurations and the one dense builder
+    variants       a name and a builder; what the engine reads off a built model
+    data | splits  MNIST from IDX, npz, Keras or the embedded sample; the split and flattening
+    backend        the Keras backend, chosen before Keras is imported
+    errors         one-line errors and exit codes
+"""

@@ -1,0 +1,130 @@
+"""The Keras callbacks of a training group: seeds, clock, per-model history, progress, checkpoint.
+
+They do for one model or a fused group what a resumable, reproducible run needs: every epoch
+reseeded from (seed, epoch), its seconds measured, each model's `history.csv` row written before
+the epoch's checkpoint, and a short progress line for a fused group.
+"""
+
+import csv
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from explorer.backend import keras
+from explorer.run_folder import history_is_finite, read_history
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Adds each epoch's wall-clock seconds to the logs and remembers the first epoch this process
+    ran (above 0 when BackupAndRestore resumed the model)."""
+
+    first_epoch: int | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = time.perf_counter() - self._started
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Reseeds at the start of every epoch from (seed, epoch).
+
+    The epoch's shuffle order and dropout masks then depend on the epoch number alone, not on how
+    many epochs this process has run, so a model resumed from its checkpoint trains exactly as an
+    uninterrupted one would (Keras' BackupAndRestore restores weights and optimizer, not RNG state).
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        epoch_seed = (self.seed + 7_919 * (epoch + 1)) % 2**31
+        keras.utils.set_random_seed(epoch_seed)  # NumPy's global RNG shuffles the arrays fit is given
+        for variable in self.model.variables:
+            if variable.path.endswith("seed_generator_state"):  # Dropout's own RNG state
+                variable.assign(np.array([epoch_seed, 0], dtype=variable.dtype))
+
+
+HISTORY_METRICS = ("accuracy", "loss", "seconds", "val_accuracy", "val_loss")
+
+
+BRANCH_LOSS = "sample_loss"  # a fused branch's loss, averaged over samples
+
+
+def branch_log_key(name: str, metric: str, fused: bool) -> str:
+    """Where Keras logs `metric` of output `name`: `loss`, or `<name>_sample_loss` /
+    `val_<name>_sample_loss` in a fused model. The epoch's seconds belong to the whole model."""
+    if not fused or metric == "seconds":
+        return metric
+    validation, base = metric.startswith("val_"), metric.removeprefix("val_")
+    key = f"{name}_{BRANCH_LOSS if base == 'loss' else base}"
+    return f"val_{key}" if validation else key
+
+
+class BranchHistory(keras.callbacks.Callback):
+    """Writes every branch's `history.csv`, one row per epoch, and notes when a branch diverges.
+
+    It does the work of Keras' CSVLogger and TerminateOnNaN for a fused model, whose logs hold every
+    branch under its own prefix: a branch whose loss turns NaN or infinite gets no more rows (its
+    last row shows the bad loss) while the others train on, since it shares no weights with them;
+    training stops when every branch has diverged. It looks once per epoch and never per batch, so
+    Keras is free to run batches without waiting for their results.
+    """
+
+    def __init__(self, names: Sequence[str], history_csvs: Sequence[Path]):
+        super().__init__()
+        self.paths = dict(zip(names, history_csvs, strict=True))
+        # A branch that diverged before an interruption stays diverged when training resumes.
+        self.diverged = {
+            name for name, path in self.paths.items() if path.exists() and not history_is_finite(read_history(path))
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        fused = len(self.paths) > 1
+        for name, path in self.paths.items():
+            if name in self.diverged:
+                continue
+            row = {metric: float(logs[branch_log_key(name, metric, fused)]) for metric in HISTORY_METRICS}
+            new = not path.exists() or path.stat().st_size == 0
+            with path.open("a", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=["epoch", *HISTORY_METRICS], lineterminator="\n")
+                if new:
+                    writer.writeheader()
+                writer.writerow({"epoch": epoch, **row})
+            if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
+                self.diverged.add(name)
+        if len(self.diverged) == len(self.paths):
+            self.model.stop_training = True
+
+
+class GroupProgress(keras.callbacks.Callback):
+    """One short line per epoch for a fused group, in place of Keras' line of every branch's
+    metrics: the epoch, its seconds, and the spread of the branches' validation accuracy."""
+
+    def __init__(self, names: Sequence[str], epochs: int, log: Callable[[str], None]):
+        super().__init__()
+        self.names, self.epochs, self.log = list(names), epochs, log
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = {name: float(logs[branch_log_key(name, "val_accuracy", True)]) for name in self.names}
+        best = max(accuracy, key=accuracy.get)
+        self.log(
+            f"    epoch {epoch + 1}/{self.epochs}: {logs['seconds']:.1f} s, validation accuracy "
+            f"{min(accuracy.values()):.4f} to {accuracy[best]:.4f} ({best})"
+        )
+
+
+class EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, checkpointing once per epoch, declared safe for Keras to call
+    asynchronously: with save_freq="epoch" its batch hook does nothing, yet its presence alone would
+    make Keras wait for every batch's results before starting the next."""
+
+    async_safe = True

@@ -1,0 +1,242 @@
+"""The command line both scripts share: argparse in, a frozen `Options` out.
+
+Every option has its default in its help text; a bad value fails at once, in one line, with exit
+code 2. Nothing below this module sees argparse.
+"""
+
+import argparse
+import dataclasses
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from explorer.backend import BACKENDS, DEFAULT_BACKEND
+from explorer.errors import EXIT_BAD_INPUT
+from explorer.options import (
+    DEFAULT_REPEATS,
+    DEFAULT_SEED,
+    DEFAULT_VALIDATION_SPLIT,
+    EXECUTORS,
+    MAX_REPEATS,
+    QUICK_TEST_DIGITS,
+    QUICK_TRAIN_DIGITS,
+    SCHEDULERS,
+    Options,
+    RayOptions,
+)
+from explorer.run_folder import TENSORBOARD_FOLDER
+from explorer.variants import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_BATCH_SIZE, MAX_EPOCHS
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error message (no usage block) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _ranged_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected {low}-{high:,}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; expected {low}-{high:,}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a fraction between 0 and 1") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected a fraction between 0 and 1 (exclusive)")
+    return value
+
+
+def _resource_count(minimum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a count such as 1 or 0.5") from None
+        if not (math.isfinite(value) and value >= minimum):
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range; expected at least {minimum:g}")
+        return value
+
+    return parse
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Where the digits come from and where the run goes."""
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        default=None,
+        help="folder with the four MNIST IDX files (.gz or not), or an mnist.npz "
+        "(default: $MNIST_DATA, else Keras' cache/download, else the embedded 5,000-digit sample)",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out", metavar="DIR", type=Path, default=None, help="run folder for every output (default: runs/<timestamp>)"
+    )
+    where.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        type=Path,
+        default=None,
+        help="continue an interrupted run in RUN_DIR: finished models with an unchanged configuration "
+        "are kept, an interrupted one continues from its last finished epoch, a changed one is "
+        "retrained (its old folder moved to RUN_DIR/.replaced/)",
+    )
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Epochs, batch size, seed, split, repeats, fusion, TensorBoard and the backend."""
+    parser.add_argument(
+        "--epochs",
+        type=_ranged_int(1, MAX_EPOCHS),
+        default=None,
+        help=f"epochs for every model (default: each configuration's own, {DEFAULT_EPOCHS})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_ranged_int(1, MAX_BATCH_SIZE),
+        default=None,
+        help=f"batch size for every model (default: each configuration's own, {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_ranged_int(0, 2**31 - 1),
+        default=DEFAULT_SEED,
+        help=f"seed for weights, shuffling and the splits (default: {DEFAULT_SEED})",
+    )
+    parser.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=DEFAULT_VALIDATION_SPLIT,
+        help=f"share of the training set held out, per class, for validation (default: {DEFAULT_VALIDATION_SPLIT})",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke run: {QUICK_TRAIN_DIGITS:,} training and {QUICK_TEST_DIGITS} test digits, 1 epoch per model",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_ranged_int(1, MAX_REPEATS),
+        default=None,
+        help="train each configuration this many times, with seeds derived from --seed, and report "
+        f"mean, spread and a 95%% interval (default: {DEFAULT_REPEATS}, or 1 with --quick)",
+    )
+    parser.add_argument(
+        "--no-fuse",
+        dest="fuse",
+        action="store_false",
+        help="train every model on its own. By default models that share seed, epochs, batch size, "
+        "optimizer and learning rate train together as branches of one model: the same numbers, "
+        "several times faster, but each model's seconds are then its group's",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help=f"also log every epoch to TensorBoard and the sweep to its HParams dashboard, in "
+        f"RUN_DIR/{TENSORBOARD_FOLDER} (view with: tensorboard --logdir RUN_DIR/{TENSORBOARD_FOLDER})",
+    )
+    parser.add_argument(
+        "--backend",
+        default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
+        help=f"Keras backend: {' or '.join(BACKENDS)} (default: $KERAS_BACKEND, else {DEFAULT_BACKEND})",
+    )
+
+
+def _add_ray_options(parser: argparse.ArgumentParser) -> None:
+    ray = parser.add_argument_group(
+        "sweeps on Ray (pip install -r requirements-ray.txt; see README, 'Sweeps on a Ray cluster')"
+    )
+    ray.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: train here, group after group (default); ray: one Ray Tune trial per group, "
+        "on a local Ray instance or the cluster at --ray-address",
+    )
+    ray.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        default=None,
+        help="Ray cluster to join, HOST:PORT (default: start one here)",
+    )
+    ray.add_argument(
+        "--ray-node-ip",
+        metavar="IP",
+        default=None,
+        help="this machine's address in the Ray cluster (default: Ray's choice; 127.0.0.2 keeps a local run on loopback)",
+    )
+    ray.add_argument(
+        "--max-concurrent",
+        type=_ranged_int(1, 100_000),
+        default=None,
+        help="at most this many trials at once (default: as many as the cluster's free CPUs and GPUs allow)",
+    )
+    ray.add_argument(
+        "--cpus-per-trial", type=_resource_count(0.01), default=1.0, help="CPU cores per trial (default: 1)"
+    )
+    ray.add_argument("--gpus-per-trial", type=_resource_count(0.0), default=0.0, help="GPUs per trial (default: 0)")
+    ray.add_argument(
+        "--scheduler",
+        choices=SCHEDULERS,
+        default="fifo",
+        help="fifo: every trial runs to its last epoch (default); asha: Tune's ASHA stops weak "
+        "configurations early (each configuration is then its own trial, unfused)",
+    )
+
+
+def make_parser(prog: str, description: str) -> ArgumentParser:
+    """The parser with every option both scripts share; scripts add their own.
+
+    Args:
+        prog: the script's file name, shown in help and in the recorded and resume commands.
+        description: the help text's opening.
+    """
+    parser = ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_options(parser)
+    _add_training_options(parser)
+    _add_ray_options(parser)
+    return parser
+
+
+RAY_FIELDS = {
+    "ray_address": "address",
+    "ray_node_ip": "node_ip",
+    "max_concurrent": "max_concurrent",
+    "cpus_per_trial": "cpus_per_trial",
+    "gpus_per_trial": "gpus_per_trial",
+    "scheduler": "scheduler",
+}
+
+
+def parse_command_line(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
+) -> tuple[Options, dict[str, object]]:
+    """Parse `argv` (default: the process's arguments) into `Options`, keeping the arguments to
+    record and to resume.
+
+    Returns:
+        The options, and the values of the options a script added to `parser` itself (by their
+        argparse names, e.g. {"only": [...], "config": None}).
+    """
+    argv = tuple(sys.argv[1:] if argv is None else argv)
+    values = vars(parser.parse_args(argv))
+    ray = RayOptions(**{field: values.pop(name) for name, field in RAY_FIELDS.items()})
+    shared = {field.name for field in dataclasses.fields(Options)}
+    options = Options(
+        **{key: values.pop(key) for key in list(values) if key in shared}, ray=ray, prog=parser.prog, argv=argv
+    )
+    return options, values

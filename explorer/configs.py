@@ -1,0 +1,282 @@
+"""Configurations as plain data, validated, and the one dense builder that turns them into Keras.
+
+A configuration is a dict such as `{"hidden_units": [128], "activation": "relu"}` in a script or a
+TOML table in a file. `validate_config` turns it into a `ModelConfig` or raises a one-line
+`ConfigError` naming the configuration, the field, the bad value and what is allowed. Nothing after
+validation checks user input again. `dense_network` builds and compiles the network a
+`ModelConfig` describes: 784 inputs -> hidden Dense layers (each optionally followed by Dropout)
+-> Dense(10). The output activation decides how the loss reads the output: softmax gives
+probabilities, linear gives logits (so the loss is computed `from_logits`), sigmoid gives ten
+independent one-vs-rest probabilities.
+"""
+
+import dataclasses
+import difflib
+import math
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from explorer.backend import keras
+from explorer.errors import ConfigError
+from explorer.splits import INPUT_DIM, NUM_CLASSES
+from explorer.variants import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    check_count,
+    check_name,
+    is_int,
+    is_number,
+)
+
+HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "gelu", "selu", "silu", "softplus", "leaky_relu", "linear")
+OUTPUT_ACTIVATIONS = ("softmax", "linear", "sigmoid")
+# "auto" picks the loss that matches the output: softmax -> categorical cross-entropy,
+# linear -> categorical cross-entropy from logits, sigmoid -> one-vs-rest binary cross-entropy.
+LOSSES = ("auto", "categorical_crossentropy", "binary_crossentropy", "mean_squared_error")
+AUTO_LOSS = {
+    "softmax": "categorical_crossentropy",
+    "linear": "categorical_crossentropy",
+    "sigmoid": "binary_crossentropy",
+}
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "nadam": keras.optimizers.Nadam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+    "adagrad": keras.optimizers.Adagrad,
+    "adamax": keras.optimizers.Adamax,
+}
+# Limits that catch typos (an extra zero or three) before they allocate gigabytes.
+MAX_UNITS = 16_384
+MAX_LAYERS = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """One dense network and how to train it: 784 inputs -> hidden Dense layers -> Dense(10).
+
+    Build it with `validate_config`, which checks every field; the defaults are those of a
+    sensible small Keras MLP.
+    """
+
+    name: str
+    hidden_units: tuple[int, ...] = (128,)
+    activation: str | tuple[str, ...] = "relu"  # one for every hidden layer, or one per layer
+    dropout: float = 0.0  # after every hidden layer; 0 means no Dropout layers
+    output_activation: str = "softmax"
+    loss: str = "auto"
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+    @property
+    def hidden_layers(self) -> tuple[tuple[int, str], ...]:
+        """`(units, activation)` for each hidden layer."""
+        activations = (
+            (self.activation,) * len(self.hidden_units) if isinstance(self.activation, str) else self.activation
+        )
+        return tuple(zip(self.hidden_units, activations, strict=True))
+
+    @property
+    def resolved_loss(self) -> str:
+        return AUTO_LOSS[self.output_activation] if self.loss == "auto" else self.loss
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready fields (tuples become lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()
+        }
+
+
+CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig) if field.name != "name")
+
+
+def _closest(value: object, allowed: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(str(value), list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def _choice(where: str, field: str, value: object, allowed: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(
+            f"{where}: {field} {value!r} is unknown{_closest(value, allowed)}; allowed: {', '.join(allowed)}"
+        )
+    return value
+
+
+def _not_allowed(where: str, field: str, value: object, expected: str) -> ConfigError:
+    return ConfigError(f"{where}: {field} = {value!r} is not allowed; expected {expected}")
+
+
+def _hidden_units(where: str, hidden_units: object) -> tuple[int, ...]:
+    if not isinstance(hidden_units, (list, tuple)) or len(hidden_units) > MAX_LAYERS:
+        expected = f"a list of up to {MAX_LAYERS} layer widths, e.g. [128] or [512, 512] ([] for none)"
+        raise _not_allowed(where, "hidden_units", hidden_units, expected)
+    for units in hidden_units:
+        if not is_int(units) or not 1 <= units <= MAX_UNITS:
+            raise ConfigError(
+                f"{where}: hidden_units contains {units!r}; every width must be a whole number from 1 to {MAX_UNITS:,}"
+            )
+    return tuple(hidden_units)
+
+
+def _activation(where: str, activation: object, depth: int) -> str | tuple[str, ...]:
+    if not isinstance(activation, (list, tuple)):
+        return _choice(where, "activation", activation, HIDDEN_ACTIVATIONS)
+    if len(activation) != depth:
+        expected = f"one name for all layers or a list of {depth} (one per hidden layer)"
+        raise _not_allowed(where, "activation", activation, expected)
+    return tuple(_choice(where, "activation", item, HIDDEN_ACTIVATIONS) for item in activation)
+
+
+def _fields_of(where: str, fields: object, defaults: Mapping[str, object] | None) -> dict[str, object]:
+    """Every field's value: the defaults of `ModelConfig`, then `defaults`, then `fields`."""
+    if not isinstance(fields, Mapping):
+        raise ConfigError(f"{where}: expected a table of fields, got {type(fields).__name__} {fields!r}")
+    merged = {**(defaults or {}), **fields}
+    for key in merged:
+        if key not in CONFIG_FIELDS:
+            raise ConfigError(
+                f"{where}: unknown field {key!r}{_closest(key, CONFIG_FIELDS)}; allowed fields: {', '.join(CONFIG_FIELDS)}"
+            )
+    values = {field.name: field.default for field in dataclasses.fields(ModelConfig) if field.name != "name"}
+    return {**values, **merged}
+
+
+def validate_config(
+    name: str, fields: Mapping[str, object], defaults: Mapping[str, object] | None = None
+) -> ModelConfig:
+    """Check one configuration and return it as a `ModelConfig`.
+
+    Args:
+        name: the configuration's name; it names the model, its folder and its legend entry.
+        fields: the fields to set (see `CONFIG_FIELDS`); unset fields take `ModelConfig`'s defaults.
+        defaults: fields applied before `fields`.
+
+    Raises:
+        ConfigError: one line naming the configuration, the field, the value and what is allowed.
+    """
+    check_name(name)
+    where = f"config {name!r}"
+    values = _fields_of(where, fields, defaults)
+    hidden_units = _hidden_units(where, values["hidden_units"])
+    dropout, learning_rate = values["dropout"], values["learning_rate"]
+    if not is_number(dropout) or not 0 <= dropout < 1:
+        raise _not_allowed(where, "dropout", dropout, "a number from 0 (no dropout) up to but not including 1")
+    if not is_number(learning_rate) or not math.isfinite(learning_rate) or learning_rate <= 0:
+        raise _not_allowed(where, "learning_rate", learning_rate, "a positive finite number such as 0.001")
+    return ModelConfig(
+        name=name,
+        hidden_units=hidden_units,
+        activation=_activation(where, values["activation"], len(hidden_units)),
+        dropout=float(dropout),
+        output_activation=_choice(where, "output_activation", values["output_activation"], OUTPUT_ACTIVATIONS),
+        loss=_choice(where, "loss", values["loss"], LOSSES),
+        optimizer=_choice(where, "optimizer", values["optimizer"], tuple(OPTIMIZERS)),
+        learning_rate=float(learning_rate),
+        epochs=check_count(where, "epochs", values["epochs"], MAX_EPOCHS),
+        batch_size=check_count(where, "batch_size", values["batch_size"], MAX_BATCH_SIZE),
+    )
+
+
+def validate_configs(
+    configs: Mapping[str, Mapping[str, object]], overrides: Mapping[str, object] | None = None
+) -> list[ModelConfig]:
+    """Validate every configuration (in order) before anything trains.
+
+    Args:
+        configs: name -> fields, as in the loop script's `CONFIGS` or a TOML file.
+        overrides: fields that replace every configuration's own (--epochs, --batch-size).
+
+    Raises:
+        ConfigError: for the first bad configuration, or when there are none.
+    """
+    if not isinstance(configs, Mapping) or not configs:
+        raise ConfigError("no configurations to train; define at least one")
+    validated = [validate_config(name, {**fields, **(overrides or {})}) for name, fields in configs.items()]
+    seen: dict[str, str] = {}
+    for config in validated:
+        other = seen.setdefault(config.name.lower(), config.name)
+        if other != config.name:
+            raise ConfigError(
+                f"configuration names {other!r} and {config.name!r} differ only in case; "
+                "they would share one folder on case-insensitive file systems"
+            )
+    return validated
+
+
+def load_toml_configs(path: Path | str) -> dict[str, dict]:
+    """Read configurations from a TOML file: one table per model, named by the table.
+
+    Example:
+        [dense_128_relu]
+        hidden_units = [128]
+        activation = "relu"
+
+    Raises:
+        ConfigError: for a missing file, a TOML syntax error (with its line), or a value that is
+            not a table. The fields themselves are checked by `validate_configs`.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"--config {path}: cannot read ({error.strerror or error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"--config {path}: TOML syntax error: {error}") from None
+    for name, fields in document.items():
+        if not isinstance(fields, dict):
+            raise ConfigError(
+                f"--config {path}: {name!r} must be a table of fields ([{name}] followed by key = value lines), "
+                f"got {fields!r}"
+            )
+    if not document:
+        raise ConfigError(f"--config {path}: no configurations found; add a [name] table per model")
+    return document
+
+
+def select_configs(configs: Mapping[str, Mapping], only: Sequence[str] | None) -> dict[str, Mapping]:
+    """Keep only the configurations named in `only` (all when None), in the given order.
+
+    Raises:
+        ConfigError: for a name that is not defined, listing the valid names.
+    """
+    if not only:
+        return dict(configs)
+    for name in only:
+        if name not in configs:
+            raise ConfigError(
+                f"--only {name!r} is not a configuration{_closest(name, configs)}; valid names: {', '.join(configs)}"
+            )
+    return {name: configs[name] for name in dict.fromkeys(only)}
+
+
+def dense_network(config: ModelConfig) -> keras.Sequential:
+    """The one dense builder: the network `config` describes, named after it and compiled with its
+    optimizer, learning rate and loss."""
+    layers: list = [keras.Input(shape=(INPUT_DIM,), name="pixels")]
+    for index, (units, activation) in enumerate(config.hidden_layers, start=1):
+        layers.append(keras.layers.Dense(units, activation=activation, name=f"hidden_{index}"))
+        if config.dropout:
+            layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{index}"))
+    layers.append(keras.layers.Dense(NUM_CLASSES, activation=config.output_activation, name="output"))
+    model = keras.Sequential(layers, name=config.name)
+    model.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate), loss=make_loss(config))
+    return model
+
+
+def make_loss(config: ModelConfig) -> str | keras.losses.Loss:
+    """The loss for `config`: its Keras name, as a script would write it, or a Loss object reading
+    logits when the output activation is linear."""
+    name = config.resolved_loss
+    if config.output_activation != "linear" or name == "mean_squared_error":
+        return name
+    if name == "categorical_crossentropy":
+        return keras.losses.CategoricalCrossentropy(from_logits=True)
+    return keras.losses.BinaryCrossentropy(from_logits=True)

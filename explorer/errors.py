@@ -1,0 +1,35 @@
+"""Errors the user can fix, and the exit codes the scripts return.
+
+Every bad input (a configuration, a builder, a data file, a command-line value) raises a
+`UserInputError` whose message is one line naming the bad value and what is allowed. The scripts
+print it and exit with code 2, never with a traceback.
+"""
+
+import sys
+
+EXIT_MODEL_FAILED = 1  # the sweep ran to the end, but at least one model raised
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserInputError(Exception):
+    """Bad input the user can fix; reported as one line with exit code 2."""
+
+
+class ConfigError(UserInputError):
+    """An invalid model configuration, configuration file or option."""
+
+
+class DataError(UserInputError):
+    """A missing, corrupt or malformed data file."""
+
+
+class DataSourceUnavailable(Exception):
+    """An automatic data source (Keras' download) could not be used; the next one is tried."""
+
+
+def report_error(error: UserInputError, stream=None) -> int:
+    """Write `error` as one line to `stream` (stderr by default) and return exit code 2."""
+    message = " ".join(str(error).split())  # one line, whatever the message held
+    print(f"error: {message}", file=stream or sys.stderr)
+    return EXIT_BAD_INPUT

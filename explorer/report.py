@@ -1,0 +1,124 @@
+"""The run's report: one self-contained HTML page built from the run folder.
+
+The page's HTML, CSS and script are files beside this module (`report_files/`); this module fills
+in the run's facts, the leaderboard and the figures, embedded so the page opens anywhere, offline.
+"""
+
+import base64
+import html
+import string
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from explorer.run_folder import read_json
+from explorer.stats import cell_text
+from explorer.variants import is_number
+from explorer.views import CELL_FORMATS
+
+REPORT_COLUMNS = (
+    ("rank", "#"), ("name", "model"), ("status", "status"), ("test_accuracy", "test accuracy"),
+    ("test_accuracy_half_ci", "± 95% CI"), ("vs_best", "vs best"), ("test_loss", "test loss"),
+    ("val_accuracy", "val accuracy"), ("parameters", "parameters"), ("train_seconds", "train s"),
+    ("seconds_per_epoch", "s/epoch"), ("repeats", "runs"), ("hidden_units", "hidden units"),
+    ("activation", "activation"), ("dropout", "dropout"), ("output_activation", "output"),
+    ("optimizer", "optimizer"), ("learning_rate", "learning rate"), ("batch_size", "batch"),
+)  # fmt: skip
+REPORT_FILES = Path(__file__).parent / "report_files"
+
+
+def _image_tag(path: Path, alt: str) -> str:
+    """An <img> with the PNG embedded, so the report is one file that opens anywhere, offline."""
+    encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">'
+
+
+def _report_cell(value: object, key: str) -> tuple[str, str]:
+    """(what the cell shows, what it sorts by): numbers sort as numbers, the rest as text."""
+    if value is None:
+        return "", ""
+    if is_number(value):
+        return CELL_FORMATS.get(key, "{}").format(value), repr(value)
+    return str(cell_text(value)), str(cell_text(value))
+
+
+FUSED_NOTE = (
+    "fused: models sharing seed, epochs, batch size and optimizer trained as one model, so their "
+    "seconds are their group's (fused_group_size models together; --no-fuse times each alone)"
+)
+
+
+def _facts(run: Mapping) -> dict[str, str]:
+    """How the run was made, as escaped HTML: command, seed, repeats, training, data, versions."""
+    data = run.get("data", {})
+    return {
+        "command": f"<code>{html.escape(str(run.get('command', '')))}</code>",
+        "started": html.escape(str(run.get("started_at", ""))),
+        "seed": html.escape(str(run.get("seed", ""))),
+        "runs per configuration": html.escape(str(run.get("repeats", 1))),
+        "training": html.escape(FUSED_NOTE if run.get("fuse") else "one model at a time")
+        + html.escape(f"; executor: {run.get('executor', 'local')}"),
+        "data": html.escape(f"{data.get('kind', '')} {data.get('location', '')} "
+                            f"({data.get('train_size', 0):,} train / {data.get('test_size', 0):,} test digits)"),
+        "versions": html.escape(", ".join(f"{key} {value}" for key, value in run.get("versions", {}).items())),
+    }  # fmt: skip
+
+
+def _leaderboard(rows: Sequence[Mapping]) -> tuple[str, str]:
+    """The sortable leaderboard's header and body rows, as HTML."""
+    table = []
+    for row in rows:
+        low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
+        table.append({**row, "test_accuracy_half_ci": None if low is None else (high - low) / 2})
+    # Columns of numbers align right, like their cells; the others left.
+    numeric = {key for key, _ in REPORT_COLUMNS if any(is_number(values.get(key)) for values in table)}
+    header = "".join(
+        f'<th class="{"" if key in numeric else "text"}" data-key="{key}">{html.escape(title)}</th>'
+        for key, title in REPORT_COLUMNS
+    )
+    body = []
+    for row, values in zip(rows, table, strict=True):
+        cells = []
+        for key, _ in REPORT_COLUMNS:
+            shown, sort_value = _report_cell(values.get(key), key)
+            css = "" if is_number(values.get(key)) else "text"
+            cells.append(f'<td class="{css}" data-value="{html.escape(sort_value)}">{html.escape(shown)}</td>')
+        row_class = row["status"] if row["status"] != "ok" else (row.get("vs_best") or "")
+        body.append(f'<tr class="{row_class}">{"".join(cells)}</tr>')
+    return header, "".join(body)
+
+
+def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, Path]) -> str:
+    """The run's report as one self-contained HTML page: how it was run, the sortable leaderboard,
+    the comparison, parallel-coordinates, confusion and gallery figures, and every configuration's
+    curves. Everything is read from `run_dir`; images are embedded.
+
+    Args:
+        run_dir: the run folder (its run.json and figures).
+        rows: the summary rows (`summary_rows`).
+        curves: configuration name -> the curves image to show for it.
+    """
+    header, body = _leaderboard(rows)
+    figures = [
+        ("Comparison", run_dir / "comparison.png"),
+        ("Configuration against test accuracy", run_dir / "parallel_coordinates.png"),
+        ("Confusion matrix of the best configuration (by validation accuracy)", run_dir / "confusion_matrix.png"),
+        ("Its mistakes", run_dir / "misclassified.png"),
+    ]
+    sections = "".join(
+        f"<h2>{html.escape(title)}</h2>{_image_tag(path, title)}" for title, path in figures if path.is_file()
+    )
+    curve_tags = "".join(_image_tag(path, f"curves of {name}") for name, path in curves.items() if path.is_file())
+    page = string.Template((REPORT_FILES / "report.html").read_text(encoding="utf-8"))
+    return page.substitute(
+        run_name=html.escape(run_dir.name),
+        style=(REPORT_FILES / "report.css").read_text(encoding="utf-8"),
+        script=(REPORT_FILES / "report.js").read_text(encoding="utf-8"),
+        facts="".join(
+            f"<dt>{html.escape(key)}</dt><dd>{value}</dd>"
+            for key, value in _facts(read_json(run_dir / "run.json") or {}).items()
+        ),
+        header=header,
+        body=body,
+        sections=sections,
+        curves=curve_tags,
+    )

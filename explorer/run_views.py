@@ -1,0 +1,103 @@
+"""The views of a run folder, written into it: summaries, figures, TensorBoard and the report.
+
+Everything is read from the run folder, so a killed run, a Ray worker elsewhere and a resumed run
+end in the same place.
+"""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from explorer.backend import TENSORFLOW_IMPORT_NOISE, native_stderr_filtered
+from explorer.report import render_report
+from explorer.run_folder import (
+    TENSORBOARD_FOLDER,
+    read_history,
+    read_results,
+    save_figure,
+    write_json_atomic,
+    write_text_atomic,
+)
+from explorer.splits import PreparedData
+from explorer.stats import REPEAT_COLUMNS, SUMMARY_COLUMNS, repeat_rows, summary_rows, table_csv
+from explorer.tensorboard import write_tensorboard_hparams
+from explorer.views import (
+    confusion_matrix,
+    plot_comparison,
+    plot_confusion_matrix,
+    plot_history,
+    plot_misclassified,
+    plot_parallel_coordinates,
+)
+
+
+def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
+    """Write the sweep's summaries and figures from what is on disk in `run_dir`.
+
+    Writes `summary.csv` and `summary.json` (one row per configuration), `repeats.csv` (one row
+    per trial), `comparison.png`, `parallel_coordinates.png`, `curves/<name>.png` for
+    configurations with several repeats (mean and band), for the best configuration by mean
+    *validation* accuracy (the test set is not used to choose) its first repeat's
+    `confusion_matrix.png` and `misclassified.png`, the TensorBoard HParams summaries when the run
+    logs to TensorBoard, and last `report.html`, which shows all of it.
+
+    Returns:
+        The summary rows, best first.
+    """
+    results = read_results(run_dir)
+    if not results:
+        return []
+    rows = summary_rows(results)
+    write_text_atomic(run_dir / "summary.csv", table_csv(rows, SUMMARY_COLUMNS))
+    write_json_atomic(run_dir / "summary.json", rows)
+    write_text_atomic(run_dir / "repeats.csv", table_csv(repeat_rows(results), REPEAT_COLUMNS))
+    histories: dict[str, list[dict]] = {}
+    for result in sorted(results, key=lambda result: result.get("repeat", 0)):
+        if result["status"] != "failed":
+            trial = result.get("trial", result["name"])
+            histories.setdefault(result["name"], []).append(read_history(run_dir / trial / "history.csv"))
+    save_figure(plot_comparison(rows, histories), run_dir / "comparison.png")
+    for name, repeats in histories.items():
+        if len(repeats) > 1:
+            (run_dir / "curves").mkdir(exist_ok=True)
+            save_figure(
+                plot_history(repeats, title=f"{name}: {len(repeats)} repeats"), run_dir / "curves" / f"{name}.png"
+            )
+
+    save_figure(plot_parallel_coordinates(rows), run_dir / "parallel_coordinates.png")
+    if (run_dir / TENSORBOARD_FOLDER).is_dir():  # the run was started with --tensorboard
+        with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
+            write_tensorboard_hparams(run_dir / TENSORBOARD_FOLDER, results)
+
+    finished = [row for row in rows if row["status"] == "ok"]
+    if finished:
+        _write_best_model_views(run_dir, data, results, max(finished, key=lambda row: row["val_accuracy"]))
+    curves = {
+        row["name"]: run_dir / "curves" / f"{row['name']}.png"
+        if (run_dir / "curves" / f"{row['name']}.png").is_file()
+        else run_dir / row["name"] / "curves.png"
+        for row in rows
+    }
+    write_text_atomic(run_dir / "report.html", render_report(run_dir, rows, curves))
+    return rows
+
+
+def _write_best_model_views(run_dir: Path, data: PreparedData, results: Sequence[Mapping], best: Mapping) -> None:
+    """The confusion matrix and the gallery of mistakes of `best`'s first finished run."""
+    trial = min(
+        (result for result in results if result["name"] == best["name"] and result["status"] == "ok"),
+        key=lambda result: result.get("repeat", 0),
+    )
+    predicted = np.load(run_dir / trial.get("trial", trial["name"]) / "test_predictions.npy", allow_pickle=False)
+    counts = confusion_matrix(data.test_labels, predicted)
+    accuracy = np.trace(counts) / counts.sum()
+    label = f"{best['name']} (best by validation accuracy, seed {trial['seed']})"
+    save_figure(
+        plot_confusion_matrix(counts, f"{label}: test accuracy {accuracy:.4f}"), run_dir / "confusion_matrix.png"
+    )
+    wrong = int(counts.sum() - np.trace(counts))
+    gallery_title = f"{label}: {wrong} of {counts.sum():,} test digits misclassified ({min(wrong, 40)} shown)"
+    save_figure(
+        plot_misclassified(data.test_images, data.test_labels, predicted, gallery_title), run_dir / "misclassified.png"
+    )

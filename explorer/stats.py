@@ -1,0 +1,134 @@
+"""Statistics of a run: per-configuration summaries over repeats, ranked, and tables as CSV.
+
+Pure functions of result records: each returns rows or text; the sweep decides where they go.
+"""
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import scipy.stats
+
+from explorer.variants import is_int
+
+CONFIDENCE = 0.95
+SUMMARY_COLUMNS = (
+    "rank", "name", "status", "vs_best", "repeats",
+    "test_accuracy", "test_accuracy_std", "test_accuracy_ci_low", "test_accuracy_ci_high",
+    "test_loss", "test_loss_std", "test_loss_ci_low", "test_loss_ci_high",
+    "val_accuracy", "val_loss", "parameters", "train_seconds", "seconds_per_epoch", "fused_group_size", "epochs_run",
+    "hidden_units", "activation", "dropout", "output_activation", "loss_function", "optimizer",
+    "learning_rate", "batch_size", "seeds", "backend", "reason",
+)  # fmt: skip
+REPEAT_COLUMNS = (
+    "name", "repeat", "seed", "trial", "status", "test_accuracy", "test_loss", "val_accuracy", "val_loss",
+    "train_seconds", "epochs_run", "resumed_from_epoch", "reason",
+)  # fmt: skip
+# "stopped early": Ray Tune's ASHA scheduler ended a weak configuration before its last epoch.
+STATUS_ORDER = {"ok": 0, "stopped early": 1, "diverged": 2, "failed": 3}
+
+
+def aggregate(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[str, float | int | None]:
+    """Mean, sample standard deviation and a t-interval for the mean of `values`.
+
+    Returns:
+        `n`, `mean`, `std` (ddof=1) and `ci_low`/`ci_high`, the `confidence` t-interval over the
+        repeats (`scipy.stats.t.interval`); spread and interval are None below two values.
+    """
+    array = np.asarray(values, dtype=float)
+    summary: dict[str, float | int | None] = {"n": len(array), "mean": float(array.mean()) if len(array) else None}
+    summary.update(std=None, ci_low=None, ci_high=None)
+    if len(array) >= 2:
+        std = float(array.std(ddof=1))
+        low, high = (
+            scipy.stats.t.interval(confidence, len(array) - 1, loc=array.mean(), scale=scipy.stats.sem(array))
+            if std > 0
+            else (array.mean(), array.mean())  # identical repeats: SciPy needs a positive scale
+        )
+        summary.update(std=std, ci_low=float(low), ci_high=float(high))
+    return summary
+
+
+def summary_rows(results: Iterable[Mapping]) -> list[dict]:
+    """One row per configuration, aggregated over its repeats, ranked best first.
+
+    Finished configurations come first, by mean test accuracy (among equals the smaller network
+    first), then diverged and failed ones. `vs_best` is "best" for the top row and "tied" for every
+    configuration whose confidence interval of test accuracy overlaps the best one's: the data do
+    not show that the best is ahead of it. With one repeat there is no interval and no tie.
+    """
+    groups: dict[str, list[Mapping]] = {}
+    for result in results:
+        groups.setdefault(result["name"], []).append(result)
+    rows = []
+    for name, group in groups.items():
+        group = sorted(group, key=lambda result: result.get("repeat", 0))
+        finished = [result for result in group if result["status"] == "ok"]
+        first = (finished or group)[0]
+        config = first["config"]
+        row: dict[str, object] = {
+            "name": name,
+            "status": "ok" if finished else max((r["status"] for r in group), key=STATUS_ORDER.get),
+            "repeats": len(finished) if finished else len(group),
+            "seeds": [result.get("seed") for result in group],
+            "backend": first.get("versions", {}).get("backend"),
+            "loss_function": first.get("loss_function"),
+            "parameters": first.get("parameters"),
+            "epochs_run": first.get("epochs_run"),
+            "fused_group_size": first.get("fused_group_size", 1),
+            "reason": "; ".join(r["reason"] for r in group if r.get("reason")) or None,
+            **{key: config[key] for key in SUMMARY_COLUMNS if key in config},
+        }
+        for metric in ("test_accuracy", "test_loss"):
+            stats = aggregate([result[metric] for result in finished])
+            row.update(
+                {metric: stats["mean"], **{f"{metric}_{key}": stats[key] for key in ("std", "ci_low", "ci_high")}}
+            )
+        for metric in ("val_accuracy", "val_loss", "train_seconds", "seconds_per_epoch"):
+            row[metric] = aggregate([result[metric] for result in finished])["mean"]
+        rows.append(row)
+    rows.sort(
+        key=lambda row: (
+            STATUS_ORDER[row["status"]],
+            -(row["test_accuracy"] or 0.0),
+            row["parameters"] or 0,
+            row["name"],
+        )
+    )
+    best = rows[0] if rows and rows[0]["status"] == "ok" else None
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+        row["vs_best"] = None
+        if best is not None and row is best:
+            row["vs_best"] = "best"
+        elif (
+            best is not None
+            and row["status"] == "ok"
+            and None not in (row["test_accuracy_ci_high"], best["test_accuracy_ci_low"])
+        ):
+            row["vs_best"] = "tied" if row["test_accuracy_ci_high"] >= best["test_accuracy_ci_low"] else None
+    return [{column: row.get(column) for column in SUMMARY_COLUMNS} for row in rows]
+
+
+def repeat_rows(results: Iterable[Mapping]) -> list[dict]:
+    """One row per trial (configuration, seed), in configuration and repeat order."""
+    ordered = sorted(results, key=lambda result: (result["name"], result.get("repeat", 0)))
+    return [{column: result.get(column) for column in REPEAT_COLUMNS} for result in ordered]
+
+
+def table_csv(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
+    """Rows as CSV text; lists are written as `512x512` and `relu/tanh`."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: cell_text(value) for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def cell_text(value: object) -> object:
+    if isinstance(value, (list, tuple)):
+        separator = "x" if all(is_int(item) for item in value) else "/"
+        return separator.join(map(str, value)) or "-"
+    return value

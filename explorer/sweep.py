@@ -1,0 +1,192 @@
+"""The sweep both scripts run: validate, prepare the data, plan, train through an executor, compare.
+
+Every variant is checked (its builder called once) before the data loads; then the trials are
+planned (one per variant and seed), grouped for fused training, and handed to the local or the
+Ray executor; finally the views are built from the run folder. A model that diverges or raises is
+recorded and the sweep goes on; Ctrl-C keeps every finished model, writes the summary of those and
+prints the command that resumes the run.
+"""
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from explorer.backend import check_backend, keras, versions
+from explorer.data import DataSource, load_mnist
+from explorer.errors import EXIT_INTERRUPTED, EXIT_MODEL_FAILED, UserInputError
+from explorer.local_executor import duration, run_groups_locally
+from explorer.options import QUICK_TEST_DIGITS, QUICK_TRAIN_DIGITS, Options, RayOptions
+from explorer.ray_executor import import_ray, run_groups_on_ray
+from explorer.recording import Work
+from explorer.report import FUSED_NOTE
+from explorer.run_folder import (
+    FUSED_FOLDER,
+    LAYOUT,
+    default_run_dir,
+    now_iso,
+    prepare_run_dir,
+    read_json,
+    read_results,
+    resume_action,
+    write_json_atomic,
+)
+from explorer.run_views import build_views
+from explorer.splits import PreparedData, prepare_data
+from explorer.trials import plan_groups, plan_trials, trial_key
+from explorer.variants import Variant, check_variants
+from explorer.views import format_leaderboard
+
+# The command-line flag of each Ray-only option, for the error that names it.
+RAY_FLAGS = {
+    "address": "--ray-address",
+    "node_ip": "--ray-node-ip",
+    "max_concurrent": "--max-concurrent",
+    "cpus_per_trial": "--cpus-per-trial",
+    "gpus_per_trial": "--gpus-per-trial",
+    "scheduler": "--scheduler",
+}
+
+
+def check_executor(options: Options) -> None:
+    """Refuse Ray options without `--executor ray`, and `--executor ray` without Ray installed."""
+    if options.executor == "ray":
+        import_ray()
+        return
+    defaults = RayOptions()
+    given = [flag for field, flag in RAY_FLAGS.items() if getattr(options.ray, field) != getattr(defaults, field)]
+    if given:
+        raise UserInputError(f"{', '.join(given)}: only with --executor ray (the local executor trains here)")
+
+
+def with_overrides(variants: Sequence[Variant], options: Options) -> list[Variant]:
+    """The variants with the command line's epochs and batch size, where it sets them."""
+    epochs, batch_size = options.epochs_override, options.batch_size
+    return [
+        dataclasses.replace(variant, epochs=epochs or variant.epochs, batch_size=batch_size or variant.batch_size)
+        for variant in variants
+    ]
+
+
+def _load_data(options: Options, log: Callable[[str], None]) -> tuple[PreparedData, DataSource, dict, dict]:
+    """The prepared arrays, where they came from (as a record), and the data's identity for the
+    fingerprints."""
+    train, test, source = load_mnist(options.data, seed=options.seed, log=log)
+    limits = {"max_train": QUICK_TRAIN_DIGITS, "max_test": QUICK_TEST_DIGITS} if options.quick else {}
+    data = prepare_data(train, test, validation_split=options.validation_split, seed=options.seed, **limits)
+    source_record = dataclasses.asdict(source) | {"full_mnist": source.is_full_mnist}
+    return data, source, source_record, {**source_record, "validation_split": options.validation_split, **limits}
+
+
+def _write_run_record(run_dir: Path, options: Options, variants: Sequence[Variant], context: dict) -> None:
+    """`run.json`: how the sweep was started (kept from the first start when resuming)."""
+    record = {
+        "layout": LAYOUT,
+        "command": options.command,
+        "started_at": now_iso(),
+        "seed": options.seed,
+        "validation_split": options.validation_split,
+        "quick": options.quick,
+        "repeats": options.run_repeats,
+        "fuse": options.fused,
+        "executor": options.executor,
+        "models": [variant.name for variant in variants],
+        **context,
+    }
+    previous = read_json(run_dir / "run.json") if options.resume is not None else None
+    if previous is not None:
+        record["resumed"] = [*previous.get("resumed", []), {"command": options.command, "at": now_iso()}]
+        record["command"], record["started_at"] = previous["command"], previous["started_at"]
+    write_json_atomic(run_dir / "run.json", record)
+
+
+def _train(work: Work, log: Callable[[str], None]) -> int:
+    """Hand the groups to the executor; 130 when interrupted (finished trials are kept)."""
+    try:
+        if work.options.executor == "ray" and work.groups:
+            run_groups_on_ray(work)
+        else:
+            run_groups_locally(work)
+    except KeyboardInterrupt:
+        log(
+            f"\nInterrupted: {len(read_results(work.run_dir))} finished model(s) are kept in {work.run_dir}; summarizing those."
+        )
+        log(f"To continue where it stopped: {work.options.resume_command(work.run_dir)}")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _compare(
+    run_dir: Path, data: PreparedData, source: DataSource, seconds: float, log: Callable[[str], None]
+) -> list[dict]:
+    """Build the views from the run folder and print the leaderboard; return the summary rows."""
+    with contextlib.suppress(OSError):  # fused groups' checkpoints are gone once they finish
+        (run_dir / FUSED_FOLDER).rmdir()
+    rows = build_views(run_dir, data)
+    if rows:
+        log("\n" + format_leaderboard(rows))
+        if any((row["fused_group_size"] or 1) > 1 for row in rows):
+            log(f"Training was {FUSED_NOTE}.")
+    log(
+        f"\n{len(rows)} configuration(s) in {duration(seconds)}. Report: {run_dir / 'report.html'} "
+        f"(also summary.csv, comparison.png, confusion_matrix.png, misclassified.png)"
+    )
+    if source.kind == "embedded-sample":
+        log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
+    return rows
+
+
+def run_sweep(variants: Sequence[Variant], options: Options, log: Callable[[str], None] = print) -> int:
+    """Validate, train and compare `variants`; return the process exit code.
+
+    Args:
+        variants: the networks to train, in order (`Variant`: a name and a builder).
+        options: how to run (`Options`; the scripts build it from the command line).
+        log: where progress lines go.
+
+    Returns:
+        0 when every model finished (diverged ones included), 1 when a model failed (the others
+        still ran), 130 when interrupted (finished models are kept, and the resume command is shown).
+
+    Raises:
+        UserInputError: for any bad input, before training starts.
+    """
+    # Validate everything at the door, before the first model trains.
+    check_backend(options.backend)
+    check_executor(options)
+    variants = with_overrides(variants, options)
+    facts = check_variants(variants)
+
+    data, source, source_record, data_identity = _load_data(options, log)
+    trials = plan_trials(variants, options.seed, options.run_repeats, facts)
+    # Only now open the run folder, so that bad input leaves no empty one behind.
+    run_dir = prepare_run_dir(
+        options.resume or options.out or default_run_dir(),
+        [t.folder for t in trials],
+        resume=options.resume is not None,
+    )
+    context = {"data": source_record, "versions": versions()}
+    _write_run_record(run_dir, options, variants, context)
+    log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {options.seed}")
+    log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
+
+    # Train: finished trials are kept; the rest train in groups (fused unless --no-fuse), and each
+    # trial's files are complete the moment its group finishes.
+    started = time.perf_counter()
+    keys = {trial: trial_key(trial, data_identity) for trial in trials}
+    actions = {trial: resume_action(run_dir / trial.folder, keys[trial]) for trial in trials}
+    for trial in trials:
+        if actions[trial] == "skip":
+            log(f"{trial.folder}: finished earlier with the same configuration; kept")
+    pending = [trial for trial in trials if actions[trial] != "skip"]
+    groups = plan_groups(pending, fuse=options.fused)
+    work = Work(groups, data, run_dir, keys, actions, context, options, log)
+    status = _train(work, log)
+
+    rows = _compare(run_dir, data, source, time.perf_counter() - started, log)
+    failed = [row["name"] for row in rows if row["status"] == "failed"]
+    if failed and status == 0:
+        log(f"Failed: {', '.join(failed)} (reasons in summary.csv); rerun them with --resume {run_dir}")
+        status = EXIT_MODEL_FAILED
+    return status

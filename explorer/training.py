@@ -1,0 +1,162 @@
+"""The one training function: seed, build, fit, evaluate and predict one group of trials.
+
+A group is one trial, or several fused (`explorer.fusion`). `train_group` seeds before each
+builder, fits on the training split while watching the validation split (checkpointing every
+epoch), evaluates once on the test set and predicts its digits, and returns each trial's outcome
+in memory. The only files it writes are the ones a resumed run needs: each model's `history.csv`
+(a row per finished epoch) and the group's checkpoint. Every executor calls it.
+"""
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from explorer.backend import device_description, keras, seed_everything
+from explorer.callbacks import (
+    BranchHistory,
+    EpochBackupAndRestore,
+    EpochClock,
+    EpochSeeds,
+    GroupProgress,
+    branch_log_key,
+)
+from explorer.fusion import fused_model, hand_over_optimizer_state
+from explorer.run_folder import finish_history, history_is_finite
+from explorer.splits import PreparedData
+from explorer.trials import Trial, fusion_key
+from explorer.variants import build_model, compile_for_training
+
+EVAL_BATCH_SIZE = 1024  # inference only: larger batches are faster and give the same numbers
+# Batches per compiled call. Keras then dispatches (and runs callbacks) once per 16 steps instead
+# of every step; the computation is unchanged. Chosen with benchmarks/speed.py.
+STEPS_PER_EXECUTION = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSetup:
+    """Where a group writes while it trains, and how it reports."""
+
+    model_dirs: Sequence[Path]  # each trial's folder, in the order of the trials
+    checkpoint_dir: Path  # Keras' BackupAndRestore folder of the group
+    verbose: int | str = "auto"  # Keras' fit verbosity; a fused group logs one short line per epoch instead
+    log: Callable[[str], None] = print  # where a fused group's epoch lines go
+    tensorboard_dir: Path | None = None  # Keras' TensorBoard callback logs here (one-trial groups)
+    steps_per_execution: int = STEPS_PER_EXECUTION
+    callbacks: Sequence[keras.callbacks.Callback] = ()  # an executor's own, after history and checkpoint
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Outcome:
+    """One trained trial: its model, its history, its test figures and predicted digits (None when
+    it diverged), and the facts of how it was trained."""
+
+    trial: Trial
+    model: keras.Model
+    history: dict[str, list[float]]
+    test: dict[str, float] | None
+    predictions: np.ndarray | None
+    facts: dict[str, object]
+
+    @property
+    def diverged(self) -> bool:
+        return self.test is None
+
+
+def _build_members(trials: Sequence[Trial]) -> list[keras.Model]:
+    keras.backend.clear_session()  # free the previous models' graphs, so memory does not grow per model
+    members = []
+    for trial in trials:
+        # Seeded member by member, so each starts from the weights it would have on its own.
+        seed_everything(trial.seed)
+        members.append(build_model(trial.variant))
+    return members
+
+
+def _callbacks(trials: Sequence[Trial], setup: GroupSetup, clock: EpochClock) -> list[keras.callbacks.Callback]:
+    names = [trial.name for trial in trials]
+    fused = len(trials) > 1
+    progress = [GroupProgress(names, trials[0].variant.epochs, setup.log)] if fused and setup.verbose else []
+    tensorboard = (
+        []
+        if setup.tensorboard_dir is None
+        else [keras.callbacks.TensorBoard(str(setup.tensorboard_dir), write_graph=False)]
+    )
+    # Order matters: an epoch's history rows are written before its checkpoint, so a resumed run
+    # never misses an epoch (it may repeat one, which finish_history folds away).
+    return [
+        EpochSeeds(trials[0].seed),
+        clock,
+        BranchHistory(names, [model_dir / "history.csv" for model_dir in setup.model_dirs]),
+        # double_checkpoint: a kill while the weights are written leaves the previous epoch's.
+        EpochBackupAndRestore(str(setup.checkpoint_dir), double_checkpoint=True),
+        *progress,
+        *tensorboard,
+        *setup.callbacks,
+    ]
+
+
+def _labels(labels: np.ndarray, names: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
+    return {name: labels for name in names} if len(names) > 1 else labels
+
+
+def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) -> list[Outcome]:
+    """Train one group of trials (one trial, or several fused), evaluate each on the test set.
+
+    A checkpoint left in `setup.checkpoint_dir` by an interrupted run of the same group is picked
+    up and training continues from it; a history without its checkpoint is stale and is started
+    again. A loss that turns NaN or infinite stops that model (its outcome has no test figures);
+    the other models of the group train on.
+
+    Returns:
+        Each trial's outcome, in the order of `trials`.
+    """
+    if len({fusion_key(trial) for trial in trials}) != 1 or len({t.name for t in trials}) != len(trials):
+        raise ValueError("a fused group needs one seed, batch size, epochs and optimizer, and distinct names")
+    names = [trial.name for trial in trials]
+    members = _build_members(trials)
+    fused = len(members) > 1
+    model = (
+        fused_model(members, setup.steps_per_execution)
+        if fused
+        else compile_for_training(members[0], setup.steps_per_execution)
+    )
+    for model_dir in setup.model_dirs:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        if not setup.checkpoint_dir.exists():
+            (model_dir / "history.csv").unlink(missing_ok=True)
+    clock = EpochClock()
+    model.fit(
+        data.x_train,
+        _labels(data.y_train, names),
+        validation_data=(data.x_val, _labels(data.y_val, names)),
+        epochs=trials[0].variant.epochs,
+        batch_size=trials[0].variant.batch_size,
+        verbose=0 if fused else setup.verbose,
+        callbacks=_callbacks(trials, setup, clock),
+    )
+    test = model.evaluate(
+        data.x_test, _labels(data.y_test, names), batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
+    )
+    outputs = model.predict(data.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    facts = {
+        "backend": keras.backend.backend(),
+        "device": device_description(),
+        "steps_per_execution": setup.steps_per_execution,
+        "fused_group_size": len(trials),
+        "resumed_from_epoch": clock.first_epoch or None,
+        "samples": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)},
+    }
+    outcomes = []
+    for trial, member, model_dir in zip(trials, members, setup.model_dirs, strict=True):
+        if fused:  # the member holds its trained weights; give it its optimizer state too
+            hand_over_optimizer_state(model, member, setup.steps_per_execution)
+        history = finish_history(model_dir / "history.csv")
+        finished = history_is_finite(history)
+        figures = {metric: float(test[branch_log_key(trial.name, metric, fused)]) for metric in ("accuracy", "loss")}
+        predicted = np.asarray(outputs[trial.name] if fused else outputs).argmax(axis=1).astype(np.uint8)
+        outcomes.append(
+            Outcome(trial, member, history, figures if finished else None, predicted if finished else None, facts)
+        )
+    return outcomes

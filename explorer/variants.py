@@ -1,0 +1,290 @@
+"""Variants: a name, a model builder, epochs and a batch size; and what the engine reads off a model.
+
+A *builder* is a function with no arguments that returns a compiled Keras model: the network
+written out in Keras, `model.compile(optimizer=..., loss=...)` included. The engine seeds before
+it calls a builder, names the model after its variant, and owns the metric (accuracy: the arg-max
+of the ten outputs against the digit, whatever the loss), so any builder trains, is recorded,
+compared and resumed alike.
+
+`inspect_variant` calls each builder once, before anything trains, and turns bad input into one
+line; it reads from the model's own layers what the summaries show (`describe_model`), and a
+fingerprint of its architecture and compile configuration (`model_fingerprint`) that `--resume`
+compares and fusion groups by.
+"""
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from explorer.backend import keras, seed_everything
+from explorer.errors import ConfigError
+from explorer.splits import INPUT_DIM, NUM_CLASSES
+
+DEFAULT_EPOCHS = 20
+DEFAULT_BATCH_SIZE = 128
+# Limits that catch typos (an extra zero or three) before they allocate gigabytes.
+MAX_EPOCHS = 1_000
+MAX_BATCH_SIZE = 65_536
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Losses that want integer labels; the engine feeds one-hot labels, which serve every other loss.
+SPARSE_LOSSES = ("sparse_categorical_crossentropy", "sparse_categorical_hinge")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One network to train: its name, the builder that returns it compiled, epochs and batch size."""
+
+    name: str
+    build: Callable[[], keras.Model]
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+class VariantList:
+    """Variants in the order they are registered; `@variants.add` registers a builder under its
+    function's name, with the list's epochs and batch size unless given.
+
+    Example:
+        VARIANTS = VariantList(epochs=20, batch_size=128)
+
+        @VARIANTS.add
+        def dense_128_relu():
+            model = keras.Sequential([keras.Input(shape=(784,)), layers.Dense(128, activation="relu"),
+                                      layers.Dense(10, activation="softmax")])
+            model.compile(optimizer="adam", loss="categorical_crossentropy")
+            return model
+    """
+
+    def __init__(self, epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE):
+        self.epochs, self.batch_size = epochs, batch_size
+        self._variants: dict[str, Variant] = {}
+
+    def add(self, build: Callable[[], keras.Model] | None = None, *, epochs=None, batch_size=None):
+        """Register `build` (as a decorator, bare or with `epochs=`/`batch_size=`) and return it."""
+
+        def register(function: Callable[[], keras.Model]) -> Callable[[], keras.Model]:
+            name = function.__name__
+            if name in self._variants:
+                raise ConfigError(f"variant {name!r} is defined twice; give each builder its own name")
+            self._variants[name] = Variant(name, function, epochs or self.epochs, batch_size or self.batch_size)
+            return function
+
+        return register(build) if build is not None else register
+
+    def __iter__(self) -> Iterator[Variant]:
+        return iter(self._variants.values())
+
+    def __len__(self) -> int:
+        return len(self._variants)
+
+    def __getitem__(self, name: str) -> Variant:
+        return self._variants[name]
+
+    def names(self) -> list[str]:
+        return list(self._variants)
+
+
+def check_name(name: object) -> str:
+    """Return `name` if it is a safe file and model name, else raise ConfigError."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name):
+        raise ConfigError(
+            f"configuration name {name!r} is not allowed; use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit (it becomes a folder name)"
+        )
+    return name
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_count(where: str, field: str, value: object, high: int) -> int:
+    """Return `value` if it is a whole number from 1 to `high`, else raise a one-line ConfigError."""
+    if not is_int(value) or not 1 <= value <= high:
+        raise ConfigError(f"{where}: {field} = {value!r} is not allowed; expected a whole number from 1 to {high:,}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFacts:
+    """What the engine reads off a built model, before any training."""
+
+    description: Mapping[str, object]  # the summary's architecture columns (`describe_model`)
+    fingerprint: str  # architecture and compile configuration (`model_fingerprint`)
+    optimizer: str  # the optimizer's configuration as JSON: models that agree on it may fuse
+    weight_paths: tuple[str, ...]  # fused branches need distinct ones
+    parameters: int
+
+
+def build_model(variant: Variant) -> keras.Model:
+    """Call the builder, check what it returned, and name the model after the variant.
+
+    Raises:
+        ConfigError: one line naming the variant, when the builder raises or returns anything but
+            a compiled model with one input of `INPUT_DIM` features and one output of `NUM_CLASSES`.
+    """
+    where = f"variant {variant.name!r}"
+    try:
+        model = variant.build()
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(f"{where}: its builder raised {type(error).__name__}: {first_line}") from None
+    if not isinstance(model, keras.Model):
+        raise ConfigError(f"{where}: its builder returned {type(model).__name__}; expected a compiled keras.Model")
+    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
+        raise ConfigError(f"{where}: the model is not compiled; call model.compile(optimizer=..., loss=...) in it")
+    shapes = [tuple(tensor.shape) for tensor in (*model.inputs, *model.outputs)] if model.built else []
+    if shapes != [(None, INPUT_DIM), (None, NUM_CLASSES)]:
+        raise ConfigError(
+            f"{where}: the model's input and output shapes are {shapes or 'unknown (start it with keras.Input)'}; "
+            f"expected one input of shape (None, {INPUT_DIM}) and one output of shape (None, {NUM_CLASSES})"
+        )
+    loss = loss_name(model.loss)
+    if loss in SPARSE_LOSSES:
+        raise ConfigError(
+            f"{where}: loss {loss!r} wants integer labels, and the engine feeds one-hot labels; "
+            f"use {loss.removeprefix('sparse_')!r}"
+        )
+    model.name = variant.name
+    return model
+
+
+def loss_name(loss: object) -> str:
+    """The name of a compiled loss: a string as given, a Loss object's name, or a function's."""
+    if isinstance(loss, str):
+        return loss
+    return getattr(loss, "name", None) or getattr(loss, "__name__", type(loss).__name__)
+
+
+def activation_name(function: Callable) -> str:
+    serialized = keras.activations.serialize(function)
+    return serialized if isinstance(serialized, str) else getattr(function, "__name__", str(function))
+
+
+def describe_model(model: keras.Model, variant: Variant) -> dict[str, object]:
+    """The architecture columns of the summary, read from the model's own layers: hidden units,
+    activations, dropout, output activation, loss, optimizer, learning rate, epochs and batch size.
+
+    A plain dense stack (Dense and Dropout layers, ending in Dense) fills every column; any other
+    model fills the architecture columns with None and says `"architecture": "other"`.
+    """
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    dense = [layer for layer in layers if isinstance(layer, keras.layers.Dense)]
+    stack_layers = (keras.layers.Dense, keras.layers.Dropout)
+    plain = bool(dense) and layers[-1] is dense[-1] and all(isinstance(layer, stack_layers) for layer in layers)
+    described: dict[str, object] = dict.fromkeys(("hidden_units", "activation", "dropout", "output_activation"))
+    if plain:
+        activations = [activation_name(layer.activation) for layer in dense[:-1]]
+        rates = [float(layer.rate) for layer in layers if isinstance(layer, keras.layers.Dropout)]
+        described.update(
+            hidden_units=[int(layer.units) for layer in dense[:-1]],
+            # One name when every hidden layer shares it, one per layer otherwise, none without any.
+            activation=activations[0] if len(set(activations)) == 1 else (activations or None),
+            dropout=rates[0] if len(set(rates)) == 1 else (rates or 0.0),
+            output_activation=activation_name(dense[-1].activation),
+        )
+    learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    return {
+        "architecture": "dense" if plain else "other",
+        **described,
+        "loss": loss_name(model.loss),
+        "from_logits": bool(getattr(model.loss, "from_logits", False)),
+        "optimizer": type(model.optimizer).__name__.lower(),
+        "learning_rate": float(f"{learning_rate:.6g}"),  # the float32 variable's value, as written
+        "epochs": variant.epochs,
+        "batch_size": variant.batch_size,
+    }
+
+
+def _without_names(value: object) -> object:
+    """A Keras configuration with every `name` left out: Keras' automatic names (dense_3, adam_2)
+    count models built earlier in the process, and say nothing about the network."""
+    if isinstance(value, Mapping):
+        return {key: _without_names(item) for key, item in value.items() if key != "name"}
+    if isinstance(value, (list, tuple)):
+        return [_without_names(item) for item in value]
+    return value
+
+
+def normalised_config(model: keras.Model) -> dict[str, object]:
+    """The model's architecture and compile configuration (optimizer and loss), names left out."""
+    compile_config = model.get_compile_config() or {}
+    return _without_names(
+        {
+            "model": model.get_config(),
+            "optimizer": compile_config.get("optimizer"),
+            "loss": compile_config.get("loss"),
+        }
+    )
+
+
+def model_fingerprint(model: keras.Model) -> str:
+    payload = json.dumps(normalised_config(model), sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def inspect_variant(variant: Variant) -> ModelFacts:
+    """Check a variant and build its model once, to read its facts (weights are not kept).
+
+    Raises:
+        ConfigError: for a bad name, epochs or batch size, or a builder that fails (`build_model`).
+    """
+    check_name(variant.name)
+    where = f"variant {variant.name!r}"
+    if not callable(variant.build):
+        raise ConfigError(f"{where}: its builder {variant.build!r} is not a function")
+    check_count(where, "epochs", variant.epochs, MAX_EPOCHS)
+    check_count(where, "batch_size", variant.batch_size, MAX_BATCH_SIZE)
+    model = build_model(variant)
+    optimizer = _without_names(model.optimizer.get_config())
+    return ModelFacts(
+        description=describe_model(model, variant),
+        fingerprint=model_fingerprint(model),
+        optimizer=json.dumps({"class": type(model.optimizer).__name__, **optimizer}, sort_keys=True, default=str),
+        weight_paths=tuple(weight.path for weight in model.weights),
+        parameters=int(model.count_params()),
+    )
+
+
+def compile_for_training(model: keras.Model, steps_per_execution: int) -> keras.Model:
+    """Compile again with the builder's optimizer and loss, the engine's accuracy metric and
+    `steps_per_execution`. Categorical accuracy (arg-max of the output against the one-hot label)
+    means the same for softmax, logits and one-vs-rest sigmoid outputs."""
+    model.compile(
+        optimizer=model.optimizer,
+        loss=model.loss,
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_variants(variants: Sequence[Variant]) -> list[ModelFacts]:
+    """Check every variant, in order, before anything trains; return each one's facts.
+
+    Raises:
+        ConfigError: when there are none, for two names that differ only in case, or for the first
+            bad variant (`inspect_variant`).
+    """
+    if not variants:
+        raise ConfigError("no configurations to train; define at least one")
+    seen: dict[str, str] = {}
+    for variant in variants:
+        key = str(variant.name).lower()
+        if key not in seen:
+            seen[key] = variant.name
+        elif seen[key] == variant.name:
+            raise ConfigError(f"variant {variant.name!r} is given twice; give each network its own name")
+        else:
+            raise ConfigError(
+                f"configuration names {seen[key]!r} and {variant.name!r} differ only in case; "
+                "they would share one folder on case-insensitive file systems"
+            )
+    seed_everything(0)  # building may draw random numbers (and, on TensorFlow, import it): quietly
+    return [inspect_variant(variant) for variant in variants]

@@ -1,0 +1,270 @@
+"""Views of a run: the terminal leaderboard and the figures, as pure functions.
+
+Each takes result records, summary rows or histories and returns text or a `Figure`; the sweep
+decides where they go. Figures are `matplotlib.figure.Figure` objects, never pyplot, so nothing
+opens a window and nothing needs a display.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # Figure, not pyplot: headless, no global state
+from matplotlib.ticker import MaxNLocator
+
+from explorer.splits import NUM_CLASSES
+from explorer.stats import cell_text
+
+LEADERBOARD_COLUMNS = (
+    ("rank", "#"),
+    ("name", "model"),
+    ("test_accuracy", "test acc"),
+    ("vs_best", "vs best"),
+    ("test_loss", "test loss"),
+    ("val_accuracy", "val acc"),
+    ("parameters", "params"),
+    ("train_seconds", "train s"),
+    ("seconds_per_epoch", "s/epoch"),
+    ("repeats", "runs"),
+)
+
+
+# How numbers read in the terminal leaderboard and in the report.
+CELL_FORMATS = {
+    "test_accuracy": "{:.4f}", "test_accuracy_half_ci": "{:.4f}", "test_loss": "{:.4f}", "val_accuracy": "{:.4f}",
+    "parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch": "{:.2f}",
+}  # fmt: skip
+
+
+def _leaderboard_cell(row: Mapping, key: str) -> str:
+    value = row[key]
+    if key == "test_accuracy":
+        if value is None:
+            return row["status"]
+        low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
+        shown = CELL_FORMATS[key].format(value)
+        return shown if low is None else f"{shown} ± {CELL_FORMATS[key].format((high - low) / 2)}"
+    return "-" if value is None else CELL_FORMATS.get(key, "{}").format(value)
+
+
+def format_leaderboard(rows: Sequence[Mapping]) -> str:
+    """An aligned text table of the summary rows; with repeats, test accuracy reads `mean ± half
+    the 95% interval`."""
+    header = [title for _, title in LEADERBOARD_COLUMNS]
+    body = [[_leaderboard_cell(row, key) for key, _ in LEADERBOARD_COLUMNS] for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        # Names read best left-aligned, numbers right-aligned.
+        return "  ".join(
+            cell.ljust(width) if title in ("model", "vs best") else cell.rjust(width)
+            for cell, width, title in zip(cells, widths, header, strict=True)
+        )
+
+    return "\n".join([line(header), line(["-" * width for width in widths]), *map(line, body)])
+
+
+def _mean_and_band(histories: Sequence[Mapping[str, Sequence[float]]], metric: str):
+    """Per-epoch mean, min and max of `metric` over histories (over the epochs all of them ran)."""
+    length = min(len(history[metric]) for history in histories)
+    stacked = np.array([history[metric][:length] for history in histories], dtype=float)
+    return np.arange(1, length + 1), stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
+
+
+def plot_history(
+    history: Mapping[str, Sequence[float]] | Sequence[Mapping[str, Sequence[float]]],
+    title: str = "",
+    axes: Sequence | None = None,
+) -> Figure:
+    """Accuracy and loss per epoch, training against validation.
+
+    Args:
+        history: Keras' `History.history` (or `read_history`): accuracy, loss, val_accuracy,
+            val_loss; or a list of them, one per repeat, drawn as the mean with a band from the
+            lowest to the highest repeat.
+        title: figure title, usually the model name.
+        axes: two Matplotlib axes to draw into; a new figure when None.
+
+    Returns:
+        The figure holding the axes.
+    """
+    histories = [history] if isinstance(history, Mapping) else list(history)
+    if axes is None:
+        figure = Figure(figsize=(10, 4), layout="constrained")
+        axes = figure.subplots(1, 2)
+    figure = axes[0].get_figure()
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        for key, label, color in ((metric, "training", "C0"), (f"val_{metric}", "validation", "C1")):
+            epochs, mean, low, high = _mean_and_band(histories, key)
+            suffix = f", mean of {len(histories)}" if len(histories) > 1 else ""
+            ax.plot(epochs, mean, marker="o", markersize=3, color=color, label=f"{label} {metric}{suffix}")
+            if len(histories) > 1:
+                ax.fill_between(epochs, low, high, color=color, alpha=0.2, label=f"{label} range over repeats")
+        ax.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_comparison(
+    rows: Sequence[Mapping], histories: Mapping[str, Sequence[Mapping[str, Sequence[float]]]]
+) -> Figure:
+    """Compare configurations: validation accuracy curves overlaid (the mean over repeats, with a
+    band from the lowest to the highest), then test accuracy against parameter count and against
+    training time (the mean, with its 95% interval as an error bar when there are repeats).
+    Configurations are numbered in the order given (the leaderboard's); a point carries its number,
+    the legend its number and name, in the same color.
+
+    Args:
+        rows: summary rows (`summary_rows`), in legend order.
+        histories: configuration name -> the histories of its repeats (`read_history`).
+    """
+    figure = Figure(figsize=(17, 5.5), layout="constrained")
+    curves_ax, params_ax, time_ax = figure.subplots(1, 3)
+    styles = ("-", "--", ":", "-.")  # ten colors, then the next line style
+    for number, row in enumerate(rows, start=1):
+        color = f"C{(number - 1) % 10}"
+        if histories.get(row["name"]):
+            epochs, mean, low, high = _mean_and_band(histories[row["name"]], "val_accuracy")
+            curves_ax.plot(
+                epochs,
+                mean,
+                styles[(number - 1) // 10 % len(styles)],
+                marker="o" if len(epochs) <= 3 else None,  # a one-epoch run has no line to draw
+                color=color,
+                label=f"{number}. {row['name']}",
+            )
+            if len(histories[row["name"]]) > 1:
+                curves_ax.fill_between(epochs, low, high, color=color, alpha=0.15)
+        if row.get("test_accuracy") is None:  # diverged or failed: no test figures
+            continue
+        low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
+        error = None if low is None else [[row["test_accuracy"] - low], [high - row["test_accuracy"]]]
+        for ax, key in ((params_ax, "parameters"), (time_ax, "train_seconds")):
+            point = (row[key], row["test_accuracy"])
+            ax.errorbar(*point, yerr=error, fmt="o", color=color, capsize=3, zorder=3)
+            ax.annotate(str(number), point, fontsize="small", xytext=(4, 3), textcoords="offset points")
+    curves_ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per epoch")
+    curves_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    curves_ax.grid(alpha=0.3)
+    curves_ax.legend(fontsize="small", loc="lower right")
+    params_ax.set(xscale="log", xlabel="trainable parameters (log scale)", title="Test accuracy vs parameters")
+    time_ax.set(xlabel="training time per run, seconds", title="Test accuracy vs training time")
+    for ax in (params_ax, time_ax):
+        ax.set_ylabel(
+            "test accuracy" + (" (mean, 95% interval)" if any(r.get("test_accuracy_ci_low") for r in rows) else "")
+        )
+        ax.grid(alpha=0.3)
+    return figure
+
+
+def confusion_matrix(true_labels: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Counts[true, predicted]."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (true_labels.astype(int), predicted.astype(int)), 1)
+    return counts
+
+
+def plot_confusion_matrix(counts: np.ndarray, title: str = "") -> Figure:
+    """A labelled heat map of a confusion matrix with the count in every cell."""
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    figure.colorbar(image, ax=ax, label="test digits")
+    ticks = np.arange(len(counts))
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted digit", ylabel="true digit", title=title)
+    threshold = counts.max() / 2
+    for (true, predicted), count in np.ndenumerate(counts):
+        ax.text(
+            predicted,
+            true,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize="small",
+            color="white" if count > threshold else "black",
+        )
+    return figure
+
+
+def plot_misclassified(
+    images: np.ndarray, true_labels: np.ndarray, predicted: np.ndarray, title: str = "", limit: int = 40
+) -> Figure:
+    """A gallery of up to `limit` wrongly classified test digits, spread evenly over all the
+    mistakes, each with its true and predicted label."""
+    wrong = np.flatnonzero(true_labels != predicted)
+    # Spread the picks over all mistakes, so one class early in the test set does not fill the page.
+    wrong = wrong[np.unique(np.linspace(0, len(wrong) - 1, min(limit, len(wrong))).astype(int))]
+    columns = 10
+    rows = max(1, math.ceil(len(wrong) / columns))
+    figure = Figure(figsize=(columns * 1.2, rows * 1.45 + 0.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, index in zip(axes, wrong, strict=False):
+        ax.imshow(images[index], cmap="gray_r")
+        ax.set_title(f"true {true_labels[index]}\npred {predicted[index]}", fontsize="small", color="firebrick")
+    if len(wrong) == 0:
+        axes[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    figure.suptitle(title)
+    return figure
+
+
+def plot_parallel_coordinates(rows: Sequence[Mapping]) -> Figure:
+    """Configuration against mean test accuracy: one line per configuration across an axis per
+    hyperparameter (categories spread evenly, numbers scaled to the axis), colored by accuracy."""
+    # Width and depth are those of a dense stack; a model of other layers has neither.
+    finished = [row for row in rows if row.get("test_accuracy") is not None and row.get("hidden_units") is not None]
+    axes_spec = [
+        ("width", lambda row: max(row["hidden_units"], default=0), "number"),
+        ("depth", lambda row: len(row["hidden_units"]), "number"),
+        ("activation", lambda row: cell_text(row["activation"]) or "none", "category"),
+        ("output", lambda row: row["output_activation"], "category"),
+        ("dropout", lambda row: row["dropout"], "number"),
+        ("optimizer", lambda row: row["optimizer"], "category"),
+        ("learning rate", lambda row: row["learning_rate"], "number"),
+        ("batch size", lambda row: row["batch_size"], "number"),
+        ("test accuracy", lambda row: row["test_accuracy"], "number"),
+    ]
+    figure = Figure(figsize=(13, 5.5), layout="constrained")
+    ax = figure.subplots()
+    if not finished:
+        ax.text(0.5, 0.5, "no finished configurations", ha="center", va="center")
+        return figure
+    positions, labels = [], []
+    for column, (_, value_of, kind) in enumerate(axes_spec):
+        values = [value_of(row) for row in finished]
+        if kind == "category":
+            categories = sorted(set(values), key=str)
+            spread = {value: (index + 0.5) / len(categories) for index, value in enumerate(categories)}
+            positions.append([spread[value] for value in values])
+            labels.append([(spread[value], str(value)) for value in categories])
+        else:
+            low, high = min(values), max(values)
+            span = (high - low) or 1.0
+            positions.append([(value - low) / span if high > low else 0.5 for value in values])
+            ticks = sorted({low, high})
+            labels.append([((value - low) / span if high > low else 0.5, f"{value:g}") for value in ticks])
+        ax.axvline(column, color="0.6", linewidth=1)
+        for y, text in labels[-1]:
+            ax.text(column + 0.04, y, text, fontsize="x-small", va="center")
+    accuracies = np.array([row["test_accuracy"] for row in finished])
+    norm = matplotlib.colors.Normalize(
+        accuracies.min(), accuracies.max() if accuracies.max() > accuracies.min() else accuracies.min() + 1e-9
+    )
+    cmap = matplotlib.colormaps["viridis"]
+    for index, row in enumerate(finished):
+        ax.plot(range(len(axes_spec)), [axis[index] for axis in positions], color=cmap(norm(row["test_accuracy"])),
+                linewidth=1.5, alpha=0.85, label=row["name"])  # fmt: skip
+    figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="mean test accuracy")
+    ax.set(
+        xticks=range(len(axes_spec)), xticklabels=[title for title, _, _ in axes_spec], yticks=[], ylim=(-0.05, 1.05)
+    )
+    ax.set_title("Configuration against test accuracy (one line per configuration)")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return figure
