@@ -30,10 +30,11 @@ and `--config`.
 import sys
 from pathlib import Path
 
-from keras import layers
-
 import common  # first: it picks the Keras backend (--backend, else KERAS_BACKEND, else JAX)
 from common import keras
+
+# isort: split
+from keras import layers  # after common, so that Keras is imported with the chosen backend
 
 """
 ## Hyperparameters

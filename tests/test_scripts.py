@@ -229,3 +229,19 @@ def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_np
     resume = f"python model_builder_loop.py --no-fuse --quick --data {synthetic_npz} --only dense_32_relu softmax_regression --resume {tmp_path}"
     assert f"To continue where it stopped: {resume}" in out
     assert_consistent_run_folder(tmp_path, ["dense_32_relu"], epochs=1)
+
+
+@pytest.mark.parametrize("script", ["model_builder_seq", "model_builder_loop"])
+def test_each_script_imports_keras_with_the_backend_its_command_line_names(script):
+    other = next(name for name in common.BACKENDS if name != common.keras.backend.backend())
+    probe = (
+        f"import sys; sys.argv = ['x', '--backend', '{other}']; import {script}, keras; print(keras.backend.backend())"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300,
+        env={**os.environ, "KERAS_BACKEND": common.keras.backend.backend()},
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip() == other
+    help_text = run_script(f"{script}.py", "--help")
+    assert help_text.returncode == 0 and help_text.stderr == ""  # no start-up noise from the backends
