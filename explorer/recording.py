@@ -2,7 +2,8 @@
 
 Files per trial: `history.csv` (written while it trains), `curves.png`, `model.keras`,
 `test_predictions.npy` (predicted digit per test image) and, last, `result.json`: its presence
-means the trial finished. A trial that raises gets a `result.json` with status "failed".
+means the trial finished. (A group that raises is the executor's to record: each trial of it gets a
+`result.json` with status "failed".)
 """
 
 import dataclasses
