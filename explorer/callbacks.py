@@ -6,7 +6,10 @@ the epoch's checkpoint, and a short progress line for a fused group.
 """
 
 import csv
+import json
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from explorer.backend import keras
-from explorer.run_folder import history_is_finite, read_history
+from explorer.errors import DamagedFileError
+from explorer.run_folder import HISTORY_METRICS, history_is_finite, read_history
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -53,9 +57,6 @@ class EpochSeeds(keras.callbacks.Callback):
                 variable.assign(np.array([epoch_seed, 0], dtype=variable.dtype))
 
 
-HISTORY_METRICS = ("accuracy", "loss", "seconds", "val_accuracy", "val_loss")
-
-
 BRANCH_LOSS = "sample_loss"  # a fused branch's loss, averaged over samples
 
 
@@ -67,6 +68,14 @@ def branch_log_key(name: str, metric: str, fused: bool) -> str:
     validation, base = metric.startswith("val_"), metric.removeprefix("val_")
     key = f"{name}_{BRANCH_LOSS if base == 'loss' else base}"
     return f"val_{key}" if validation else key
+
+
+def _diverged_before(history_csv: Path) -> bool:
+    """Whether an interrupted run's history of this model already shows a NaN or infinite loss."""
+    try:
+        return history_csv.exists() and not history_is_finite(read_history(history_csv))
+    except DamagedFileError:  # a row cut short by the interruption; finish_history drops it
+        return False
 
 
 class BranchHistory(keras.callbacks.Callback):
@@ -83,9 +92,7 @@ class BranchHistory(keras.callbacks.Callback):
         super().__init__()
         self.paths = dict(zip(names, history_csvs, strict=True))
         # A branch that diverged before an interruption stays diverged when training resumes.
-        self.diverged = {
-            name for name, path in self.paths.items() if path.exists() and not history_is_finite(read_history(path))
-        }
+        self.diverged = {name for name, path in self.paths.items() if _diverged_before(path)}
 
     def on_epoch_end(self, epoch, logs=None):
         fused = len(self.paths) > 1
@@ -123,8 +130,51 @@ class GroupProgress(keras.callbacks.Callback):
 
 
 class EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore, checkpointing once per epoch, declared safe for Keras to call
-    asynchronously: with save_freq="epoch" its batch hook does nothing, yet its presence alone would
-    make Keras wait for every batch's results before starting the next."""
+    """Keras' BackupAndRestore, checkpointing once per epoch, consistent by construction.
+
+    Keras writes the weights and then, in place, the epoch number beside them, so a kill between
+    the two would pair new weights with the previous epoch's number and a resumed run would train
+    that epoch twice. Here each epoch's weights and number are written into a folder of their own,
+    `epoch-<N>`, first under a temporary name and then renamed in one step: a folder that exists is
+    complete. The newest two are kept; restoring takes the newest that loads.
+
+    It is also declared safe for Keras to call asynchronously: with save_freq="epoch" its batch hook
+    does nothing, yet its presence alone would make Keras wait for every batch's results before
+    starting the next.
+    """
 
     async_safe = True
+    KEPT = 2
+
+    def __init__(self, backup_dir: str):
+        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True)
+        self.folder = Path(backup_dir)
+
+    def _epochs_saved(self) -> list[Path]:
+        """The complete epoch folders, newest first."""
+        found = [path for path in self.folder.glob("epoch-*") if path.name.removeprefix("epoch-").isdigit()]
+        return sorted(found, key=lambda path: int(path.name.removeprefix("epoch-")), reverse=True)
+
+    def on_train_begin(self, logs=None):
+        if not self.model.optimizer.built:  # optimizer state must exist before it can be loaded
+            self.model.optimizer.build(self.model.trainable_variables)
+        for saved in self._epochs_saved():
+            try:
+                self.model.load_weights(str(saved / "latest.weights.h5"))
+            except (OSError, ValueError):  # a damaged file: the generation before is complete too
+                continue
+            self.model._initial_epoch = int(saved.name.removeprefix("epoch-"))
+            return
+
+    def _save_model(self):
+        epoch = self._current_epoch  # epochs finished, as Keras counts them for initial_epoch
+        partial = self.folder / f".epoch-{epoch}.partial"
+        shutil.rmtree(partial, ignore_errors=True)  # left by a kill during an earlier attempt
+        partial.mkdir(parents=True)
+        self.model.save_weights(str(partial / "latest.weights.h5"))
+        (partial / "training_metadata.json").write_text(json.dumps({"epoch": epoch}))
+        final = self.folder / f"epoch-{epoch}"
+        shutil.rmtree(final, ignore_errors=True)  # the same epoch saved by an interrupted run
+        os.replace(partial, final)
+        for old in self._epochs_saved()[self.KEPT :]:
+            shutil.rmtree(old, ignore_errors=True)

@@ -12,13 +12,15 @@ independent one-vs-rest probabilities.
 
 import dataclasses
 import difflib
+import itertools
 import math
+import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from explorer.backend import keras
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, shown
 from explorer.splits import INPUT_DIM, NUM_CLASSES
 from explorer.variants import (
     DEFAULT_BATCH_SIZE,
@@ -27,6 +29,7 @@ from explorer.variants import (
     MAX_EPOCHS,
     check_count,
     check_name,
+    check_unique_names,
     is_int,
     is_number,
 )
@@ -104,13 +107,13 @@ def _closest(value: object, allowed: Iterable[str]) -> str:
 def _choice(where: str, field: str, value: object, allowed: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ConfigError(
-            f"{where}: {field} {value!r} is unknown{_closest(value, allowed)}; allowed: {', '.join(allowed)}"
+            f"{where}: {field} {shown(value)} is unknown{_closest(value, allowed)}; allowed: {', '.join(allowed)}"
         )
     return value
 
 
 def _not_allowed(where: str, field: str, value: object, expected: str) -> ConfigError:
-    return ConfigError(f"{where}: {field} = {value!r} is not allowed; expected {expected}")
+    return ConfigError(f"{where}: {field} = {shown(value)} is not allowed; expected {expected}")
 
 
 def _hidden_units(where: str, hidden_units: object) -> tuple[int, ...]:
@@ -120,7 +123,7 @@ def _hidden_units(where: str, hidden_units: object) -> tuple[int, ...]:
     for units in hidden_units:
         if not is_int(units) or not 1 <= units <= MAX_UNITS:
             raise ConfigError(
-                f"{where}: hidden_units contains {units!r}; every width must be a whole number from 1 to {MAX_UNITS:,}"
+                f"{where}: hidden_units contains {shown(units)}; every width must be a whole number from 1 to {MAX_UNITS:,}"
             )
     return tuple(hidden_units)
 
@@ -137,15 +140,40 @@ def _activation(where: str, activation: object, depth: int) -> str | tuple[str, 
 def _fields_of(where: str, fields: object, defaults: Mapping[str, object] | None) -> dict[str, object]:
     """Every field's value: the defaults of `ModelConfig`, then `defaults`, then `fields`."""
     if not isinstance(fields, Mapping):
-        raise ConfigError(f"{where}: expected a table of fields, got {type(fields).__name__} {fields!r}")
+        raise ConfigError(f"{where}: expected a table of fields, got {type(fields).__name__} {shown(fields)}")
     merged = {**(defaults or {}), **fields}
     for key in merged:
         if key not in CONFIG_FIELDS:
             raise ConfigError(
-                f"{where}: unknown field {key!r}{_closest(key, CONFIG_FIELDS)}; allowed fields: {', '.join(CONFIG_FIELDS)}"
+                f"{where}: unknown field {shown(key)}{_closest(key, CONFIG_FIELDS)}; allowed fields: {', '.join(CONFIG_FIELDS)}"
             )
     values = {field.name: field.default for field in dataclasses.fields(ModelConfig) if field.name != "name"}
     return {**values, **merged}
+
+
+def machine_memory_bytes() -> int:
+    """This machine's physical memory."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def training_memory_bytes(hidden_units: Sequence[int], batch_size: int) -> int:
+    """An estimate of what training a dense network takes: float32 weights, their gradients and
+    two optimizer slots (Adam's moments) per parameter, and one batch's activations kept for the
+    backward pass and their gradients."""
+    widths = [INPUT_DIM, *hidden_units, NUM_CLASSES]
+    parameters = sum(inputs * outputs + outputs for inputs, outputs in itertools.pairwise(widths))
+    activations = batch_size * sum(widths[1:])
+    return 4 * (4 * parameters + 2 * activations)
+
+
+def _check_memory(where: str, hidden_units: Sequence[int], batch_size: int) -> None:
+    needed, available = training_memory_bytes(hidden_units, batch_size), machine_memory_bytes()
+    if needed > available:
+        raise ConfigError(
+            f"{where}: needs about {needed / 2**30:,.1f} GiB to train (weights, gradients, optimizer "
+            f"state and one batch), which cannot fit in this machine's {available / 2**30:,.1f} GiB; "
+            "use fewer or narrower hidden layers, or a smaller batch"
+        )
 
 
 def validate_config(
@@ -170,6 +198,8 @@ def validate_config(
         raise _not_allowed(where, "dropout", dropout, "a number from 0 (no dropout) up to but not including 1")
     if not is_number(learning_rate) or not math.isfinite(learning_rate) or learning_rate <= 0:
         raise _not_allowed(where, "learning_rate", learning_rate, "a positive finite number such as 0.001")
+    batch_size = check_count(where, "batch_size", values["batch_size"], MAX_BATCH_SIZE)
+    _check_memory(where, hidden_units, batch_size)
     return ModelConfig(
         name=name,
         hidden_units=hidden_units,
@@ -180,7 +210,7 @@ def validate_config(
         optimizer=_choice(where, "optimizer", values["optimizer"], tuple(OPTIMIZERS)),
         learning_rate=float(learning_rate),
         epochs=check_count(where, "epochs", values["epochs"], MAX_EPOCHS),
-        batch_size=check_count(where, "batch_size", values["batch_size"], MAX_BATCH_SIZE),
+        batch_size=batch_size,
     )
 
 
@@ -199,14 +229,7 @@ def validate_configs(
     if not isinstance(configs, Mapping) or not configs:
         raise ConfigError("no configurations to train; define at least one")
     validated = [validate_config(name, {**fields, **(overrides or {})}) for name, fields in configs.items()]
-    seen: dict[str, str] = {}
-    for config in validated:
-        other = seen.setdefault(config.name.lower(), config.name)
-        if other != config.name:
-            raise ConfigError(
-                f"configuration names {other!r} and {config.name!r} differ only in case; "
-                "they would share one folder on case-insensitive file systems"
-            )
+    check_unique_names([config.name for config in validated])
     return validated
 
 
@@ -224,17 +247,27 @@ def load_toml_configs(path: Path | str) -> dict[str, dict]:
     """
     path = Path(path)
     try:
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
+        raw = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"--config {path}: cannot read ({error.strerror or error})") from None
+    try:
+        # TOML is UTF-8; a byte-order mark, which some editors write first, says so and is skipped.
+        text = raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"--config {path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at position {error.start:,}); "
+            "save it as UTF-8, the encoding TOML requires"
+        ) from None
+    try:
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"--config {path}: TOML syntax error: {error}") from None
     for name, fields in document.items():
         if not isinstance(fields, dict):
             raise ConfigError(
-                f"--config {path}: {name!r} must be a table of fields ([{name}] followed by key = value lines), "
-                f"got {fields!r}"
+                f"--config {path}: {shown(name)} must be a table of fields ([{name[:40]}] followed by "
+                "key = value lines), "
+                f"got {shown(fields)}"
             )
     if not document:
         raise ConfigError(f"--config {path}: no configurations found; add a [name] table per model")
@@ -252,7 +285,7 @@ def select_configs(configs: Mapping[str, Mapping], only: Sequence[str] | None) -
     for name in only:
         if name not in configs:
             raise ConfigError(
-                f"--only {name!r} is not a configuration{_closest(name, configs)}; valid names: {', '.join(configs)}"
+                f"--only {shown(name)} is not a configuration{_closest(name, configs)}; valid names: {', '.join(configs)}"
             )
     return {name: configs[name] for name in dict.fromkeys(only)}
 

@@ -33,3 +33,17 @@ def report_error(error: UserInputError, stream=None) -> int:
     message = " ".join(str(error).split())  # one line, whatever the message held
     print(f"error: {message}", file=stream or sys.stderr)
     return EXIT_BAD_INPUT
+
+
+class DamagedFileError(UserInputError):
+    """A file in a run folder that cannot be read as what it should be (truncated, edited, binary)."""
+
+
+MAX_SHOWN = 80  # characters of a bad value an error message repeats
+
+
+def shown(value: object) -> str:
+    """`repr(value)` for an error message, cut to `MAX_SHOWN` characters: a 10 MB list is named, not
+    echoed."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"

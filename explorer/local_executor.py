@@ -7,6 +7,7 @@ model alone.
 
 import datetime
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -52,7 +53,8 @@ def train_isolated(work: Work, group: Sequence[Trial], verbose: int | str) -> No
         results = train_and_record(group, work.data, setup, contexts)
     except Exception as error:
         if fused:
-            work.log(f"    fused training failed ({type(error).__name__}); training these models one by one")
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the group's checkpoint is of no further use
+            work.log(f"    fused training failed ({failure_reason(error)[:200]}); training these models one by one")
             for trial in group:
                 if (work.run_dir / trial.folder / "result.json").exists():
                     continue  # finished before the group failed

@@ -283,12 +283,15 @@ def run_groups_on_ray(work: Work) -> None:
     interrupted = False
     for result in grid:
         index = result.config["group"]
-        for trial, record in zip(
-            plan[index]["trials"], _collect(result, plan[index], index in completed, epochs), strict=True
-        ):
+        records = _collect(result, plan[index], index in completed, epochs)
+        for trial, record in zip(plan[index]["trials"], records, strict=True):
             if record is None:
                 interrupted = True
             else:
                 work.log(f"    {trial.folder}: {result_line(record)}")
+        if None not in records and result.path:
+            # Every model of the trial is in the run folder: Tune's copies of it are not needed.
+            for checkpoint in Path(result.path).glob("checkpoint_*"):
+                shutil.rmtree(checkpoint, ignore_errors=True)
     if interrupted:
         raise KeyboardInterrupt

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from explorer.options import Options
 from explorer.run_folder import (
+    ResumeAction,
     group_checkpoint,
     open_trial_folder,
     result_record,
@@ -82,7 +83,7 @@ class Work:
     data: PreparedData
     run_dir: Path
     keys: Mapping[Trial, str]  # each trial's fingerprint (`trials.trial_key`)
-    actions: Mapping[Trial, str]  # each trial's `run_folder.resume_action`
+    actions: Mapping[Trial, ResumeAction]  # each trial's `run_folder.resume_action`
     context: Mapping[str, object]  # facts every result records (data source, versions)
     options: Options
     log: Callable[[str], None] = print

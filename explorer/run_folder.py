@@ -8,24 +8,29 @@ half-written file under a final name.
 """
 
 import csv
+import dataclasses
 import datetime
+import fcntl
 import io
 import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from explorer.backend import keras
-from explorer.errors import UserInputError
+from explorer.errors import DamagedFileError, UserInputError
 from explorer.trials import Trial, group_id
 
 # The run folder's layout: 2 since models come from builders and trials are fingerprinted by the
 # model's own configuration. A folder of another layout is refused by --resume.
 LAYOUT = 2
+LOCK_FILE = ".lock"  # held by the process that trains into the run folder
+HISTORY_METRICS = ("accuracy", "loss", "seconds", "val_accuracy", "val_loss")  # history.csv's columns
 FUSED_FOLDER = ".fused"  # fused groups' checkpoints while they train; out of the summaries' sight
 TENSORBOARD_FOLDER = "tensorboard"
 
@@ -82,24 +87,20 @@ def save_figure(figure: Figure, path: Path, dpi: int = 110) -> None:
     os.replace(partial, path)
 
 
-def prepare_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> Path:
-    """Create (or, resuming, reopen) the run folder and check that it can be written.
+def prepare_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> IO[str]:
+    """Create (or, resuming, reopen) the run folder, check that it can be written, and lock it.
+
+    Returns:
+        The open lock file: the folder is this process's until it is closed (`lock_run_dir`).
 
     Raises:
-        UserInputError: if the folder cannot be created or written; when resuming, if it does not
-            exist; when not resuming, if a model folder in it already exists (nothing is
-            overwritten: the message points to --resume).
+        UserInputError: if the folder cannot be created or written, or another sweep holds it; when
+            resuming, if it does not exist or has another layout; when not resuming, if a model
+            folder in it already exists (nothing is overwritten: the message points to --resume).
     """
     option = "--resume" if resume else "--out"
     if resume and not run_dir.is_dir():
         raise UserInputError(f"--resume {run_dir}: no such run folder to resume")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise UserInputError(f"{option} {run_dir}: cannot write there ({error.strerror or error})") from None
     if resume:
         check_layout(run_dir)
     existing = [name for name in names if (run_dir / name).exists()]
@@ -108,7 +109,41 @@ def prepare_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> Pat
             f"--out {run_dir}: already holds models {', '.join(existing)}; continue that run with "
             f"--resume {run_dir}, or choose a new --out folder (nothing was overwritten)"
         )
-    return run_dir
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise UserInputError(f"{option} {run_dir}: cannot write there ({error.strerror or error})") from None
+    return lock_run_dir(run_dir, option)
+
+
+def lock_run_dir(run_dir: Path, option: str) -> IO[str]:
+    """Lock `RUN_DIR/.lock` for this process (`fcntl.flock`) and write its pid there.
+
+    The lock lasts while the returned file is open, and the kernel drops it when the process dies,
+    so a killed sweep never leaves a lock behind.
+
+    Raises:
+        UserInputError: naming the pid of the process that holds the folder.
+    """
+    handle = (run_dir / LOCK_FILE).open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip()[:20] or "unknown"
+        handle.close()
+        raise UserInputError(
+            f"{option} {run_dir}: another sweep (pid {holder}) is writing to this run folder; "
+            "wait for it to finish, or stop it, then try again"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def read_json(path: Path) -> dict | None:
@@ -118,21 +153,37 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
-def resume_action(model_dir: Path, key: str) -> str:
-    """What to do with one trial's folder when resuming.
+@dataclasses.dataclass(frozen=True)
+class ResumeAction:
+    """What to do with one trial's folder: "skip" (finished, same fingerprint), "continue" (started
+    with the same fingerprint, not finished: its checkpoint is picked up), "replace" (moved aside and
+    retrained, for the reason `why`) or "train" (nothing there yet)."""
 
-    Returns:
-        "skip" (finished, same fingerprint), "continue" (started with the same fingerprint, not
-        finished: its checkpoint is picked up), "replace" (a different configuration, or a failed
-        attempt: moved aside and retrained) or "train" (nothing there yet).
-    """
+    kind: str
+    why: str = ""
+
+
+def resume_action(model_dir: Path, key: str) -> ResumeAction:
+    """Read a trial's folder and decide what a sweep does with it (see `ResumeAction`)."""
     if not model_dir.exists():
-        return "train"
-    result = read_json(model_dir / "result.json")
-    if result is not None:
-        return "skip" if result.get("trial_key") == key and result.get("status") != "failed" else "replace"
+        return ResumeAction("train")
+    if (model_dir / "result.json").exists():
+        result = read_json(model_dir / "result.json")
+        if result is None:
+            return ResumeAction("replace", "its result.json is damaged")
+        if result.get("trial_key") != key:
+            return ResumeAction("replace", "its network, settings or data changed")
+        if result.get("status") == "failed":
+            return ResumeAction("replace", "it failed before")
+        try:
+            read_history(model_dir / "history.csv")
+        except DamagedFileError:
+            return ResumeAction("replace", "its history.csv is damaged")
+        return ResumeAction("skip")
     started = read_json(model_dir / "trial.json")
-    return "continue" if started is not None and started.get("trial_key") == key else "replace"
+    if started is not None and started.get("trial_key") == key:
+        return ResumeAction("continue")
+    return ResumeAction("replace", "its network, settings or data changed" if started else "its trial.json is damaged")
 
 
 def move_aside(model_dir: Path) -> Path:
@@ -144,16 +195,29 @@ def move_aside(model_dir: Path) -> Path:
 
 
 def read_results(run_dir: Path) -> list[dict]:
-    """Every finished model's `result.json` in `run_dir`, in folder-name order."""
-    return [json.loads(path.read_text()) for path in sorted(run_dir.glob("*/result.json"))]
+    """Every finished model's `result.json` in `run_dir`, in folder-name order; a damaged one is
+    left out (`--resume` retrains its model)."""
+    results = (read_json(path) for path in sorted(run_dir.glob("*/result.json")))
+    return [result for result in results if isinstance(result, dict) and "name" in result and "status" in result]
 
 
 def read_history(history_csv: Path) -> dict[str, list[float]]:
-    """A model's `history.csv` as column -> values (as Keras' `History.history`)."""
-    with history_csv.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns = rows[0].keys() if rows else ()
-    return {column: [float(row[column]) for row in rows] for column in columns if column != "epoch"}
+    """A model's `history.csv` as column -> values (as Keras' `History.history`).
+
+    Raises:
+        DamagedFileError: when it cannot be read, or lacks a column or an epoch's value.
+    """
+    try:
+        with history_csv.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        columns = rows[0].keys() if rows else ()
+        history = {column: [float(row[column]) for row in rows] for column in columns if column != "epoch"}
+    except (OSError, ValueError, TypeError, csv.Error) as error:  # UnicodeDecodeError is a ValueError
+        raise DamagedFileError(f"{history_csv}: cannot be read ({type(error).__name__})") from None
+    missing = [metric for metric in HISTORY_METRICS if metric not in history]
+    if missing or not rows:
+        raise DamagedFileError(f"{history_csv}: {'no epochs' if not rows else 'no column ' + ', '.join(missing)}")
+    return history
 
 
 def check_layout(run_dir: Path) -> None:
@@ -242,17 +306,25 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {first_line}"
 
 
-def open_trial_folder(model_dir: Path, key: str, trial: Trial, action: str, log: Callable[[str], None]) -> None:
-    """Make a trial's folder ready to train (`action` from `resume_action`): an old attempt of
-    another configuration, or a failed one, is moved aside; `trial.json` records what trains there."""
-    if action == "replace":
-        log(f"    {trial.folder}: configuration changed or failed before; old folder moved to {move_aside(model_dir)}")
-    elif action == "continue":
-        log(f"    {trial.folder}: continuing from its checkpoint")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(
-        model_dir / "trial.json", {"trial_key": key, "seed": trial.seed, "config": dict(trial.facts.description)}
-    )
+def open_trial_folder(
+    model_dir: Path, key: str, trial: Trial, action: ResumeAction, log: Callable[[str], None]
+) -> None:
+    """Make a trial's folder ready to train (`action` from `resume_action`): an old attempt is moved
+    aside, for the reason the action gives; `trial.json` records what trains there.
+
+    Raises:
+        UserInputError: when the folder cannot be written.
+    """
+    try:
+        if action.kind == "replace":
+            log(f"    {trial.folder}: {action.why}; retraining it (old folder moved to {move_aside(model_dir)})")
+        elif action.kind == "continue":
+            log(f"    {trial.folder}: continuing from its checkpoint")
+        model_dir.mkdir(parents=True, exist_ok=True)
+        record = {"trial_key": key, "seed": trial.seed, "config": dict(trial.facts.description)}
+        write_json_atomic(model_dir / "trial.json", record)
+    except OSError as error:
+        raise UserInputError(f"{model_dir}: cannot write there ({error.strerror or error})") from None
 
 
 def group_checkpoint(run_dir: Path, group: Sequence[Trial], trial_keys: Sequence[str]) -> tuple[Path, str | None]:

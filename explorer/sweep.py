@@ -9,9 +9,11 @@ prints the command that resumes the run.
 
 import contextlib
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
 from explorer.backend import check_backend, keras, versions
 from explorer.data import DataSource, load_mnist
@@ -79,8 +81,11 @@ def _load_data(options: Options, log: Callable[[str], None]) -> tuple[PreparedDa
     return data, source, source_record, {**source_record, "validation_split": options.validation_split, **limits}
 
 
-def _write_run_record(run_dir: Path, options: Options, variants: Sequence[Variant], context: dict) -> None:
-    """`run.json`: how the sweep was started (kept from the first start when resuming)."""
+def _write_run_record(
+    run_dir: Path, options: Options, variants: Sequence[Variant], context: dict, log: Callable[[str], None]
+) -> None:
+    """`run.json`: how the sweep was started (kept from the first start when resuming; a damaged
+    one is kept aside, never overwritten)."""
     record = {
         "layout": LAYOUT,
         "command": options.command,
@@ -95,10 +100,49 @@ def _write_run_record(run_dir: Path, options: Options, variants: Sequence[Varian
         **context,
     }
     previous = read_json(run_dir / "run.json") if options.resume is not None else None
-    if previous is not None:
+    if isinstance(previous, dict) and {"command", "started_at"} <= previous.keys():
         record["resumed"] = [*previous.get("resumed", []), {"command": options.command, "at": now_iso()}]
         record["command"], record["started_at"] = previous["command"], previous["started_at"]
+    elif (run_dir / "run.json").exists():
+        aside = run_dir / f"run.json.damaged-{now_iso().replace(':', '')}"
+        os.replace(run_dir / "run.json", aside)
+        log(f"{run_dir / 'run.json'} was damaged; kept as {aside.name}, and a new one written")
     write_json_atomic(run_dir / "run.json", record)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Opened:
+    """A sweep ready to train: its work, where its data came from, and the run folder's lock."""
+
+    work: Work
+    source: DataSource
+    lock: IO[str]
+
+
+def _open(variants: Sequence[Variant], options: Options, log: Callable[[str], None]) -> _Opened:
+    """Validate everything at the door, load the data, plan the trials and open the run folder."""
+    check_backend(options.backend)
+    check_executor(options)
+    variants = with_overrides(variants, options)
+    facts = check_variants(variants)
+    data, source, source_record, data_identity = _load_data(options, log)
+    trials = plan_trials(variants, options.seed, options.run_repeats, facts)
+    # Only now open the run folder, so that bad input leaves no empty one behind.
+    run_dir = options.resume or options.out or default_run_dir()
+    lock = prepare_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
+    context = {"data": source_record, "versions": versions()}
+    _write_run_record(run_dir, options, variants, context, log)
+    log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {options.seed}")
+    log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
+    # Finished trials are kept; the rest train in groups (fused unless --no-fuse).
+    keys = {trial: trial_key(trial, data_identity) for trial in trials}
+    actions = {trial: resume_action(run_dir / trial.folder, keys[trial]) for trial in trials}
+    for trial in trials:
+        if actions[trial].kind == "skip":
+            log(f"{trial.folder}: finished earlier with the same configuration; kept")
+    pending = [trial for trial in trials if actions[trial].kind != "skip"]
+    groups = plan_groups(pending, fuse=options.fused)
+    return _Opened(Work(groups, data, run_dir, keys, actions, context, options, log), source, lock)
 
 
 def _train(work: Work, log: Callable[[str], None]) -> int:
@@ -147,46 +191,29 @@ def run_sweep(variants: Sequence[Variant], options: Options, log: Callable[[str]
 
     Returns:
         0 when every model finished (diverged ones included), 1 when a model failed (the others
-        still ran), 130 when interrupted (finished models are kept, and the resume command is shown).
+        still ran), 130 when interrupted, at any moment (finished models are kept, and the command
+        that continues the run is shown).
 
     Raises:
         UserInputError: for any bad input, before training starts.
     """
-    # Validate everything at the door, before the first model trains.
-    check_backend(options.backend)
-    check_executor(options)
-    variants = with_overrides(variants, options)
-    facts = check_variants(variants)
-
-    data, source, source_record, data_identity = _load_data(options, log)
-    trials = plan_trials(variants, options.seed, options.run_repeats, facts)
-    # Only now open the run folder, so that bad input leaves no empty one behind.
-    run_dir = prepare_run_dir(
-        options.resume or options.out or default_run_dir(),
-        [t.folder for t in trials],
-        resume=options.resume is not None,
-    )
-    context = {"data": source_record, "versions": versions()}
-    _write_run_record(run_dir, options, variants, context)
-    log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {options.seed}")
-    log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
-
-    # Train: finished trials are kept; the rest train in groups (fused unless --no-fuse), and each
-    # trial's files are complete the moment its group finishes.
-    started = time.perf_counter()
-    keys = {trial: trial_key(trial, data_identity) for trial in trials}
-    actions = {trial: resume_action(run_dir / trial.folder, keys[trial]) for trial in trials}
-    for trial in trials:
-        if actions[trial] == "skip":
-            log(f"{trial.folder}: finished earlier with the same configuration; kept")
-    pending = [trial for trial in trials if actions[trial] != "skip"]
-    groups = plan_groups(pending, fuse=options.fused)
-    work = Work(groups, data, run_dir, keys, actions, context, options, log)
-    status = _train(work, log)
-
-    rows = _compare(run_dir, data, source, time.perf_counter() - started, log)
+    try:
+        opened = _open(variants, options, log)
+    except KeyboardInterrupt:
+        log("\nInterrupted before training started; nothing was trained.")
+        return EXIT_INTERRUPTED
+    work = opened.work
+    with contextlib.closing(opened.lock):  # the run folder is this process's until the end
+        started = time.perf_counter()
+        status = _train(work, log)
+        try:
+            rows = _compare(work.run_dir, work.data, opened.source, time.perf_counter() - started, log)
+        except KeyboardInterrupt:
+            log(f"\nInterrupted while summarizing; every finished model is kept in {work.run_dir}.")
+            log(f"To summarize it (and train what is left): {options.resume_command(work.run_dir)}")
+            return EXIT_INTERRUPTED
     failed = [row["name"] for row in rows if row["status"] == "failed"]
     if failed and status == 0:
-        log(f"Failed: {', '.join(failed)} (reasons in summary.csv); rerun them with --resume {run_dir}")
+        log(f"Failed: {', '.join(failed)} (reasons in summary.csv); rerun them with --resume {work.run_dir}")
         status = EXIT_MODEL_FAILED
     return status

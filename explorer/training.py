@@ -89,8 +89,7 @@ def _callbacks(trials: Sequence[Trial], setup: GroupSetup, clock: EpochClock) ->
         EpochSeeds(trials[0].seed),
         clock,
         BranchHistory(names, [model_dir / "history.csv" for model_dir in setup.model_dirs]),
-        # double_checkpoint: a kill while the weights are written leaves the previous epoch's.
-        EpochBackupAndRestore(str(setup.checkpoint_dir), double_checkpoint=True),
+        EpochBackupAndRestore(str(setup.checkpoint_dir)),
         *progress,
         *tensorboard,
         *setup.callbacks,

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from explorer.backend import keras, seed_everything
-from explorer.errors import ConfigError
+from explorer.errors import ConfigError, shown
 from explorer.splits import INPUT_DIM, NUM_CLASSES
 
 DEFAULT_EPOCHS = 20
@@ -86,12 +86,18 @@ class VariantList:
         return list(self._variants)
 
 
+# Names Windows keeps for devices: no folder may be called so, whatever follows a dot.
+RESERVED_NAMES = {"CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(1, 10))}
+
+
 def check_name(name: object) -> str:
-    """Return `name` if it is a safe file and model name, else raise ConfigError."""
-    if not isinstance(name, str) or not SAFE_NAME.match(name):
+    """Return `name` if it is a safe file and model name on every system, else raise ConfigError."""
+    reserved = isinstance(name, str) and (name.endswith(".") or name.split(".")[0].upper() in RESERVED_NAMES)
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or reserved:
         raise ConfigError(
-            f"configuration name {name!r} is not allowed; use 1-64 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit (it becomes a folder name)"
+            f"configuration name {shown(name)} is not allowed; use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit, not ending in '.', and not a device name such as CON or "
+            "COM1 (it becomes a folder name)"
         )
     return name
 
@@ -103,7 +109,9 @@ def is_int(value: object) -> bool:
 def check_count(where: str, field: str, value: object, high: int) -> int:
     """Return `value` if it is a whole number from 1 to `high`, else raise a one-line ConfigError."""
     if not is_int(value) or not 1 <= value <= high:
-        raise ConfigError(f"{where}: {field} = {value!r} is not allowed; expected a whole number from 1 to {high:,}")
+        raise ConfigError(
+            f"{where}: {field} = {shown(value)} is not allowed; expected a whole number from 1 to {high:,}"
+        )
     return value
 
 
@@ -265,6 +273,28 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_unique_names(names: Sequence[str]) -> None:
+    """Refuse an empty list, a name given twice, and names that differ only in case.
+
+    Raises:
+        ConfigError: naming the names.
+    """
+    if not names:
+        raise ConfigError("no configurations to train; define at least one")
+    seen: dict[str, str] = {}
+    for name in names:
+        key = str(name).lower()
+        if key not in seen:
+            seen[key] = name
+        elif seen[key] == name:
+            raise ConfigError(f"variant {shown(name)} is given twice; give each network its own name")
+        else:
+            raise ConfigError(
+                f"configuration names {shown(seen[key])} and {shown(name)} differ only in case; "
+                "they would share one folder on case-insensitive file systems"
+            )
+
+
 def check_variants(variants: Sequence[Variant]) -> list[ModelFacts]:
     """Check every variant, in order, before anything trains; return each one's facts.
 
@@ -272,19 +302,6 @@ def check_variants(variants: Sequence[Variant]) -> list[ModelFacts]:
         ConfigError: when there are none, for two names that differ only in case, or for the first
             bad variant (`inspect_variant`).
     """
-    if not variants:
-        raise ConfigError("no configurations to train; define at least one")
-    seen: dict[str, str] = {}
-    for variant in variants:
-        key = str(variant.name).lower()
-        if key not in seen:
-            seen[key] = variant.name
-        elif seen[key] == variant.name:
-            raise ConfigError(f"variant {variant.name!r} is given twice; give each network its own name")
-        else:
-            raise ConfigError(
-                f"configuration names {seen[key]!r} and {variant.name!r} differ only in case; "
-                "they would share one folder on case-insensitive file systems"
-            )
+    check_unique_names([variant.name for variant in variants])
     seed_everything(0)  # building may draw random numbers (and, on TensorFlow, import it): quietly
     return [inspect_variant(variant) for variant in variants]

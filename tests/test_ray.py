@@ -85,6 +85,9 @@ def test_ray_executor_gives_the_local_executors_files_fields_and_numbers(tmp_pat
     assert (tmp_path / "ray" / "report.html").is_file() and (tmp_path / "ray" / "summary.csv").is_file()
     local_summary, ray_summary = (json.loads((tmp_path / run / "summary.json").read_text()) for run in ("local", "ray"))
     assert [row["name"] for row in ray_summary] == [row["name"] for row in local_summary]
+    # The models are in the run folder once: Tune's checkpoints of the finished trials are removed.
+    assert not list((tmp_path / "ray" / ".tune").rglob("checkpoint_*"))
+    assert not list((tmp_path / "ray" / ".tune").rglob("model.keras"))
 
     # The run folder is the same thing too: resuming a finished Ray sweep locally trains nothing.
     capsys.readouterr()

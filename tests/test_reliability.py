@@ -29,6 +29,17 @@ dropout = 0.2
 epochs = 3
 """
 
+THREE_EPOCHS_FUSED = """
+[small]
+hidden_units = [16]
+epochs = 3
+
+[wide]
+hidden_units = [64]
+dropout = 0.2
+epochs = 3
+"""
+
 
 def write(path, text):
     path.write_text(text)
@@ -122,7 +133,7 @@ def test_a_failing_model_is_recorded_the_others_run_and_resume_retries_it(tmp_pa
 
 
 def test_resume_action_reads_the_folder():
-    assert explorer.run_folder.resume_action(PROJECT_ROOT / "no-such-model", "k") == "train"
+    assert explorer.run_folder.resume_action(PROJECT_ROOT / "no-such-model", "k").kind == "train"
 
 
 def test_result_json_never_holds_nan(tmp_path):
@@ -209,3 +220,31 @@ def test_a_run_folder_of_the_earlier_layout_is_refused_in_one_line(tmp_path, syn
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "written by an earlier version of this explorer (run folder layout 1" in error
     assert sorted(path.name for path in run_dir.iterdir()) == ["run.json", "softmax_regression"]  # untouched
+
+
+def test_a_kill_between_an_epochs_weights_and_its_number_resumes_to_the_uninterrupted_numbers(
+    tmp_path, synthetic_npz, monkeypatch
+):
+    """The checkpoint's weights and its epoch number are one unit: a process killed right after
+    writing an epoch's weights (SystemExit, which nothing catches) resumes from a consistent epoch."""
+    config = write(tmp_path / "sweep.toml", THREE_EPOCHS_FUSED)
+    arguments = ["--config", config, "--data", synthetic_npz]
+    assert run_loop(*arguments, "--out", tmp_path / "whole") == 0
+    save_weights, saved = common.keras.Model.save_weights, []
+
+    def killed_after_the_second_epochs_weights(self, *args, **kwargs):
+        save_weights(self, *args, **kwargs)
+        saved.append(args)
+        if len(saved) == 2:
+            raise SystemExit("killed")
+
+    monkeypatch.setattr(common.keras.Model, "save_weights", killed_after_the_second_epochs_weights)
+    with pytest.raises(SystemExit, match="killed"):
+        run_loop(*arguments, "--out", tmp_path / "cut")
+    monkeypatch.setattr(common.keras.Model, "save_weights", save_weights)
+    assert run_loop(*arguments, "--resume", tmp_path / "cut") == 0
+    for name in ("small", "wide"):
+        whole, cut = (json.loads((tmp_path / run / name / "result.json").read_text()) for run in ("whole", "cut"))
+        assert cut["resumed_from_epoch"] == 1 and cut["epochs_run"] == 3
+        assert cut["test_accuracy"] == pytest.approx(whole["test_accuracy"], abs=1e-7)
+        assert cut["test_loss"] == pytest.approx(whole["test_loss"], rel=1e-6)

@@ -1,0 +1,242 @@
+"""Faults found by a hostile user: a locked run folder, damaged files, interrupted start-up and
+summaries, odd encodings, leftovers of a failed fused group. Each gives one line, never a
+traceback, and loses nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import common
+import explorer.callbacks
+import explorer.errors
+import explorer.run_folder
+import explorer.sweep
+import model_builder_loop
+
+from conftest import PROJECT_ROOT
+
+TWO_MODELS = "[first]\nhidden_units = [16]\nepochs = 2\n\n[second]\nhidden_units = [8]\nepochs = 2\n"
+
+
+def run_loop(*arguments):
+    return model_builder_loop.main(["--repeats", "1", *(str(argument) for argument in arguments)])
+
+
+@pytest.fixture
+def finished_run(tmp_path, synthetic_npz):
+    """A finished two-model run, and the arguments that made it (without --out)."""
+    config = tmp_path / "sweep.toml"
+    config.write_text(TWO_MODELS)
+    arguments = ["--config", config, "--data", synthetic_npz]
+    assert run_loop(*arguments, "--out", tmp_path / "run") == 0
+    return tmp_path / "run", arguments
+
+
+def one_line(capsys) -> str:
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("error: ") and "Traceback" not in error, error
+    return error
+
+
+def test_a_second_sweep_into_a_locked_run_folder_is_refused_naming_the_holder(finished_run, capsys):
+    run_dir, arguments = finished_run
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, '.'); import explorer.run_folder as f; "
+         f"lock = f.lock_run_dir(__import__('pathlib').Path({str(run_dir)!r}), '--resume'); "
+         "print('locked', flush=True); time.sleep(60)"],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert run_loop(*arguments, "--resume", run_dir) == explorer.errors.EXIT_BAD_INPUT
+        assert f"another sweep (pid {holder.pid}) is writing to this run folder" in one_line(capsys)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # The killed holder's lock is gone with it: nothing stale blocks the next resume.
+    assert run_loop(*arguments, "--resume", run_dir) == 0
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"epoch,accuracy,loss,seconds,val_accuracy,val_loss\n0,high,low,1,2,3\n",
+        b"epoch,accuracy\n",
+        b"\xff\xfe\x00garbage",
+    ],
+    ids=["text-in-a-number", "header-only", "binary"],
+)
+def test_a_damaged_history_of_a_finished_model_is_retrained_and_the_others_kept(finished_run, capsys, damage):
+    run_dir, arguments = finished_run
+    (run_dir / "first" / "history.csv").write_bytes(damage)
+    kept = (run_dir / "second" / "result.json").read_bytes()
+    capsys.readouterr()
+    assert run_loop(*arguments, "--resume", run_dir) == 0
+    out = capsys.readouterr().out
+    assert "first: its history.csv is damaged; retraining it" in out
+    assert "second: finished earlier with the same configuration; kept" in out
+    assert (run_dir / "second" / "result.json").read_bytes() == kept
+    assert len(common.read_history(run_dir / "first" / "history.csv")["loss"]) == 2
+
+
+def test_a_truncated_result_is_retrained_and_says_so(finished_run, capsys):
+    run_dir, arguments = finished_run
+    result = run_dir / "first" / "result.json"
+    result.write_bytes(result.read_bytes()[:40])
+    capsys.readouterr()
+    assert run_loop(*arguments, "--resume", run_dir) == 0
+    out = capsys.readouterr().out
+    assert "first: its result.json is damaged; retraining it" in out and "continuing from its checkpoint" not in out
+    assert json.loads(result.read_text())["status"] == "ok"
+
+
+def test_a_damaged_run_record_is_kept_aside_not_overwritten(finished_run, capsys):
+    run_dir, arguments = finished_run
+    (run_dir / "run.json").write_text('{"layout": 2, "command": "python model_bui')  # cut short
+    assert run_loop(*arguments, "--resume", run_dir) == 0
+    (aside,) = run_dir.glob("run.json.damaged-*")
+    assert aside.read_text().endswith("model_bui") and "kept as run.json.damaged-" in capsys.readouterr().out
+    assert json.loads((run_dir / "run.json").read_text())["layout"] == 2
+
+
+def test_a_model_folder_that_cannot_be_written_is_one_line(finished_run, monkeypatch, capsys):
+    run_dir, arguments = finished_run
+    (run_dir / "second" / "result.json").unlink()  # second must train again, into its folder
+    write_json_atomic = explorer.run_folder.write_json_atomic
+
+    def read_only_trial_json(path, record):
+        if path.name == "trial.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        write_json_atomic(path, record)
+
+    monkeypatch.setattr(explorer.run_folder, "write_json_atomic", read_only_trial_json)
+    assert run_loop(*arguments, "--resume", run_dir) == explorer.errors.EXIT_BAD_INPUT
+    assert "second: cannot write there (Permission denied)" in one_line(capsys)
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, synthetic_npz, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explorer.sweep, "load_mnist", interrupted)
+    code = run_loop("--quick", "--only", "softmax_regression", "--data", synthetic_npz, "--out", tmp_path / "run")
+    assert code == explorer.errors.EXIT_INTERRUPTED
+    assert "Interrupted before training started; nothing was trained." in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_while_summarizing_keeps_the_models_and_shows_the_resume_command(
+    tmp_path, synthetic_npz, monkeypatch, capsys
+):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(explorer.sweep, "build_views", interrupted)
+    arguments = ["--quick", "--only", "softmax_regression", "--data", synthetic_npz]
+    assert run_loop(*arguments, "--out", tmp_path / "run") == explorer.errors.EXIT_INTERRUPTED
+    out = capsys.readouterr().out
+    assert "Interrupted while summarizing; every finished model is kept" in out
+    assert f"--resume {tmp_path / 'run'}" in out
+    assert (tmp_path / "run" / "softmax_regression" / "result.json").is_file()
+
+
+def test_a_failed_fused_group_leaves_no_checkpoint_and_says_why(tmp_path, synthetic_npz, monkeypatch, capsys):
+    save_model = explorer.callbacks.EpochBackupAndRestore._save_model
+
+    def disk_full_for_the_fused_model(self):
+        if len(self.model.outputs) > 1:  # the fused model: one output per branch
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "half-written.weights.h5").write_bytes(b"\x89HDF")
+            raise OSError(28, "No space left on device")
+        save_model(self)
+
+    monkeypatch.setattr(explorer.callbacks.EpochBackupAndRestore, "_save_model", disk_full_for_the_fused_model)
+    config = tmp_path / "sweep.toml"
+    config.write_text(TWO_MODELS)
+    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "run") == 0
+    assert "fused training failed (OSError: [Errno 28] No space left on device)" in capsys.readouterr().out
+    fused = tmp_path / "run" / explorer.run_folder.FUSED_FOLDER
+    assert not fused.exists() or not list(fused.iterdir())
+    assert {r["status"] for r in explorer.run_folder.read_results(tmp_path / "run")} == {"ok"}
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"\x00\x01\x02\x9c\xff binary", "not UTF-8 text (byte 0x9c at position 3)"),
+        ("[caf\u00e9]\nhidden_units = [8]\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 at position 4)"),
+        ("[m]\nhidden_units = [8]\n".encode("utf-16"), "not UTF-8 text (byte 0xff at position 0)"),
+    ],
+    ids=["binary", "latin-1", "utf-16"],
+)
+def test_a_configuration_file_that_is_not_utf8_is_one_line(tmp_path, synthetic_npz, capsys, content, words):
+    config = tmp_path / "sweep.toml"
+    config.write_bytes(content)
+    assert run_loop("--config", config, "--data", synthetic_npz) == explorer.errors.EXIT_BAD_INPUT
+    assert words in one_line(capsys)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_bytes(b"\xef\xbb\xbf[m]\nhidden_units = [8]\n")
+    assert common.load_toml_configs(config) == {"m": {"hidden_units": [8]}}
+
+
+@pytest.mark.parametrize("value", ["2.5", "true", "0", '"3"'])
+@pytest.mark.parametrize("override", [["--quick"], ["--epochs", "2"]], ids=["quick", "epochs"])
+def test_a_files_epochs_are_checked_before_the_command_line_replaces_them(
+    tmp_path, synthetic_npz, capsys, value, override
+):
+    config = tmp_path / "sweep.toml"
+    config.write_text(f"[m]\nhidden_units = [8]\nepochs = {value}\n")
+    assert run_loop("--config", config, "--data", synthetic_npz, *override) == explorer.errors.EXIT_BAD_INPUT
+    assert "config 'm': epochs = " in one_line(capsys)
+
+
+def test_a_huge_value_is_named_not_echoed(tmp_path, synthetic_npz, capsys):
+    config = tmp_path / "sweep.toml"
+    config.write_text("[m]\nhidden_units = '" + "x" * 1_000_000 + "'\n")
+    assert run_loop("--config", config, "--data", synthetic_npz) == explorer.errors.EXIT_BAD_INPUT
+    error = one_line(capsys)
+    assert len(error) < 400 and "(1,000,002 characters)" in error
+
+
+def test_a_network_too_big_for_this_machine_is_refused_with_its_size(tmp_path, synthetic_npz, capsys):
+    config = tmp_path / "sweep.toml"
+    config.write_text("[huge]\nhidden_units = [" + ", ".join(["16384"] * 32) + "]\n")
+    assert run_loop("--config", config, "--data", synthetic_npz) == explorer.errors.EXIT_BAD_INPUT
+    assert "config 'huge': needs about 124.7 GiB to train" in one_line(capsys)
+
+
+@pytest.mark.parametrize("name", ["CON", "com1", "nul.txt", "LPT9", "model."])
+def test_names_that_cannot_be_folders_everywhere_are_refused(name):
+    with pytest.raises(explorer.errors.ConfigError, match=r"not ending in '\.', and not a device name"):
+        common.validate_configs({name: {}})
+
+
+def test_sigterm_during_training_leaves_a_run_that_resumes(tmp_path, synthetic_npz):
+    """SIGTERM (what a scheduler sends) ends the process without a traceback; --resume finishes."""
+    config = tmp_path / "sweep.toml"
+    config.write_text("[slow]\nhidden_units = [64]\nepochs = 30\nbatch_size = 8\n")
+    command = [sys.executable, str(PROJECT_ROOT / "model_builder_loop.py"), "--config", str(config),
+               "--data", str(synthetic_npz), "--repeats", "1"]  # fmt: skip
+    environment = {**os.environ, "KERAS_BACKEND": common.keras.backend.backend()}
+    process = subprocess.Popen([*command, "--out", str(tmp_path / "run")], env=environment, cwd=PROJECT_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    history = tmp_path / "run" / "slow" / "history.csv"
+    deadline = time.monotonic() + 300
+    while not (history.exists() and len(history.read_text().splitlines()) > 2):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    assert "Traceback" not in process.stderr.read()
+    resumed = subprocess.run([*command, "--resume", str(tmp_path / "run")], env=environment, cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "run" / "slow" / "result.json").read_text())["epochs_run"] == 30
