@@ -30,7 +30,9 @@ from explorer.views import plot_history
 def record_outcome(outcome: Outcome, model_dir: Path, context: Mapping[str, object]) -> dict:
     """Write one trained trial's files and return its result record (`result.json`, written last)."""
     trial, history = outcome.trial, outcome.history
-    context = {**context, **outcome.facts}
+    samples = outcome.facts["samples"]
+    flops = trial.facts.flops_per_epoch(samples["train"], samples["validation"])
+    context = {**context, **outcome.facts, "flops_per_epoch": flops, "train_flops": flops * len(history["loss"])}
     if outcome.diverged:
         reason = f"loss became {history['loss'][-1]} in epoch {len(history['loss']) - 1}; training stopped"
         result = result_record(trial, "diverged", context, history=history, reason=reason)

@@ -17,7 +17,8 @@ SUMMARY_COLUMNS = (
     "rank", "name", "status", "vs_best", "repeats",
     "test_accuracy", "test_accuracy_std", "test_accuracy_ci_low", "test_accuracy_ci_high",
     "test_loss", "test_loss_std", "test_loss_ci_low", "test_loss_ci_high",
-    "val_accuracy", "val_loss", "parameters", "train_seconds", "seconds_per_epoch", "fused_group_size", "epochs_run",
+    "val_accuracy", "val_loss", "parameters", "flops_per_epoch", "train_flops", "pareto",
+    "train_seconds", "seconds_per_epoch", "fused_group_size", "epochs_run",
     "hidden_units", "activation", "dropout", "output_activation", "loss_function", "optimizer",
     "learning_rate", "batch_size", "seeds", "backend", "reason",
 )  # fmt: skip
@@ -50,52 +51,66 @@ def aggregate(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[s
     return summary
 
 
-def summary_rows(results: Iterable[Mapping]) -> list[dict]:
-    """One row per configuration, aggregated over its repeats, ranked best first.
+def _configuration_row(name: str, group: Sequence[Mapping]) -> dict[str, object]:
+    """One configuration's row: its repeats' figures aggregated, its fields from the first run."""
+    group = sorted(group, key=lambda result: result.get("repeat", 0))
+    finished = [result for result in group if result["status"] == "ok"]
+    first = (finished or group)[0]
+    config = first["config"]
+    row: dict[str, object] = {
+        "name": name,
+        "status": "ok" if finished else max((r["status"] for r in group), key=STATUS_ORDER.get),
+        "repeats": len(finished) if finished else len(group),
+        "seeds": [result.get("seed") for result in group],
+        "backend": first.get("versions", {}).get("backend"),
+        "loss_function": first.get("loss_function"),
+        "parameters": first.get("parameters"),
+        "flops_per_epoch": first.get("flops_per_epoch"),
+        "epochs_run": first.get("epochs_run"),
+        "fused_group_size": first.get("fused_group_size", 1),
+        "reason": "; ".join(r["reason"] for r in group if r.get("reason")) or None,
+        **{key: config[key] for key in SUMMARY_COLUMNS if key in config},
+    }
+    for metric in ("test_accuracy", "test_loss"):
+        stats = aggregate([result[metric] for result in finished])
+        row.update({metric: stats["mean"], **{f"{metric}_{key}": stats[key] for key in ("std", "ci_low", "ci_high")}})
+    for metric in ("val_accuracy", "val_loss", "train_seconds", "seconds_per_epoch", "train_flops"):
+        values = [result[metric] for result in finished if result.get(metric) is not None]
+        row[metric] = aggregate(values)["mean"] if values else None
+    return row
 
-    Finished configurations come first, by mean test accuracy (among equals the smaller network
-    first), then diverged and failed ones. `vs_best` is "best" for the top row and "tied" for every
-    configuration whose confidence interval of test accuracy overlaps the best one's: the data do
-    not show that the best is ahead of it. With one repeat there is no interval and no tie.
-    """
-    groups: dict[str, list[Mapping]] = {}
-    for result in results:
-        groups.setdefault(result["name"], []).append(result)
-    rows = []
-    for name, group in groups.items():
-        group = sorted(group, key=lambda result: result.get("repeat", 0))
-        finished = [result for result in group if result["status"] == "ok"]
-        first = (finished or group)[0]
-        config = first["config"]
-        row: dict[str, object] = {
-            "name": name,
-            "status": "ok" if finished else max((r["status"] for r in group), key=STATUS_ORDER.get),
-            "repeats": len(finished) if finished else len(group),
-            "seeds": [result.get("seed") for result in group],
-            "backend": first.get("versions", {}).get("backend"),
-            "loss_function": first.get("loss_function"),
-            "parameters": first.get("parameters"),
-            "epochs_run": first.get("epochs_run"),
-            "fused_group_size": first.get("fused_group_size", 1),
-            "reason": "; ".join(r["reason"] for r in group if r.get("reason")) or None,
-            **{key: config[key] for key in SUMMARY_COLUMNS if key in config},
-        }
-        for metric in ("test_accuracy", "test_loss"):
-            stats = aggregate([result[metric] for result in finished])
-            row.update(
-                {metric: stats["mean"], **{f"{metric}_{key}": stats[key] for key in ("std", "ci_low", "ci_high")}}
-            )
-        for metric in ("val_accuracy", "val_loss", "train_seconds", "seconds_per_epoch"):
-            row[metric] = aggregate([result[metric] for result in finished])["mean"]
-        rows.append(row)
-    rows.sort(
-        key=lambda row: (
-            STATUS_ORDER[row["status"]],
-            -(row["test_accuracy"] or 0.0),
-            row["parameters"] or 0,
-            row["name"],
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """For each (cost, accuracy) point, whether no other point is at least as cheap and at least
+    as accurate, and strictly better in one of the two: the configurations worth their cost."""
+    return [
+        not any(
+            other_cost <= cost and other_accuracy >= accuracy and (other_cost, other_accuracy) != (cost, accuracy)
+            for other_cost, other_accuracy in points
         )
-    )
+        for cost, accuracy in points
+    ]
+
+
+def _mark_pareto(rows: Sequence[dict]) -> None:
+    """`pareto`: the costs (parameters, FLOPs per epoch) against which a finished configuration's
+    mean test accuracy is on the Pareto front, e.g. "parameters+flops"; None when on neither."""
+    finished = [row for row in rows if row["status"] == "ok"]
+    fronts = {}
+    for cost in ("parameters", "flops_per_epoch"):
+        measured = [row for row in finished if row.get(cost) is not None]
+        on_front = pareto_front([(row[cost], row["test_accuracy"]) for row in measured])
+        fronts[cost] = {id(row) for row, front in zip(measured, on_front, strict=True) if front}
+    for row in rows:
+        marks = [
+            label
+            for cost, label in (("parameters", "parameters"), ("flops_per_epoch", "flops"))
+            if id(row) in fronts[cost]
+        ]
+        row["pareto"] = "+".join(marks) or None
+
+
+def _mark_vs_best(rows: Sequence[dict]) -> None:
     best = rows[0] if rows and rows[0]["status"] == "ok" else None
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
@@ -108,6 +123,31 @@ def summary_rows(results: Iterable[Mapping]) -> list[dict]:
             and None not in (row["test_accuracy_ci_high"], best["test_accuracy_ci_low"])
         ):
             row["vs_best"] = "tied" if row["test_accuracy_ci_high"] >= best["test_accuracy_ci_low"] else None
+
+
+def summary_rows(results: Iterable[Mapping]) -> list[dict]:
+    """One row per configuration, aggregated over its repeats, ranked best first.
+
+    Finished configurations come first, by mean test accuracy (among equals the smaller network
+    first), then diverged and failed ones. `vs_best` is "best" for the top row and "tied" for every
+    configuration whose confidence interval of test accuracy overlaps the best one's: the data do
+    not show that the best is ahead of it. With one repeat there is no interval and no tie.
+    `pareto` marks the configurations on the front of accuracy against cost (`_mark_pareto`).
+    """
+    groups: dict[str, list[Mapping]] = {}
+    for result in results:
+        groups.setdefault(result["name"], []).append(result)
+    rows = [_configuration_row(name, group) for name, group in groups.items()]
+    rows.sort(
+        key=lambda row: (
+            STATUS_ORDER[row["status"]],
+            -(row["test_accuracy"] or 0.0),
+            row["parameters"] or 0,
+            row["name"],
+        )
+    )
+    _mark_vs_best(rows)
+    _mark_pareto(rows)
     return [{column: row.get(column) for column in SUMMARY_COLUMNS} for row in rows]
 
 

@@ -124,6 +124,13 @@ class ModelFacts:
     optimizer: str  # the optimizer's configuration as JSON: models that agree on it may fuse
     weight_paths: tuple[str, ...]  # fused branches need distinct ones
     parameters: int
+    multiply_adds: int  # per sample, in the Dense layers' matrix products (`dense_multiply_adds`)
+
+    def flops_per_epoch(self, train_samples: int, validation_samples: int) -> int:
+        """Floating-point operations of one epoch's matrix products: 2 per multiply-add forward for
+        every training and validation sample, and 4 more backward (the gradients of the weights
+        and of the layer's input) for every training sample."""
+        return self.multiply_adds * (6 * train_samples + 2 * validation_samples)
 
 
 def build_model(variant: Variant) -> keras.Model:
@@ -228,6 +235,15 @@ def normalised_config(model: keras.Model) -> dict[str, object]:
     )
 
 
+def dense_multiply_adds(layer: keras.layers.Layer) -> int:
+    """Multiply-adds per sample of the Dense layers in `layer` (a model, nested models included):
+    inputs x units each. Other layers' work is not counted (a dense network has none to speak of)."""
+    if isinstance(layer, keras.layers.Dense):
+        inputs, units = layer.kernel.shape
+        return int(inputs) * int(units)
+    return sum(dense_multiply_adds(inner) for inner in getattr(layer, "layers", ()))
+
+
 def model_fingerprint(model: keras.Model) -> str:
     payload = json.dumps(normalised_config(model), sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -253,6 +269,7 @@ def inspect_variant(variant: Variant) -> ModelFacts:
         optimizer=json.dumps({"class": type(model.optimizer).__name__, **optimizer}, sort_keys=True, default=str),
         weight_paths=tuple(weight.path for weight in model.weights),
         parameters=int(model.count_params()),
+        multiply_adds=dense_multiply_adds(model),
     )
 
 

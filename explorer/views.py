@@ -110,21 +110,32 @@ def plot_history(
     return figure
 
 
+def comparison_cost(rows: Sequence[Mapping]) -> tuple[str, str]:
+    """The cost the comparison plots: seconds when every model trained alone, else (fused models
+    share their group's seconds) the training FLOPs, which do not depend on the machine either."""
+    fused = any((row.get("fused_group_size") or 1) > 1 for row in rows)
+    if fused and all(row.get("train_flops") for row in rows if row.get("test_accuracy") is not None):
+        return "train_flops", "training FLOPs per run (matrix products, log scale)"
+    return "train_seconds", "training time per run, seconds"
+
+
 def plot_comparison(
     rows: Sequence[Mapping], histories: Mapping[str, Sequence[Mapping[str, Sequence[float]]]]
 ) -> Figure:
     """Compare configurations: validation accuracy curves overlaid (the mean over repeats, with a
     band from the lowest to the highest), then test accuracy against parameter count and against
-    training time (the mean, with its 95% interval as an error bar when there are repeats).
-    Configurations are numbered in the order given (the leaderboard's); a point carries its number,
-    the legend its number and name, in the same color.
+    training cost (`comparison_cost`), the mean with its 95% interval as an error bar when there
+    are repeats, and the configurations on the Pareto front (`pareto`) ringed. Configurations are
+    numbered in the order given (the leaderboard's); a point carries its number, the legend its
+    number and name, in the same color.
 
     Args:
         rows: summary rows (`summary_rows`), in legend order.
         histories: configuration name -> the histories of its repeats (`read_history`).
     """
     figure = Figure(figsize=(17, 5.5), layout="constrained")
-    curves_ax, params_ax, time_ax = figure.subplots(1, 3)
+    curves_ax, params_ax, cost_ax = figure.subplots(1, 3)
+    cost, cost_label = comparison_cost(rows)
     styles = ("-", "--", ":", "-.")  # ten colors, then the next line style
     for number, row in enumerate(rows, start=1):
         color = f"C{(number - 1) % 10}"
@@ -144,22 +155,35 @@ def plot_comparison(
             continue
         low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
         error = None if low is None else [[row["test_accuracy"] - low], [high - row["test_accuracy"]]]
-        for ax, key in ((params_ax, "parameters"), (time_ax, "train_seconds")):
+        fronts = (row.get("pareto") or "").split("+")
+        for ax, key, front in ((params_ax, "parameters", "parameters"), (cost_ax, cost, "flops")):
             point = (row[key], row["test_accuracy"])
             ax.errorbar(*point, yerr=error, fmt="o", color=color, capsize=3, zorder=3)
             ax.annotate(str(number), point, fontsize="small", xytext=(4, 3), textcoords="offset points")
+            if front in fronts and (key != "train_seconds"):
+                ax.plot(*point, "o", markersize=13, markerfacecolor="none", markeredgecolor="black", zorder=4)
+    _finish_comparison_axes(curves_ax, params_ax, cost_ax, rows, cost_label)
+    return figure
+
+
+def _finish_comparison_axes(curves_ax, params_ax, cost_ax, rows: Sequence[Mapping], cost_label: str) -> None:
     curves_ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per epoch")
     curves_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     curves_ax.grid(alpha=0.3)
     curves_ax.legend(fontsize="small", loc="lower right")
-    params_ax.set(xscale="log", xlabel="trainable parameters (log scale)", title="Test accuracy vs parameters")
-    time_ax.set(xlabel="training time per run, seconds", title="Test accuracy vs training time")
-    for ax in (params_ax, time_ax):
+    params_ax.set(
+        xscale="log",
+        xlabel="trainable parameters (log scale)",
+        title="Test accuracy vs parameters (ringed: Pareto front)",
+    )
+    cost_ax.set(xlabel=cost_label, title="Test accuracy vs training cost")
+    if "FLOPs" in cost_label:
+        cost_ax.set(xscale="log", title="Test accuracy vs training FLOPs (ringed: Pareto front)")
+    for ax in (params_ax, cost_ax):
         ax.set_ylabel(
             "test accuracy" + (" (mean, 95% interval)" if any(r.get("test_accuracy_ci_low") for r in rows) else "")
         )
         ax.grid(alpha=0.3)
-    return figure
 
 
 def confusion_matrix(true_labels: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:

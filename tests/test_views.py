@@ -93,7 +93,9 @@ def test_plots_return_labelled_figures():
     comparison = explorer.views.plot_comparison(rows, {row["name"]: [history] for row in rows})
     curves_ax, params_ax, _ = comparison.axes
     assert [line.get_label() for line in curves_ax.lines] == ["1. tied_small", "2. wide", "3. narrow"]
-    assert params_ax.get_xscale() == "log" and len(params_ax.lines) == len(RESULTS)  # one errorbar marker each
+    assert params_ax.get_xscale() == "log" and len(params_ax.containers) == len(RESULTS)  # one errorbar each
+    on_front = sum("parameters" in (row["pareto"] or "") for row in rows)
+    assert len(params_ax.lines) == len(RESULTS) + on_front  # each point, and a ring around the Pareto ones
     assert [text.get_text() for text in params_ax.texts] == ["1", "2", "3"]
 
 
@@ -113,3 +115,28 @@ def test_misclassified_gallery_shows_true_and_predicted_labels():
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == ["true 3\npred 0", "true 7\npred 0", "true 1\npred 0"]
     assert explorer.views.plot_misclassified(images, true, true).axes[0].texts[0].get_text() == "no mistakes"
+
+
+def test_the_pareto_front_of_constructed_points():
+    # (cost, accuracy): b is dominated by a (dearer, no better); d is dominated by c; e ties c on
+    # both and stays (neither is strictly better).
+    points = [(1, 0.90), (2, 0.90), (3, 0.95), (4, 0.94), (3, 0.95), (5, 0.97)]
+    assert explorer.stats.pareto_front(points) == [True, False, True, False, True, True]
+
+
+def test_summary_flags_the_pareto_configurations():
+    rows = explorer.stats.summary_rows(RESULTS)
+    by_name = {row["name"]: row for row in rows}
+    fronts = explorer.stats.pareto_front([(row["parameters"], row["test_accuracy"]) for row in rows])
+    assert [row["pareto"] is not None for row in rows] == fronts
+    assert by_name["narrow"]["pareto"] == "parameters"  # the cheapest is always on the front
+
+
+def test_fused_runs_plot_cost_in_flops_and_lone_runs_in_seconds():
+    lone = explorer.stats.summary_rows([{**result, "train_flops": 1e9 * (i + 1)} for i, result in enumerate(RESULTS)])
+    fused = [{**row, "fused_group_size": 3} for row in lone]
+    assert explorer.views.comparison_cost(lone)[0] == "train_seconds"
+    assert explorer.views.comparison_cost(fused)[0] == "train_flops"
+    histories = {row["name"]: [{"val_accuracy": [0.9, 0.95]}] for row in fused}
+    _, _, cost_ax = explorer.views.plot_comparison(fused, histories).axes
+    assert cost_ax.get_xscale() == "log" and "FLOPs" in cost_ax.get_xlabel()
