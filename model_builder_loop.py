@@ -47,6 +47,7 @@ One entry per network: name -> fields. Unset fields take `common.ModelConfig`'s 
 question; the 128-unit ReLU network is the reference point every group varies from.
 """
 
+REFERENCE = "dense_128_relu"  # every network is compared with this one, pair by pair (--reference)
 CONFIGS = {
     # Width: how many hidden units does one layer need?
     "dense_32_relu": {"hidden_units": [32]},
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     try:
         configs = common.load_toml_configs(script_options["config"]) if script_options["config"] else CONFIGS
         variants = variants_from(common.select_configs(configs, script_options["only"]))
-        return common.run_sweep(variants, options)
+        return common.run_sweep(variants, options, reference=REFERENCE)
     except common.UserInputError as error:
         return common.report_error(error)
 

@@ -47,6 +47,7 @@ flattened to 784 inputs, and one output per digit.
 EPOCHS = 20  # enough for every network here to level off on the validation split
 BATCH_SIZE = 128  # the classic Keras MNIST batch; small enough for many steps per epoch
 LEARNING_RATE = 1e-3  # Adam's default, a safe start for every network below
+REFERENCE = "dense_128_relu"  # every network is compared with this one, pair by pair (--reference)
 INPUT_DIM = common.INPUT_DIM  # 784
 NUM_CLASSES = common.NUM_CLASSES  # 10
 
@@ -304,7 +305,7 @@ def main(argv=None) -> int:
     parser = common.make_parser(Path(__file__).name, description=__doc__.split("How to run it:")[0].strip())
     options, _ = common.parse_command_line(parser, argv)
     try:
-        return common.run_sweep(list(VARIANTS), options)
+        return common.run_sweep(list(VARIANTS), options, reference=REFERENCE)
     except common.UserInputError as error:
         return common.report_error(error)
 

@@ -150,6 +150,13 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         f"RUN_DIR/{TENSORBOARD_FOLDER} (view with: tensorboard --logdir RUN_DIR/{TENSORBOARD_FOLDER})",
     )
     parser.add_argument(
+        "--reference",
+        metavar="NAME",
+        default=None,
+        help="the configuration every other is compared with, pair by pair (default: the script's "
+        "reference network, else the first configuration)",
+    )
+    parser.add_argument(
         "--backend",
         default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
         help=f"Keras backend: {' or '.join(BACKENDS)} (default: $KERAS_BACKEND, else {DEFAULT_BACKEND})",

@@ -52,6 +52,7 @@ class Options:
     executor: str = "local"
     ray: RayOptions = RayOptions()
     backend: str = DEFAULT_BACKEND
+    reference: str | None = None  # the configuration every other is compared with
     prog: str = "model_builder_loop.py"  # the script, for the recorded and the resume command
     argv: tuple[str, ...] = ()  # its arguments as typed
 

@@ -17,7 +17,7 @@ from explorer.views import CELL_FORMATS
 
 REPORT_COLUMNS = (
     ("rank", "#"), ("name", "model"), ("status", "status"), ("test_accuracy", "test accuracy"),
-    ("test_accuracy_half_ci", "± 95% CI"), ("vs_best", "vs best"), ("test_loss", "test loss"),
+    ("test_accuracy_half_ci", "± 95% CI"), ("vs_reference", "vs reference"), ("vs_best", "vs best"), ("test_loss", "test loss"),
     ("val_accuracy", "val accuracy"), ("parameters", "parameters"), ("train_seconds", "train s"),
     ("seconds_per_epoch", "s/epoch"), ("repeats", "runs"), ("hidden_units", "hidden units"),
     ("activation", "activation"), ("dropout", "dropout"), ("output_activation", "output"),
@@ -82,7 +82,7 @@ def _leaderboard(rows: Sequence[Mapping]) -> tuple[str, str]:
             shown, sort_value = _report_cell(values.get(key), key)
             css = "" if is_number(values.get(key)) else "text"
             cells.append(f'<td class="{css}" data-value="{html.escape(sort_value)}">{html.escape(shown)}</td>')
-        row_class = row["status"] if row["status"] != "ok" else (row.get("vs_best") or "")
+        row_class = row["status"] if row["status"] != "ok" else ("best" if row.get("vs_best") == "best" else "")
         body.append(f'<tr class="{row_class}">{"".join(cells)}</tr>')
     return header, "".join(body)
 
@@ -100,6 +100,8 @@ def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, P
     header, body = _leaderboard(rows)
     figures = [
         ("Comparison", run_dir / "comparison.png"),
+        ("One factor at a time", run_dir / "factors.png"),
+        ("Accuracy per digit", run_dir / "per_class.png"),
         ("Configuration against test accuracy", run_dir / "parallel_coordinates.png"),
         ("Confusion matrix of the best configuration (by validation accuracy)", run_dir / "confusion_matrix.png"),
         ("Its mistakes", run_dir / "misclassified.png"),
@@ -107,10 +109,17 @@ def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, P
     sections = "".join(
         f"<h2>{html.escape(title)}</h2>{_image_tag(path, title)}" for title, path in figures if path.is_file()
     )
+    if not (run_dir / "factors.png").is_file():
+        sections += (
+            "<h2>One factor at a time</h2><p>No configuration of this sweep differs from the reference in "
+            "exactly one field (width, depth, activation, output, dropout, optimizer, learning rate, batch "
+            "size or epochs), so there is no factor to show on its own.</p>"
+        )
     curve_tags = "".join(_image_tag(path, f"curves of {name}") for name, path in curves.items() if path.is_file())
     page = string.Template((REPORT_FILES / "report.html").read_text(encoding="utf-8"))
     return page.substitute(
         run_name=html.escape(run_dir.name),
+        reference=html.escape(str((read_json(run_dir / "run.json") or {}).get("reference") or "not recorded")),
         style=(REPORT_FILES / "report.css").read_text(encoding="utf-8"),
         script=(REPORT_FILES / "report.js").read_text(encoding="utf-8"),
         facts="".join(

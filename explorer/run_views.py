@@ -20,19 +20,51 @@ from explorer.run_folder import (
     write_text_atomic,
 )
 from explorer.splits import PreparedData
-from explorer.stats import REPEAT_COLUMNS, SUMMARY_COLUMNS, repeat_rows, summary_rows, table_csv
+from explorer.stats import (
+    REPEAT_COLUMNS,
+    SUMMARY_COLUMNS,
+    factor_groups,
+    per_class_accuracy,
+    per_class_rows,
+    repeat_rows,
+    summary_rows,
+    table_csv,
+)
 from explorer.tensorboard import write_tensorboard_hparams
 from explorer.views import (
     confusion_matrix,
     plot_comparison,
     plot_confusion_matrix,
+    plot_factors,
     plot_history,
     plot_misclassified,
     plot_parallel_coordinates,
+    plot_per_class,
 )
 
+PER_CLASS_COLUMNS = ("name", *(f"digit_{digit}" for digit in range(10)))
 
-def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
+
+def correct_answers(
+    run_dir: Path, results: Sequence[Mapping], test_labels: np.ndarray
+) -> dict[str, dict[int, np.ndarray]]:
+    """Configuration -> seed -> which test digits that finished run got right (from its
+    `test_predictions.npy`; a missing or damaged file leaves that run out)."""
+    correct: dict[str, dict[int, np.ndarray]] = {}
+    for result in results:
+        path = run_dir / result.get("trial", result["name"]) / "test_predictions.npy"
+        if result["status"] != "ok" or not path.is_file():
+            continue
+        try:
+            predicted = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            continue
+        if predicted.shape == test_labels.shape:
+            correct.setdefault(result["name"], {})[result["seed"]] = predicted == test_labels
+    return correct
+
+
+def build_views(run_dir: Path, data: PreparedData, reference: str | None = None) -> list[dict]:
     """Write the sweep's summaries and figures from what is on disk in `run_dir`.
 
     Writes `summary.csv` and `summary.json` (one row per configuration), `repeats.csv` (one row
@@ -40,7 +72,11 @@ def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
     configurations with several repeats (mean and band), for the best configuration by mean
     *validation* accuracy (the test set is not used to choose) its first repeat's
     `confusion_matrix.png` and `misclassified.png`, the TensorBoard HParams summaries when the run
-    logs to TensorBoard, and last `report.html`, which shows all of it.
+    logs to TensorBoard, `per_class.csv` and `per_class.png` (accuracy per digit), `factors.png`
+    (one panel per factor varied alone), and last `report.html`, which shows all of it.
+
+    Every finished configuration is compared with `reference` and with the best (see
+    `stats.summary_rows`).
 
     Returns:
         The summary rows, best first.
@@ -48,7 +84,8 @@ def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
     results = read_results(run_dir)
     if not results:
         return []
-    rows = summary_rows(results)
+    correct = correct_answers(run_dir, results, data.test_labels)
+    rows = summary_rows(results, correct, reference)
     write_text_atomic(run_dir / "summary.csv", table_csv(rows, SUMMARY_COLUMNS))
     write_json_atomic(run_dir / "summary.json", rows)
     write_text_atomic(run_dir / "repeats.csv", table_csv(repeat_rows(results), REPEAT_COLUMNS))
@@ -66,13 +103,14 @@ def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
             )
 
     save_figure(plot_parallel_coordinates(rows), run_dir / "parallel_coordinates.png")
+    _write_answer_views(run_dir, rows, per_class_accuracy(correct, data.test_labels), reference)
     if (run_dir / TENSORBOARD_FOLDER).is_dir():  # the run was started with --tensorboard
         with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
             write_tensorboard_hparams(run_dir / TENSORBOARD_FOLDER, results)
 
-    finished = [row for row in rows if row["status"] == "ok"]
-    if finished:
-        _write_best_model_views(run_dir, data, results, max(finished, key=lambda row: row["val_accuracy"]))
+    best = next((row for row in rows if row["vs_best"] == "best"), None)  # by mean validation accuracy
+    if best is not None:
+        _write_best_model_views(run_dir, data, results, best)
     curves = {
         row["name"]: run_dir / "curves" / f"{row['name']}.png"
         if (run_dir / "curves" / f"{row['name']}.png").is_file()
@@ -81,6 +119,20 @@ def build_views(run_dir: Path, data: PreparedData) -> list[dict]:
     }
     write_text_atomic(run_dir / "report.html", render_report(run_dir, rows, curves))
     return rows
+
+
+def _write_answer_views(
+    run_dir: Path, rows: Sequence[Mapping], per_class: Mapping[str, Sequence[float]], reference: str | None
+) -> None:
+    """`per_class.csv` and `per_class.png` (accuracy per digit), and `factors.png` (one panel per
+    factor the sweep varies alone; none when it varies none)."""
+    write_text_atomic(run_dir / "per_class.csv", table_csv(per_class_rows(rows, per_class), PER_CLASS_COLUMNS))
+    save_figure(plot_per_class(rows, per_class), run_dir / "per_class.png")
+    groups = factor_groups(rows, reference)
+    if groups:
+        save_figure(plot_factors(groups, reference), run_dir / "factors.png")
+    else:
+        (run_dir / "factors.png").unlink(missing_ok=True)  # from an earlier summary of this folder
 
 
 def _write_best_model_views(run_dir: Path, data: PreparedData, results: Sequence[Mapping], best: Mapping) -> None:

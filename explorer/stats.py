@@ -10,13 +10,16 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import scipy.stats
 
+from explorer.comparisons import compare, holm, verdict
 from explorer.variants import is_int
 
 CONFIDENCE = 0.95
 SUMMARY_COLUMNS = (
-    "rank", "name", "status", "vs_best", "repeats",
+    "rank", "name", "status", "vs_best", "vs_reference", "repeats",
     "test_accuracy", "test_accuracy_std", "test_accuracy_ci_low", "test_accuracy_ci_high",
     "test_loss", "test_loss_std", "test_loss_ci_low", "test_loss_ci_high",
+    "vs_best_difference", "vs_best_ci_low", "vs_best_ci_high", "vs_best_p",
+    "vs_reference_difference", "vs_reference_ci_low", "vs_reference_ci_high", "vs_reference_p",
     "val_accuracy", "val_loss", "parameters", "flops_per_epoch", "train_flops", "pareto",
     "train_seconds", "seconds_per_epoch", "fused_group_size", "epochs_run",
     "hidden_units", "activation", "dropout", "output_activation", "loss_function", "optimizer",
@@ -110,29 +113,55 @@ def _mark_pareto(rows: Sequence[dict]) -> None:
         row["pareto"] = "+".join(marks) or None
 
 
-def _mark_vs_best(rows: Sequence[dict]) -> None:
-    best = rows[0] if rows and rows[0]["status"] == "ok" else None
-    for rank, row in enumerate(rows, start=1):
-        row["rank"] = rank
-        row["vs_best"] = None
-        if best is not None and row is best:
-            row["vs_best"] = "best"
-        elif (
-            best is not None
-            and row["status"] == "ok"
-            and None not in (row["test_accuracy_ci_high"], best["test_accuracy_ci_low"])
-        ):
-            row["vs_best"] = "tied" if row["test_accuracy_ci_high"] >= best["test_accuracy_ci_low"] else None
+def _mark_comparisons(
+    rows: Sequence[dict], correct: Mapping[str, Mapping[int, np.ndarray]], reference: str | None
+) -> None:
+    """`vs_best` and `vs_reference`: each finished configuration's verdict against the best (by mean
+    validation accuracy) and the reference, with the mean paired difference in test accuracy, its
+    95% interval and the Holm-corrected McNemar p-value (`explorer.comparisons`)."""
+    finished = [row for row in rows if row["status"] == "ok"]
+    anchors = {}
+    if finished:
+        anchors["best"] = max(finished, key=lambda row: (row["val_accuracy"], -row["rank"]))["name"]
+    if reference in {row["name"] for row in finished}:
+        anchors["reference"] = reference
+    found = []
+    for row in finished:
+        for role, anchor in anchors.items():
+            if row["name"] == anchor:
+                row[f"vs_{role}"] = role
+            elif row["name"] in correct and anchor in correct:
+                comparison = compare(correct[row["name"]], correct[anchor], row["name"], anchor)
+                if comparison is not None:
+                    found.append((row, role, comparison))
+    for (row, role, comparison), corrected in zip(found, holm([c.p_value for _, _, c in found]), strict=True):
+        row.update(
+            {
+                f"vs_{role}": verdict(comparison.difference, corrected),
+                f"vs_{role}_difference": comparison.difference,
+                f"vs_{role}_ci_low": comparison.ci_low,
+                f"vs_{role}_ci_high": comparison.ci_high,
+                f"vs_{role}_p": corrected,
+            }
+        )
 
 
-def summary_rows(results: Iterable[Mapping]) -> list[dict]:
+def summary_rows(
+    results: Iterable[Mapping],
+    correct: Mapping[str, Mapping[int, np.ndarray]] | None = None,
+    reference: str | None = None,
+) -> list[dict]:
     """One row per configuration, aggregated over its repeats, ranked best first.
 
     Finished configurations come first, by mean test accuracy (among equals the smaller network
-    first), then diverged and failed ones. `vs_best` is "best" for the top row and "tied" for every
-    configuration whose confidence interval of test accuracy overlaps the best one's: the data do
-    not show that the best is ahead of it. With one repeat there is no interval and no tie.
-    `pareto` marks the configurations on the front of accuracy against cost (`_mark_pareto`).
+    first), then diverged and failed ones. `pareto` marks the configurations on the front of
+    accuracy against cost (`_mark_pareto`).
+
+    Args:
+        results: the trials' result records.
+        correct: configuration -> seed -> which test digits that run got right; with it, every
+            finished configuration is compared with the best and the reference (`_mark_comparisons`).
+        reference: the configuration the others are compared with.
     """
     groups: dict[str, list[Mapping]] = {}
     for result in results:
@@ -146,7 +175,9 @@ def summary_rows(results: Iterable[Mapping]) -> list[dict]:
             row["name"],
         )
     )
-    _mark_vs_best(rows)
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    _mark_comparisons(rows, correct or {}, reference)
     _mark_pareto(rows)
     return [{column: row.get(column) for column in SUMMARY_COLUMNS} for row in rows]
 
@@ -172,3 +203,58 @@ def cell_text(value: object) -> object:
         separator = "x" if all(is_int(item) for item in value) else "/"
         return separator.join(map(str, value)) or "-"
     return value
+
+
+# The fields a factor group varies, as read from a summary row: a dense stack's width (its widest
+# layer) and depth stand for its hidden_units; the loss follows the output activation.
+FACTORS = {
+    "width": lambda row: max(row["hidden_units"], default=0) if row.get("hidden_units") is not None else None,
+    "depth": lambda row: len(row["hidden_units"]) if row.get("hidden_units") is not None else None,
+    "activation": lambda row: cell_text(row.get("activation")),
+    "output_activation": lambda row: row.get("output_activation"),
+    "dropout": lambda row: cell_text(row.get("dropout")),
+    "optimizer": lambda row: row.get("optimizer"),
+    "learning_rate": lambda row: row.get("learning_rate"),
+    "batch_size": lambda row: row.get("batch_size"),
+    "epochs": lambda row: row.get("epochs_run"),
+}
+
+
+def factor_groups(rows: Sequence[Mapping], reference: str | None) -> dict[str, list[Mapping]]:
+    """The one-factor groups of a sweep: for each field, the finished configurations that differ
+    from the reference in that field alone, with the reference itself, ordered by the field's value.
+    Configurations that differ in two fields or more belong to no group."""
+    finished = [row for row in rows if row["status"] == "ok"]
+    anchor = next((row for row in finished if row["name"] == reference), None)
+    if anchor is None:
+        return {}
+    anchor_values = {field: value_of(anchor) for field, value_of in FACTORS.items()}
+    groups: dict[str, list[Mapping]] = {}
+    for row in finished:
+        differing = [field for field, value_of in FACTORS.items() if value_of(row) != anchor_values[field]]
+        if len(differing) == 1:
+            groups.setdefault(differing[0], [anchor]).append(row)
+    return {
+        field: sorted(members, key=lambda row, field=field: (str(type(FACTORS[field](row))), FACTORS[field](row)))
+        for field, members in groups.items()
+    }
+
+
+def per_class_accuracy(
+    correct: Mapping[str, Mapping[int, np.ndarray]], labels: np.ndarray, num_classes: int = 10
+) -> dict[str, list[float]]:
+    """Configuration -> accuracy on each digit's test images, the mean over its runs."""
+    labels = np.asarray(labels)
+    return {
+        name: [float(np.mean([np.mean(run[labels == digit]) for run in runs.values()])) for digit in range(num_classes)]
+        for name, runs in correct.items()
+    }
+
+
+def per_class_rows(rows: Sequence[Mapping], per_class: Mapping[str, Sequence[float]]) -> list[dict]:
+    """`per_class.csv`'s rows: a configuration and its accuracy on each digit, in leaderboard order."""
+    return [
+        {"name": row["name"], **{f"digit_{digit}": value for digit, value in enumerate(per_class[row["name"]])}}
+        for row in rows
+        if row["name"] in per_class
+    ]

@@ -17,7 +17,7 @@ from typing import IO
 
 from explorer.backend import check_backend, keras, versions
 from explorer.data import DataSource, load_mnist
-from explorer.errors import EXIT_INTERRUPTED, EXIT_MODEL_FAILED, UserInputError
+from explorer.errors import EXIT_INTERRUPTED, EXIT_MODEL_FAILED, ConfigError, UserInputError, shown
 from explorer.local_executor import duration, run_groups_locally
 from explorer.options import QUICK_TEST_DIGITS, QUICK_TRAIN_DIGITS, Options, RayOptions
 from explorer.ray_executor import import_ray, run_groups_on_ray
@@ -97,6 +97,7 @@ def _write_run_record(
         "fuse": options.fused,
         "executor": options.executor,
         "models": [variant.name for variant in variants],
+        "reference": options.reference,
         **context,
     }
     previous = read_json(run_dir / "run.json") if options.resume is not None else None
@@ -119,12 +120,32 @@ class _Opened:
     lock: IO[str]
 
 
-def _open(variants: Sequence[Variant], options: Options, log: Callable[[str], None]) -> _Opened:
+def resolve_reference(names: Sequence[str], chosen: str | None, declared: str | None) -> str:
+    """The configuration the others are compared with: `--reference`, else the script's declared
+    reference when the sweep has it, else the first.
+
+    Raises:
+        ConfigError: for a `--reference` that is not a configuration of the sweep.
+    """
+    if chosen is not None:
+        if chosen not in names:
+            raise ConfigError(
+                f"--reference {shown(chosen)} is not a configuration of this sweep; valid names: {', '.join(names)}"
+            )
+        return chosen
+    return declared if declared in names else names[0]
+
+
+def _open(
+    variants: Sequence[Variant], options: Options, declared_reference: str | None, log: Callable[[str], None]
+) -> _Opened:
     """Validate everything at the door, load the data, plan the trials and open the run folder."""
     check_backend(options.backend)
     check_executor(options)
     variants = with_overrides(variants, options)
     facts = check_variants(variants)
+    reference = resolve_reference([variant.name for variant in variants], options.reference, declared_reference)
+    options = dataclasses.replace(options, reference=reference)
     data, source, source_record, data_identity = _load_data(options, log)
     trials = plan_trials(variants, options.seed, options.run_repeats, facts)
     # Only now open the run folder, so that bad input leaves no empty one behind.
@@ -161,13 +182,12 @@ def _train(work: Work, log: Callable[[str], None]) -> int:
     return 0
 
 
-def _compare(
-    run_dir: Path, data: PreparedData, source: DataSource, seconds: float, log: Callable[[str], None]
-) -> list[dict]:
+def _compare(work: Work, source: DataSource, seconds: float, log: Callable[[str], None]) -> list[dict]:
     """Build the views from the run folder and print the leaderboard; return the summary rows."""
+    run_dir = work.run_dir
     with contextlib.suppress(OSError):  # fused groups' checkpoints are gone once they finish
         (run_dir / FUSED_FOLDER).rmdir()
-    rows = build_views(run_dir, data)
+    rows = build_views(run_dir, work.data, work.options.reference)
     if rows:
         log("\n" + format_leaderboard(rows))
         if any((row["fused_group_size"] or 1) > 1 for row in rows):
@@ -181,13 +201,17 @@ def _compare(
     return rows
 
 
-def run_sweep(variants: Sequence[Variant], options: Options, log: Callable[[str], None] = print) -> int:
+def run_sweep(
+    variants: Sequence[Variant], options: Options, log: Callable[[str], None] = print, reference: str | None = None
+) -> int:
     """Validate, train and compare `variants`; return the process exit code.
 
     Args:
         variants: the networks to train, in order (`Variant`: a name and a builder).
         options: how to run (`Options`; the scripts build it from the command line).
         log: where progress lines go.
+        reference: the configuration the others are compared with, unless `options.reference`
+            names one (the first when this one is not in the sweep).
 
     Returns:
         0 when every model finished (diverged ones included), 1 when a model failed (the others
@@ -198,7 +222,7 @@ def run_sweep(variants: Sequence[Variant], options: Options, log: Callable[[str]
         UserInputError: for any bad input, before training starts.
     """
     try:
-        opened = _open(variants, options, log)
+        opened = _open(variants, options, reference, log)
     except KeyboardInterrupt:
         log("\nInterrupted before training started; nothing was trained.")
         return EXIT_INTERRUPTED
@@ -207,7 +231,7 @@ def run_sweep(variants: Sequence[Variant], options: Options, log: Callable[[str]
         started = time.perf_counter()
         status = _train(work, log)
         try:
-            rows = _compare(work.run_dir, work.data, opened.source, time.perf_counter() - started, log)
+            rows = _compare(work, opened.source, time.perf_counter() - started, log)
         except KeyboardInterrupt:
             log(f"\nInterrupted while summarizing; every finished model is kept in {work.run_dir}.")
             log(f"To summarize it (and train what is left): {options.resume_command(work.run_dir)}")

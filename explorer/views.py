@@ -11,15 +11,16 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure  # Figure, not pyplot: headless, no global state
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from explorer.splits import NUM_CLASSES
-from explorer.stats import cell_text
+from explorer.stats import FACTORS, cell_text
 
 LEADERBOARD_COLUMNS = (
     ("rank", "#"),
     ("name", "model"),
     ("test_accuracy", "test acc"),
+    ("vs_reference", "vs reference"),
     ("vs_best", "vs best"),
     ("test_loss", "test loss"),
     ("val_accuracy", "val acc"),
@@ -58,7 +59,7 @@ def format_leaderboard(rows: Sequence[Mapping]) -> str:
     def line(cells: Sequence[str]) -> str:
         # Names read best left-aligned, numbers right-aligned.
         return "  ".join(
-            cell.ljust(width) if title in ("model", "vs best") else cell.rjust(width)
+            cell.ljust(width) if title in ("model", "vs best", "vs reference") else cell.rjust(width)
             for cell, width, title in zip(cells, widths, header, strict=True)
         )
 
@@ -291,4 +292,71 @@ def plot_parallel_coordinates(rows: Sequence[Mapping]) -> Figure:
     ax.set_title("Configuration against test accuracy (one line per configuration)")
     for spine in ax.spines.values():
         spine.set_visible(False)
+    return figure
+
+
+FACTOR_TITLES = {
+    "width": "Width (units of the widest hidden layer)", "depth": "Depth (hidden layers)",
+    "activation": "Hidden activation", "output_activation": "Output activation", "dropout": "Dropout",
+    "optimizer": "Optimizer", "learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs",
+}  # fmt: skip
+LOG_FACTORS = ("width", "learning_rate", "batch_size")
+
+
+def plot_factors(groups: Mapping[str, Sequence[Mapping]], reference: str) -> Figure:
+    """One panel per factor group (`stats.factor_groups`): the field's values across, mean test
+    accuracy up with each configuration's paired 95% interval against the reference (the reference
+    itself has none), and the training cost, FLOPs per epoch, on a second axis."""
+    columns = max(1, min(3, len(groups)))
+    rows = max(1, math.ceil(len(groups) / columns))
+    figure = Figure(figsize=(6 * columns, 4.4 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes[len(groups) :]:
+        ax.axis("off")
+    if not groups:
+        axes[0].text(0.5, 0.5, f"no configuration differs from {reference} in exactly one field", ha="center")
+        return figure
+    for ax, (field, members) in zip(axes, groups.items(), strict=False):
+        values = [FACTORS[field](row) for row in members]
+        numeric = all(isinstance(value, (int, float)) for value in values)
+        positions = values if numeric else list(range(len(values)))
+        for position, row in zip(positions, members, strict=True):
+            low, high = row.get("vs_reference_ci_low"), row.get("vs_reference_ci_high")
+            shift = row["test_accuracy"] - (row.get("vs_reference_difference") or 0.0)
+            error = (
+                None
+                if low is None
+                else [[row["test_accuracy"] - (shift + low)], [(shift + high) - row["test_accuracy"]]]
+            )
+            color = "black" if row["name"] == reference else "C0"
+            ax.errorbar(position, row["test_accuracy"], yerr=error, fmt="o", color=color, capsize=3, zorder=3)
+        ax.plot(positions, [row["test_accuracy"] for row in members], color="C0", alpha=0.4)
+        cost_ax = ax.twinx()
+        cost_ax.plot(positions, [row.get("flops_per_epoch") or np.nan for row in members], "s--", color="C3", alpha=0.6)
+        cost_ax.set_ylabel("GFLOP per epoch", color="C3")
+        cost_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1e9:g}"))
+        if numeric and field in LOG_FACTORS and min(values) > 0:
+            ax.set_xscale("log")
+            ax.minorticks_off()
+        ax.set_xticks(positions, [f"{value:g}" if numeric else str(value) for value in values])
+        ax.set(title=FACTOR_TITLES[field], ylabel="test accuracy (paired 95% interval)")
+        ax.grid(alpha=0.3)
+    figure.suptitle(f"One factor at a time, against {reference} (black); cost in red")
+    return figure
+
+
+def plot_per_class(rows: Sequence[Mapping], per_class: Mapping[str, Sequence[float]]) -> Figure:
+    """Configurations (leaderboard order) against digits: accuracy on each digit's test images,
+    the mean over the configuration's runs, as a labelled heat map."""
+    names = [row["name"] for row in rows if row["name"] in per_class]
+    values = np.array([per_class[name] for name in names]) if names else np.zeros((0, NUM_CLASSES))
+    figure = Figure(figsize=(11, 1.2 + 0.38 * max(1, len(names))), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    figure.colorbar(image, ax=ax, label="test accuracy on the digit")
+    ax.set(xticks=range(NUM_CLASSES), yticks=range(len(names)), yticklabels=names, xlabel="true digit")
+    ax.set_title("Accuracy per digit (mean over runs)")
+    for (row, digit), value in np.ndenumerate(values):
+        ax.text(digit, row, f"{value:.3f}", ha="center", va="center", fontsize="x-small",
+                color="white" if value < values.mean() else "black")  # fmt: skip
     return figure

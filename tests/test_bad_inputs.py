@@ -132,6 +132,11 @@ BAD_COMMAND_LINES = [
     ("backend-unknown", ["--backend", "torch"], ["backend 'torch' is not supported", "jax, tensorflow"]),
     ("unknown-option", ["--epoch", "3", "--frobnicate"], ["unrecognized arguments"]),
     ("out-and-resume", ["--out", "a", "--resume", "b"], ["--resume", "not allowed with argument --out"]),
+    (
+        "reference-unknown",
+        ["--reference", "dense_128_rellu"],
+        ["--reference 'dense_128_rellu' is not a configuration of this sweep", "valid names: dense_32_relu"],
+    ),
 ]
 
 

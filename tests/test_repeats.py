@@ -41,25 +41,38 @@ def _result(name, repeat, accuracy, parameters=101_770):
     }  # fmt: skip
 
 
-def test_configurations_whose_interval_overlaps_the_best_are_marked_tied():
-    results = [
-        *(_result("best", r, a) for r, a in enumerate([0.980, 0.981, 0.979])),
-        *(_result("close", r, a) for r, a in enumerate([0.979, 0.980, 0.978])),
-        *(_result("behind", r, a) for r, a in enumerate([0.950, 0.951, 0.949])),
-    ]
-    rows = explorer.stats.summary_rows(results)
-    assert [(row["name"], row["vs_best"], row["repeats"]) for row in rows] == [
-        ("best", "best", 3), ("close", "tied", 3), ("behind", None, 3),
+def _correct(right: int, total: int = 1000) -> np.ndarray:
+    """`right` of `total` test digits answered correctly, the first ones wrong."""
+    answers = np.ones(total, dtype=bool)
+    answers[: total - right] = False
+    return answers
+
+
+def test_paired_verdicts_against_the_best_and_the_reference():
+    accuracy = {"best": [0.980, 0.981, 0.979], "close": [0.979, 0.980, 0.978], "behind": [0.950, 0.951, 0.949]}
+    results = [_result(name, r, a) for name, values in accuracy.items() for r, a in enumerate(values)]
+    # The same test digits each seed: "behind" misses a superset of what "best" misses, "close" one more.
+    correct = {
+        name: {seed: _correct(round(a * 1000)) for seed, a in enumerate(values)} for name, values in accuracy.items()
+    }
+    rows = explorer.stats.summary_rows(results, correct, reference="close")
+    assert [(row["name"], row["vs_best"], row["vs_reference"], row["repeats"]) for row in rows] == [
+        ("best", "best", "no detectable difference", 3),
+        ("close", "no detectable difference", "reference", 3),
+        ("behind", "worse", "worse", 3),
     ]  # fmt: skip
+    behind = rows[2]
+    assert behind["vs_best_difference"] == pytest.approx(-0.030) and behind["vs_best_p"] < 1e-6
+    assert behind["vs_best_ci_low"] == pytest.approx(-0.030) == behind["vs_best_ci_high"]  # the same gap each seed
     assert rows[0]["test_accuracy"] == pytest.approx(0.98) and rows[0]["seeds"] == [0, 1, 2]
-    assert rows[2]["test_accuracy_ci_high"] < rows[0]["test_accuracy_ci_low"]
     table = explorer.views.format_leaderboard(rows)
-    assert "0.9800 ± 0.0025" in table and "tied" in table
+    assert "0.9800 ± 0.0025" in table and "no detectable difference" in table and "worse" in table
 
 
-def test_single_runs_are_never_marked_tied():
-    rows = explorer.stats.summary_rows([_result("a", 0, 0.98), _result("b", 0, 0.979)])
-    assert [row["vs_best"] for row in rows] == ["best", None]
+def test_the_best_is_chosen_by_validation_accuracy_not_by_test_accuracy():
+    results = [{**_result("tests_best", 0, 0.99), "val_accuracy": 0.90}, _result("validates_best", 0, 0.98)]
+    rows = explorer.stats.summary_rows(results)
+    assert [(row["name"], row["vs_best"]) for row in rows] == [("tests_best", None), ("validates_best", "best")]
 
 
 def test_repeats_get_distinct_recorded_seeds_and_folders():

@@ -39,7 +39,13 @@ def test_report_is_one_self_contained_page(tensorboard_run):
         assert f">{name}</td>" in page
     assert "python model_builder_loop.py --quick --repeats 2 --tensorboard" in page
     images = re.findall(r'<img src="([^"]{0,30})', page)
-    assert len(images) == 4 + len(NAMES) and all(src.startswith("data:image/png;base64,") for src in images)
+    # comparison, parallel coordinates, per digit, confusion matrix, mistakes, and each configuration's
+    # curves; factors only where the sweep varies one field alone against its reference.
+    factors = (tensorboard_run / "factors.png").is_file()
+    assert len(images) == 5 + factors + len(NAMES) and all(src.startswith("data:image/png;base64,") for src in images)
+    assert "<h2>Accuracy per digit</h2>" in page and "<h2>One factor at a time</h2>" in page
+    verdicts = ("no detectable difference", "better", "worse")
+    assert "vs reference" in page and any(f">{verdict}</td>" in page for verdict in verdicts)
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
 
 
@@ -131,7 +137,10 @@ def test_report_in_a_real_browser(tensorboard_run, tmp_path):
         assert column("name") == sorted(column("name"), reverse=True)
 
         widths = browser.execute_script("return Array.from(document.images).map((image) => image.naturalWidth)")
-        assert len(widths) == 4 + len(NAMES) and all(width > 0 for width in widths)
+        factors = (tensorboard_run / "factors.png").is_file()
+        assert len(widths) == 5 + factors + len(NAMES) and all(width > 0 for width in widths)
+        headings = [element.text for element in browser.find_elements(By.TAG_NAME, "h2")]
+        assert {"Accuracy per digit", "One factor at a time", "Leaderboard"} <= set(headings)
         assert browser.save_screenshot(str(tmp_path / "report.png")) and (tmp_path / "report.png").stat().st_size > 0
     finally:
         browser.quit()

@@ -4,6 +4,7 @@ import csv
 import io
 
 import numpy as np
+import pytest
 from matplotlib.figure import Figure
 
 import common
@@ -140,3 +141,53 @@ def test_fused_runs_plot_cost_in_flops_and_lone_runs_in_seconds():
     histories = {row["name"]: [{"val_accuracy": [0.9, 0.95]}] for row in fused}
     _, _, cost_ax = explorer.views.plot_comparison(fused, histories).axes
     assert cost_ax.get_xscale() == "log" and "FLOPs" in cost_ax.get_xlabel()
+
+
+def _factor_row(name, status="ok", **fields):
+    base = {"hidden_units": [128], "activation": "relu", "output_activation": "softmax", "dropout": 0.0,
+            "optimizer": "adam", "learning_rate": 0.001, "batch_size": 128, "epochs_run": 20}  # fmt: skip
+    return {"name": name, "status": status, "test_accuracy": 0.97, "flops_per_epoch": 3.4e10, **base, **fields}
+
+
+def test_factor_groups_are_the_one_field_differences_from_the_reference():
+    rows = [
+        _factor_row("ref"),
+        _factor_row("wide", hidden_units=[512]),
+        _factor_row("narrow", hidden_units=[32]),
+        _factor_row("deep", hidden_units=[128, 128]),
+        _factor_row("tanh", activation="tanh"),
+        _factor_row("fast", learning_rate=0.01),
+        _factor_row("wide_dropout", hidden_units=[512], dropout=0.2),  # two fields: in no group
+        _factor_row("regression", hidden_units=[], activation=None),  # width, depth and activation differ
+        _factor_row("broken", status="failed", activation="gelu"),  # not finished: in no group
+    ]
+    groups = explorer.stats.factor_groups(rows, "ref")
+    assert {field: [row["name"] for row in members] for field, members in groups.items()} == {
+        "width": ["narrow", "ref", "wide"],
+        "depth": ["ref", "deep"],
+        "activation": ["ref", "tanh"],
+        "learning_rate": ["ref", "fast"],
+    }
+    assert explorer.stats.factor_groups(rows, "not-in-the-sweep") == {}
+    figure = explorer.views.plot_factors(groups, "ref")
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles[:4] == [
+        "Width (units of the widest hidden layer)",
+        "Depth (hidden layers)",
+        "Hidden activation",
+        "Learning rate",
+    ]
+    empty = explorer.views.plot_factors({}, "ref")
+    assert "differs from ref in exactly one field" in empty.axes[0].texts[0].get_text()
+
+
+def test_per_class_accuracy_by_hand():
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    correct = {
+        "m": {1: np.array([True, False, True, True, True, True]), 2: np.array([True, True, False, True, True, False])}
+    }
+    per_class = explorer.stats.per_class_accuracy(correct, labels, num_classes=3)
+    # digit 0: 1/2 and 2/2; digit 1: 3/3 and 2/3; digit 2: 1/1 and 0/1.
+    assert per_class["m"] == pytest.approx([0.75, 5 / 6, 0.5])
+    rows = explorer.stats.per_class_rows([{"name": "m"}, {"name": "absent"}], per_class)
+    assert rows == [{"name": "m", "digit_0": 0.75, "digit_1": pytest.approx(5 / 6), "digit_2": 0.5}]
