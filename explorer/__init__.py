@@ -12,7 +12,8 @@ From the command line down (a module imports only the ones below it; `make lint`
     training       seed, build, fit, evaluate and predict one group, in memory
     fusion         several compiled models as one functional model with a branch each, and back
     callbacks      per-epoch seeds, clock, history rows, progress and checkpoint
-    stats          summaries over repeats
+    stats          summaries over repeats, verdicts, Pareto front, factor groups, accuracy per digit
+    comparisons    paired differences, McNemar's exact test, Holm's correction
     run_folder     paths, atomic writes, the one result record, resume decisions
     trials         variants x seeds -> trials -> fused groups, fingerprints
     options        the frozen options of a sweep

@@ -98,7 +98,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """Epochs, batch size, seed, split, repeats, fusion, TensorBoard and the backend."""
+    """Epochs, batch size, seed, split, quick runs, repeats and fusion."""
     parser.add_argument(
         "--epochs",
         type=_ranged_int(1, MAX_EPOCHS),
@@ -143,6 +143,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         "optimizer and learning rate train together as branches of one model: the same numbers, "
         "several times faster, but each model's seconds are then its group's",
     )
+
+
+def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
+    """TensorBoard, the reference of the comparisons, and the backend."""
     parser.add_argument(
         "--tensorboard",
         action="store_true",
@@ -215,6 +219,7 @@ def make_parser(prog: str, description: str) -> ArgumentParser:
     parser = ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_options(parser)
     _add_training_options(parser)
+    _add_comparison_options(parser)
     _add_ray_options(parser)
     return parser
 
