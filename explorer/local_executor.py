@@ -40,7 +40,7 @@ def group_title(group: Sequence[Trial], repeats: int) -> str:
 def train_isolated(work: Work, group: Sequence[Trial], verbose: int | str) -> None:
     """Train one group and log each result; a group that raises is recorded, not propagated."""
     fused = len(group) > 1
-    checkpoint_dir, _, contexts = work.contexts(group, executor="local", node=platform.node())
+    checkpoint_dir, contexts = work.contexts(group, executor="local", node=platform.node())
     tensorboard_dir = work.run_dir / TENSORBOARD_FOLDER / group[0].folder if work.options.tensorboard else None
     setup = GroupSetup(
         model_dirs=[work.run_dir / trial.folder for trial in group],

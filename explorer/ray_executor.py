@@ -191,7 +191,7 @@ def _plan(work: Work, run_dir: Path) -> list[dict]:
     """One entry per Tune trial: its trials, folders and the facts each result records."""
     plan = []
     for group in work.groups:
-        checkpoint_dir, _, contexts = work.contexts(group)
+        checkpoint_dir, contexts = work.contexts(group)
         plan.append(
             {
                 "trials": list(group),

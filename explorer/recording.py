@@ -95,10 +95,10 @@ class Work:
         for trial in trials:
             open_trial_folder(self.run_dir / trial.folder, self.keys[trial], trial, self.actions[trial], self.log)
 
-    def contexts(self, group: Sequence[Trial], **facts: object) -> tuple[Path, str | None, list[dict]]:
-        """A group's checkpoint folder, its fused-group identity, and each trial's facts to record
-        (the sweep's, its fingerprint, its group and the executor's `facts`)."""
+    def contexts(self, group: Sequence[Trial], **facts: object) -> tuple[Path, list[dict]]:
+        """A group's checkpoint folder, and each trial's facts to record (the sweep's, its
+        fingerprint, its fused group's identity and the executor's `facts`)."""
         keys = [self.keys[trial] for trial in group]
         checkpoint_dir, fused_group = group_checkpoint(self.run_dir, group, keys)
         contexts = [{**self.context, "trial_key": key, **facts, "fused_group": fused_group} for key in keys]
-        return checkpoint_dir, fused_group, contexts
+        return checkpoint_dir, contexts

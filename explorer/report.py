@@ -97,6 +97,7 @@ def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, P
         rows: the summary rows (`summary_rows`).
         curves: configuration name -> the curves image to show for it.
     """
+    run = read_json(run_dir / "run.json") or {}
     header, body = _leaderboard(rows)
     figures = [
         ("Comparison", run_dir / "comparison.png"),
@@ -119,13 +120,10 @@ def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, P
     page = string.Template((REPORT_FILES / "report.html").read_text(encoding="utf-8"))
     return page.substitute(
         run_name=html.escape(run_dir.name),
-        reference=html.escape(str((read_json(run_dir / "run.json") or {}).get("reference") or "not recorded")),
+        reference=html.escape(str(run.get("reference") or "not recorded")),
         style=(REPORT_FILES / "report.css").read_text(encoding="utf-8"),
         script=(REPORT_FILES / "report.js").read_text(encoding="utf-8"),
-        facts="".join(
-            f"<dt>{html.escape(key)}</dt><dd>{value}</dd>"
-            for key, value in _facts(read_json(run_dir / "run.json") or {}).items()
-        ),
+        facts="".join(f"<dt>{html.escape(key)}</dt><dd>{value}</dd>" for key, value in _facts(run).items()),
         header=header,
         body=body,
         sections=sections,
