@@ -7,7 +7,8 @@ From the command line down (a module imports only the ones below it; `make lint`
     local_executor | ray_executor     both train through `recording.train_and_record`
     recording      train a group and write each trial's files (the one training function below)
     run_views      summaries, figures, TensorBoard and the report, written from the run folder
-    report | tensorboard              the HTML report (files in report_files/) and HParams
+    report | tensorboard | digit_views    the HTML report (files in report_files/), HParams, and the
+                   figures inside the digits: first-layer weights, digits two networks disagree on
     views          pure figures and the terminal leaderboard
     training       seed, build, fit, evaluate and predict one group, in memory
     fusion         several compiled models as one functional model with a branch each, and back

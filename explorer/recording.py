@@ -1,7 +1,8 @@
 """Train a group and write each trial's files: what both executors do with `train_group`.
 
 Files per trial: `history.csv` (written while it trains), `curves.png`, `model.keras`,
-`test_predictions.npy` (predicted digit per test image) and, last, `result.json`: its presence
+`model_summary.txt` (what `model.summary()` prints), `test_predictions.npy` (predicted digit per
+test image) and, last, `result.json`: its presence
 means the trial finished. (A group that raises is the executor's to record: each trial of it gets a
 `result.json` with status "failed".)
 """
@@ -20,6 +21,7 @@ from explorer.run_folder import (
     save_figure,
     save_model_atomic,
     write_json_atomic,
+    write_text_atomic,
 )
 from explorer.splits import PreparedData
 from explorer.training import GroupSetup, Outcome, train_group
@@ -41,6 +43,8 @@ def record_outcome(outcome: Outcome, model_dir: Path, context: Mapping[str, obje
         save_model_atomic(outcome.model, model_dir / "model.keras")
         result = result_record(trial, "ok", context, history=history, test=outcome.test)
     save_figure(plot_history(history, title=trial.folder), model_dir / "curves.png")
+    if trial.facts.summary:
+        write_text_atomic(model_dir / "model_summary.txt", trial.facts.summary + "\n")
     write_json_atomic(model_dir / "result.json", result)
     return result
 

@@ -87,15 +87,28 @@ def _leaderboard(rows: Sequence[Mapping]) -> tuple[str, str]:
     return header, "".join(body)
 
 
-def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, Path]) -> str:
+def _model_summaries(rows: Sequence[Mapping], summaries: Mapping[str, str]) -> str:
+    """Each configuration's `model.summary()`, folded, in leaderboard order."""
+    folded = "".join(
+        f"<details><summary>{html.escape(row['name'])}</summary><pre>{html.escape(summaries[row['name']])}</pre></details>"
+        for row in rows
+        if row["name"] in summaries
+    )
+    return f'<h2>The networks, as Keras summarises them</h2><div class="summaries">{folded}</div>' if folded else ""
+
+
+def render_report(
+    run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, Path], summaries: Mapping[str, str]
+) -> str:
     """The run's report as one self-contained HTML page: how it was run, the sortable leaderboard,
-    the comparison, parallel-coordinates, confusion and gallery figures, and every configuration's
-    curves. Everything is read from `run_dir`; images are embedded.
+    the figures of the run folder, every configuration's `model.summary()` (folded) and curves.
+    Everything is read from `run_dir`; images are embedded.
 
     Args:
         run_dir: the run folder (its run.json and figures).
         rows: the summary rows (`summary_rows`).
         curves: configuration name -> the curves image to show for it.
+        summaries: configuration name -> what `model.summary()` printed for it.
     """
     run = read_json(run_dir / "run.json") or {}
     header, body = _leaderboard(rows)
@@ -106,6 +119,8 @@ def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, P
         ("Configuration against test accuracy", run_dir / "parallel_coordinates.png"),
         ("Confusion matrix of the best configuration (by validation accuracy)", run_dir / "confusion_matrix.png"),
         ("Its mistakes", run_dir / "misclassified.png"),
+        ("What its first layer learned", run_dir / "first_layer.png"),
+        ("What changed against the reference, digit by digit", run_dir / "discordant.png"),
     ]
     sections = "".join(
         f"<h2>{html.escape(title)}</h2>{_image_tag(path, title)}" for title, path in figures if path.is_file()
@@ -116,6 +131,7 @@ def render_report(run_dir: Path, rows: Sequence[Mapping], curves: Mapping[str, P
             "exactly one field (width, depth, activation, output, dropout, optimizer, learning rate, batch "
             "size or epochs), so there is no factor to show on its own.</p>"
         )
+    sections += _model_summaries(rows, summaries)
     curve_tags = "".join(_image_tag(path, f"curves of {name}") for name, path in curves.items() if path.is_file())
     page = string.Template((REPORT_FILES / "report.html").read_text(encoding="utf-8"))
     return page.substitute(

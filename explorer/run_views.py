@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.backend import TENSORFLOW_IMPORT_NOISE, native_stderr_filtered
+from explorer.backend import TENSORFLOW_IMPORT_NOISE, keras, native_stderr_filtered
+from explorer.digit_views import plot_discordant, plot_first_layer
 from explorer.report import render_report
 from explorer.run_folder import (
     TENSORBOARD_FOLDER,
@@ -19,7 +20,7 @@ from explorer.run_folder import (
     write_json_atomic,
     write_text_atomic,
 )
-from explorer.splits import PreparedData
+from explorer.splits import INPUT_DIM, PreparedData
 from explorer.stats import (
     REPEAT_COLUMNS,
     SUMMARY_COLUMNS,
@@ -111,14 +112,32 @@ def build_views(run_dir: Path, data: PreparedData, reference: str | None = None)
     best = next((row for row in rows if row["vs_best"] == "best"), None)  # by mean validation accuracy
     if best is not None:
         _write_best_model_views(run_dir, data, results, best)
+    _write_inside_views(run_dir, data, results, best, reference if reference in correct else None)
     curves = {
         row["name"]: run_dir / "curves" / f"{row['name']}.png"
         if (run_dir / "curves" / f"{row['name']}.png").is_file()
         else run_dir / row["name"] / "curves.png"
         for row in rows
     }
-    write_text_atomic(run_dir / "report.html", render_report(run_dir, rows, curves))
+    write_text_atomic(run_dir / "report.html", render_report(run_dir, rows, curves, model_summaries(run_dir, results)))
     return rows
+
+
+def first_run(results: Sequence[Mapping], name: str) -> Mapping | None:
+    """The finished run of configuration `name` with the lowest repeat number, if any."""
+    finished = [result for result in results if result["name"] == name and result["status"] == "ok"]
+    return min(finished, key=lambda result: result.get("repeat", 0), default=None)
+
+
+def model_summaries(run_dir: Path, results: Sequence[Mapping]) -> dict[str, str]:
+    """Configuration -> what `model.summary()` printed for it (its first run's
+    `model_summary.txt`; configurations without one are left out)."""
+    summaries = {}
+    for result in sorted(results, key=lambda result: result.get("repeat", 0)):
+        path = run_dir / result.get("trial", result["name"]) / "model_summary.txt"
+        if result["name"] not in summaries and path.is_file():
+            summaries[result["name"]] = path.read_text(encoding="utf-8")
+    return summaries
 
 
 def _write_answer_views(
@@ -137,10 +156,7 @@ def _write_answer_views(
 
 def _write_best_model_views(run_dir: Path, data: PreparedData, results: Sequence[Mapping], best: Mapping) -> None:
     """The confusion matrix and the gallery of mistakes of `best`'s first finished run."""
-    trial = min(
-        (result for result in results if result["name"] == best["name"] and result["status"] == "ok"),
-        key=lambda result: result.get("repeat", 0),
-    )
+    trial = first_run(results, best["name"])
     predicted = np.load(run_dir / trial.get("trial", trial["name"]) / "test_predictions.npy", allow_pickle=False)
     counts = confusion_matrix(data.test_labels, predicted)
     accuracy = np.trace(counts) / counts.sum()
@@ -153,3 +169,64 @@ def _write_best_model_views(run_dir: Path, data: PreparedData, results: Sequence
     save_figure(
         plot_misclassified(data.test_images, data.test_labels, predicted, gallery_title), run_dir / "misclassified.png"
     )
+
+
+def first_layer_kernel(model_path: Path) -> tuple[np.ndarray, bool] | None:
+    """The kernel of a saved model's first Dense layer, when that layer reads the 784 pixels, and
+    whether it is also the output layer (a network with no hidden layer); None for other models."""
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception:  # a model Keras cannot reload (custom layers, damaged file) has no such figure
+        return None
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not dense or dense[0].kernel.shape[0] != INPUT_DIM:
+        return None
+    return keras.ops.convert_to_numpy(dense[0].kernel), len(dense) == 1
+
+
+def _write_inside_views(
+    run_dir: Path, data: PreparedData, results: Sequence[Mapping], best: Mapping | None, reference: str | None
+) -> None:
+    """`first_layer.png`: the first-layer weights of `best`'s first run; `discordant.png`: the test
+    digits that `best` and `reference` classify differently, on the first seed both ran. A figure
+    that does not apply (no best, a model that is not a dense stack, the best is the reference) is
+    removed, so an earlier one is not shown as this run's."""
+    layer = None
+    if best is not None:
+        trial = first_run(results, best["name"])
+        layer = first_layer_kernel(run_dir / trial.get("trial", trial["name"]) / "model.keras")
+    if layer is not None:
+        kernel, is_output = layer
+        what = "no hidden layer: its ten class templates" if is_output else "first-layer weights, one image per unit"
+        title = f"{best['name']} (best by validation accuracy, seed {trial['seed']}): {what}"
+        save_figure(plot_first_layer(kernel, title), run_dir / "first_layer.png")
+    else:
+        (run_dir / "first_layer.png").unlink(missing_ok=True)
+    pair = discordant_pair(results, best, reference)
+    if pair is None:
+        (run_dir / "discordant.png").unlink(missing_ok=True)
+        return
+    seed, trials = pair
+    predicted = {
+        trial["name"]: np.load(run_dir / trial.get("trial", trial["name"]) / "test_predictions.npy", allow_pickle=False)
+        for trial in trials
+    }
+    title = f"What changed, digit by digit: {best['name']} (best) against {reference} (reference), seed {seed}"
+    save_figure(plot_discordant(data.test_images, data.test_labels, predicted, title), run_dir / "discordant.png")
+
+
+def discordant_pair(
+    results: Sequence[Mapping], best: Mapping | None, reference: str | None
+) -> tuple[int, list[Mapping]] | None:
+    """The first seed on which both the best and the reference finished, and their two runs."""
+    if best is None or reference is None or best["name"] == reference:
+        return None
+    runs = {
+        (result["name"], result["seed"]): result
+        for result in results
+        if result["status"] == "ok" and result["name"] in (best["name"], reference)
+    }
+    shared = sorted({seed for name, seed in runs if (best["name"], seed) in runs and (reference, seed) in runs})
+    if not shared:
+        return None
+    return shared[0], [runs[best["name"], shared[0]], runs[reference, shared[0]]]

@@ -125,6 +125,7 @@ class ModelFacts:
     weight_paths: tuple[str, ...]  # fused branches need distinct ones
     parameters: int
     multiply_adds: int  # per sample, in the Dense layers' matrix products (`dense_multiply_adds`)
+    summary: str = ""  # what `model.summary()` prints for it (`summary_text`)
 
     def flops_per_epoch(self, train_samples: int, validation_samples: int) -> int:
         """Floating-point operations of one epoch's matrix products: 2 per multiply-add forward for
@@ -273,6 +274,15 @@ def inspect_variant(variant: Variant) -> ModelFacts:
     )
 
 
+def summary_text(variant: Variant) -> str:
+    """What `model.summary()` prints for the variant's model built in a fresh Keras session: its
+    layers (named dense, dense_1, ... as in a script of its own), output shapes and parameters."""
+    keras.backend.clear_session()
+    lines: list[str] = []
+    build_model(variant).summary(print_fn=lambda line, **_: lines.append(line))
+    return "\n".join(lines).strip("\n")
+
+
 def compile_for_training(model: keras.Model, steps_per_execution: int) -> keras.Model:
     """Compile again with the builder's optimizer and loss, the engine's accuracy metric and
     `steps_per_execution`. Categorical accuracy (arg-max of the output against the one-hot label)
@@ -313,7 +323,8 @@ def check_unique_names(names: Sequence[str]) -> None:
 
 
 def check_variants(variants: Sequence[Variant]) -> list[ModelFacts]:
-    """Check every variant, in order, before anything trains; return each one's facts.
+    """Check every variant, in order, before anything trains; return each one's facts, with
+    its `model.summary()`.
 
     Raises:
         ConfigError: when there are none, for two names that differ only in case, or for the first
@@ -321,4 +332,10 @@ def check_variants(variants: Sequence[Variant]) -> list[ModelFacts]:
     """
     check_unique_names([variant.name for variant in variants])
     seed_everything(0)  # building may draw random numbers (and, on TensorFlow, import it): quietly
-    return [inspect_variant(variant) for variant in variants]
+    # Every model is built in one session first, as fused training builds them, so that the weight
+    # paths in the facts are the ones a fused group would see; only then each in a fresh session
+    # for its summary.
+    facts = [inspect_variant(variant) for variant in variants]
+    return [
+        dataclasses.replace(fact, summary=summary_text(variant)) for fact, variant in zip(facts, variants, strict=True)
+    ]

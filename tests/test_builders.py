@@ -230,3 +230,16 @@ def test_results_record_flops(tmp_path, synthetic_mnist):
     result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     per_epoch = (784 * 16 + 16 * 10) * (6 * len(data.x_train) + 2 * len(data.x_val))
     assert (result["flops_per_epoch"], result["train_flops"]) == (per_epoch, 2 * per_epoch)
+
+
+def test_each_networks_summary_is_keras_own_as_in_a_fresh_session():
+    variants = [
+        common.Variant("narrow", lambda: sequential(layers.Dense(32))),
+        common.Variant("deep", lambda: sequential(layers.Dense(64), layers.Dense(64))),
+    ]
+    narrow, deep = explorer.variants.check_variants(variants)
+    assert narrow.summary.startswith('Model: "narrow"') and deep.summary.startswith('Model: "deep"')
+    # Layer names start again in each summary, though the facts' weight paths stay distinct for fusion.
+    assert "dense (Dense)" in narrow.summary and "dense (Dense)" in deep.summary and "dense_2 (Dense)" in deep.summary
+    assert "Total params: 25,450" in narrow.summary
+    assert not set(narrow.weight_paths) & set(deep.weight_paths)

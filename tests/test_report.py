@@ -1,6 +1,8 @@
 """The report and TensorBoard: report.html from disk, HParams event files read back with
 TensorBoard's own reader, and the report in a real headless Chromium (where one is installed)."""
 
+import html
+import json
 import re
 import shutil
 from pathlib import Path
@@ -9,12 +11,27 @@ import numpy as np
 import pytest
 
 import explorer.run_folder
+import explorer.run_views
 import explorer.tensorboard
 import model_builder_loop
 
 from conftest import make_synthetic_digits
 
 NAMES = ["dense_32_relu", "softmax_regression", "dense_128_relu_sigmoid_out"]
+REFERENCE = "softmax_regression"
+
+
+def expected_figures(run_dir: Path) -> int:
+    """The figures a report of `run_dir` embeds: comparison, parallel coordinates, per digit,
+    confusion matrix, mistakes, first layer and each configuration's curves; factors only where the
+    sweep varies one field alone, and the discordant digits only where the best is not the reference."""
+    optional = [(run_dir / name).is_file() for name in ("factors.png", "discordant.png")]
+    return 6 + sum(optional) + len(NAMES)
+
+
+def best_name(run_dir: Path) -> str:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return next(row["name"] for row in summary if row["vs_best"] == "best")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +43,8 @@ def tensorboard_run(tmp_path_factory):
     (x_train, y_train), (x_test, y_test) = make_synthetic_digits(600, 1), make_synthetic_digits(200, 2)
     np.savez(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     run_dir = folder / "run"
-    argv = ["--quick", "--repeats", "2", "--tensorboard", "--data", str(data), "--out", str(run_dir), "--only", *NAMES]
+    argv = ["--quick", "--repeats", "2", "--tensorboard", "--data", str(data), "--out", str(run_dir), "--only", *NAMES,
+            "--reference", REFERENCE]  # fmt: skip
     assert model_builder_loop.main(argv) == 0
     return run_dir
 
@@ -39,11 +57,18 @@ def test_report_is_one_self_contained_page(tensorboard_run):
         assert f">{name}</td>" in page
     assert "python model_builder_loop.py --quick --repeats 2 --tensorboard" in page
     images = re.findall(r'<img src="([^"]{0,30})', page)
-    # comparison, parallel coordinates, per digit, confusion matrix, mistakes, and each configuration's
-    # curves; factors only where the sweep varies one field alone against its reference.
-    factors = (tensorboard_run / "factors.png").is_file()
-    assert len(images) == 5 + factors + len(NAMES) and all(src.startswith("data:image/png;base64,") for src in images)
+    assert len(images) == expected_figures(tensorboard_run)
+    assert all(src.startswith("data:image/png;base64,") for src in images)
     assert "<h2>Accuracy per digit</h2>" in page and "<h2>One factor at a time</h2>" in page
+    assert "<h2>What its first layer learned</h2>" in page
+    assert ("<h2>What changed against the reference, digit by digit</h2>" in page) == (
+        best_name(tensorboard_run) != REFERENCE
+    )
+    summaries = re.findall(r"<details><summary>([^<]+)</summary><pre>([^<]+)</pre></details>", page)
+    assert sorted(name for name, _ in summaries) == sorted(NAMES)
+    for name, text in summaries:  # Keras' own summary, as its first run saved it beside the model
+        saved = (tensorboard_run / name / "model_summary.txt").read_text(encoding="utf-8")
+        assert "Total params" in saved and html.unescape(text).strip() == saved.strip()
     verdicts = ("no detectable difference", "better", "worse")
     assert "vs reference" in page and any(f">{verdict}</td>" in page for verdict in verdicts)
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
@@ -137,10 +162,37 @@ def test_report_in_a_real_browser(tensorboard_run, tmp_path):
         assert column("name") == sorted(column("name"), reverse=True)
 
         widths = browser.execute_script("return Array.from(document.images).map((image) => image.naturalWidth)")
-        factors = (tensorboard_run / "factors.png").is_file()
-        assert len(widths) == 5 + factors + len(NAMES) and all(width > 0 for width in widths)
+        assert len(widths) == expected_figures(tensorboard_run) and all(width > 0 for width in widths)
         headings = [element.text for element in browser.find_elements(By.TAG_NAME, "h2")]
-        assert {"Accuracy per digit", "One factor at a time", "Leaderboard"} <= set(headings)
+        assert {"Accuracy per digit", "One factor at a time", "Leaderboard", "What its first layer learned",
+                "The networks, as Keras summarises them"} <= set(headings)  # fmt: skip
+        assert ("What changed against the reference, digit by digit" in headings) == (
+            best_name(tensorboard_run) != REFERENCE
+        )
+        folded = browser.find_elements(By.CSS_SELECTOR, ".summaries details")
+        assert len(folded) == len(NAMES) and not folded[0].find_element(By.TAG_NAME, "pre").is_displayed()
+        folded[0].find_element(By.TAG_NAME, "summary").click()  # unfold the first network's summary
+        shown = folded[0].find_element(By.TAG_NAME, "pre")
+        assert shown.is_displayed() and "Total params" in shown.text
         assert browser.save_screenshot(str(tmp_path / "report.png")) and (tmp_path / "report.png").stat().st_size > 0
     finally:
         browser.quit()
+
+
+def test_first_layer_of_a_network_without_hidden_layer_is_its_class_templates(tensorboard_run):
+    kernel, is_output = explorer.run_views.first_layer_kernel(tensorboard_run / "softmax_regression" / "model.keras")
+    assert kernel.shape == (784, 10) and is_output
+    kernel, is_output = explorer.run_views.first_layer_kernel(tensorboard_run / "dense_32_relu" / "model.keras")
+    assert kernel.shape == (784, 32) and not is_output
+    assert explorer.run_views.first_layer_kernel(tensorboard_run / "no_such_model.keras") is None
+
+
+def test_the_discordant_digits_compare_the_first_seed_both_finished():
+    def run(name, seed, status="ok"):
+        return {"name": name, "seed": seed, "status": status, "trial": f"{name}@seed{seed}"}
+
+    results = [run("best", 1, "diverged"), run("ref", 1), run("best", 2), run("ref", 2), run("best", 3), run("ref", 3)]
+    seed, trials = explorer.run_views.discordant_pair(results, {"name": "best"}, "ref")
+    assert seed == 2 and [trial["trial"] for trial in trials] == ["best@seed2", "ref@seed2"]
+    assert explorer.run_views.discordant_pair(results, {"name": "ref"}, "ref") is None  # the best is the reference
+    assert explorer.run_views.discordant_pair(results, {"name": "best"}, None) is None
