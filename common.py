@@ -7,7 +7,7 @@ package beside it, one module per stage) that fits, evaluates, compares and reco
 Used on its own, in a notebook or a script of yours:
 
     import common
-    from common import keras
+    import keras
 
     (x_train, y_train), (x_test, y_test) = common.load_flat_mnist()   # (60000, 784) floats in [0, 1]
     model = keras.Sequential([keras.Input(shape=(common.INPUT_DIM,)),
@@ -18,6 +18,9 @@ Used on its own, in a notebook or a script of yours:
     common.plot_history(history.history).savefig("curves.png")
 """
 
+import importlib
+import os
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -26,12 +29,19 @@ import numpy as np
 ## The backend
 
 Keras 3 runs the same model code on JAX or TensorFlow and reads `KERAS_BACKEND` once, when it is
-first imported, so the choice (`--backend`, else `KERAS_BACKEND`, else JAX) is made before the
-import of Keras below. JAX is the default: on this project's 2-core machines it trained these dense
+first imported, so the choice (`--backend`, else `KERAS_BACKEND`, else JAX) is made here, before
+any `import keras`. JAX is the default: on this project's 2-core machines it trained these dense
 networks 2.5-5x faster than TensorFlow.
+
+Keras itself (with JAX or TensorFlow) takes seconds to import, so this module does not import it:
+the names below that need it (`keras`, `run_sweep`, `Variant`, ...) import it when first used.
+The command line and the configurations are checked before that, so `--help` and a mistyped
+option answer at once.
 """
 
-from explorer.backend import BACKENDS, DEFAULT_BACKEND, keras  # noqa: E402  (first: picks the backend)
+from explorer.settings import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, choose_backend  # noqa: E402
+
+choose_backend(sys.argv[1:], os.environ)
 
 """
 ## MNIST, loaded and flattened
@@ -42,7 +52,6 @@ and says which. A dense network sees each 28x28 digit as 784 numbers in [0, 1], 
 ten numbers with a 1 at the digit (one-hot), which suits softmax, sigmoid and linear outputs alike.
 """
 
-from explorer.data import load_mnist  # noqa: E402
 from explorer.splits import INPUT_DIM, NUM_CLASSES, prepare_data, to_features, to_one_hot  # noqa: E402
 
 
@@ -60,6 +69,8 @@ def load_flat_mnist(
         `(x_train, y_train), (x_test, y_test)`: float32 pixels of shape (N, 784) in [0, 1] and
         float32 one-hot labels of shape (N, 10).
     """
+    from explorer.data import load_mnist  # Keras' loader is one of its sources
+
     (train_images, train_labels), (test_images, test_labels), _ = load_mnist(path, log=log)
     return (
         (to_features(train_images), to_one_hot(train_labels)),
@@ -68,35 +79,39 @@ def load_flat_mnist(
 
 
 """
-## A history, plotted
-
-`plot_history` draws accuracy and loss per epoch, training against validation, from Keras'
-`History.history` (or from a model's `history.csv`, read with `read_history`), and returns the
-Matplotlib figure: save it, or show it in a notebook.
-"""
-
-from explorer.run_folder import read_history  # noqa: E402
-from explorer.views import plot_history  # noqa: E402
-
-"""
 ## What the scripts hand to the engine
 
 A variant is a name and a *builder*: a function that returns a compiled Keras model. The engine
 seeds before calling it, fits it with its callbacks, evaluates it, and records and compares it
 (`run_sweep`). The loop script's configurations become builders through the one dense builder.
+`plot_history` draws accuracy and loss per epoch, training against validation, from Keras'
+`History.history` (or from a model's `history.csv`, read with `read_history`), and returns the
+Matplotlib figure: save it, or show it in a notebook.
 """
 
 from explorer.cli import make_parser, parse_command_line  # noqa: E402
-from explorer.configs import (  # noqa: E402
-    ModelConfig,
-    dense_network,
-    load_toml_configs,
-    select_configs,
-    validate_configs,
-)
+from explorer.configs import ModelConfig, load_toml_configs, select_configs, validate_configs  # noqa: E402
 from explorer.errors import UserInputError, report_error  # noqa: E402
-from explorer.sweep import run_sweep  # noqa: E402
-from explorer.variants import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, Variant, VariantList  # noqa: E402
+
+# These need Keras (or, for the figures, Matplotlib): each is imported from its module when first used.
+NEEDS_KERAS = {
+    "keras": "explorer.backend",
+    "load_mnist": "explorer.data",
+    "Variant": "explorer.variants",
+    "VariantList": "explorer.variants",
+    "dense_network": "explorer.dense",
+    "run_sweep": "explorer.sweep",
+    "read_history": "explorer.run_folder",
+    "plot_history": "explorer.views",
+}
+
+
+def __getattr__(name: str) -> object:
+    """`common.keras`, `common.run_sweep`, ...: imported on first use (PEP 562)."""
+    if name in NEEDS_KERAS:
+        return getattr(importlib.import_module(NEEDS_KERAS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BACKENDS",
@@ -107,20 +122,13 @@ __all__ = [
     "NUM_CLASSES",
     "ModelConfig",
     "UserInputError",
-    "Variant",
-    "VariantList",
-    "dense_network",
-    "keras",
     "load_flat_mnist",
-    "load_mnist",
     "load_toml_configs",
     "make_parser",
     "parse_command_line",
-    "plot_history",
     "prepare_data",
-    "read_history",
     "report_error",
-    "run_sweep",
     "select_configs",
     "validate_configs",
+    *NEEDS_KERAS,
 ]

@@ -10,13 +10,13 @@ validation split, and evaluated once on the test set; then all of them are compa
 
 How to run it:
 
-    python model_builder_loop.py                                     # the default sweep
-    python model_builder_loop.py --data path/to/mnist                # the four MNIST IDX files, or mnist.npz
-    python model_builder_loop.py --only dense_128_relu dense_512x2_relu_dropout --epochs 5
-    python model_builder_loop.py --config my_sweep.toml              # your own configurations
-    python model_builder_loop.py --quick                             # a smoke run in seconds
-    python model_builder_loop.py --resume runs/20261125-101500       # continue an interrupted run
-    python model_builder_loop.py --executor ray --max-concurrent 2    # as Ray Tune trials (requirements-ray.txt)
+    python model_builder_loop.py                                # the default sweep, 3 runs each
+    python model_builder_loop.py --quick                        # a smoke run in seconds
+    python model_builder_loop.py --data path/to/mnist           # MNIST IDX files, or mnist.npz
+    python model_builder_loop.py --only dense_128_relu dense_512_relu --epochs 5
+    python model_builder_loop.py --config my_sweep.toml         # your own configurations
+    python model_builder_loop.py --resume runs/20261125-101500  # continue an interrupted run
+    python model_builder_loop.py --executor ray                 # as Ray Tune trials
 
 Models that share seed, epochs, batch size and optimizer train together as branches of one model
 (the same numbers, faster); `--no-fuse` trains them one by one.
@@ -76,19 +76,21 @@ CONFIGS = {
 
 
 def parse_args(argv=None):
-    parser = common.make_parser(Path(__file__).name, description=__doc__.split("How to run it:")[0].strip())
-    parser.add_argument(
+    parser = common.make_parser(Path(__file__).name, __doc__)
+    networks = parser.add_argument_group("which networks")
+    networks.add_argument(
         "--only",
         nargs="+",
         metavar="NAME",
         help=f"train only these configurations (default: all {len(CONFIGS)}): {', '.join(CONFIGS)}",
     )
-    parser.add_argument(
+    networks.add_argument(
         "--config",
         metavar="FILE.toml",
         default=None,
-        help="read the configurations from a TOML file, one [name] table per model, with the same "
-        "fields as the configurations in model_builder_loop.py (default: those configurations)",
+        help="train the configurations of a TOML file instead, one [name] table per network with "
+        "any of the fields hidden_units, activation, dropout, output_activation, loss, optimizer, "
+        "learning_rate, epochs, batch_size (see the README, 'What it trains')",
     )
     return common.parse_command_line(parser, argv)
 

@@ -10,9 +10,9 @@ split, evaluated once on the test set, and plotted; then all of them are compare
 
 How to run it:
 
-    python model_builder_seq.py                                 # Keras' MNIST, else the embedded sample
-    python model_builder_seq.py --data path/to/mnist            # the four MNIST IDX files, or mnist.npz
+    python model_builder_seq.py                                 # every network, 3 runs each
     python model_builder_seq.py --quick                         # a smoke run in seconds
+    python model_builder_seq.py --data path/to/mnist            # MNIST IDX files, or mnist.npz
     python model_builder_seq.py --resume runs/20261125-101500   # continue an interrupted run
 
 Every output lands in the run folder (`--out`, default `runs/<timestamp>`): per model
@@ -31,10 +31,18 @@ import sys
 from pathlib import Path
 
 import common  # first: it picks the Keras backend (--backend, else KERAS_BACKEND, else JAX)
-from common import keras
+
+
+def parse_args(argv=None):
+    return common.parse_command_line(common.make_parser(Path(__file__).name, __doc__), argv)
+
+
+if __name__ == "__main__":
+    parse_args()  # before Keras, which takes seconds to import: --help and a typo answer at once
 
 # isort: split
-from keras import layers  # after common, so that Keras is imported with the chosen backend
+import keras  # after common, so that Keras is imported with the chosen backend
+from keras import layers
 
 """
 ## Hyperparameters
@@ -302,8 +310,7 @@ evaluates once on the test set, and writes the curves, the comparison and `repor
 
 
 def main(argv=None) -> int:
-    parser = common.make_parser(Path(__file__).name, description=__doc__.split("How to run it:")[0].strip())
-    options, _ = common.parse_command_line(parser, argv)
+    options, _ = parse_args(argv)
     try:
         return common.run_sweep(list(VARIANTS), options, reference=REFERENCE)
     except common.UserInputError as error:

@@ -17,10 +17,15 @@ From the command line down (a module imports only the ones below it; `make lint`
     comparisons    paired differences, McNemar's exact test, Holm's correction
     run_folder     paths, atomic writes, the one result record, resume decisions
     trials         variants x seeds -> trials -> fused groups, fingerprints
-    options        the frozen options of a sweep
-    configs        plain-data configurations and the one dense builder
+    options | dense    the frozen options of a sweep | the one dense builder
+    configs        plain-data configurations, validated
     variants       a name and a builder; what the engine reads off a built model
     data | splits  MNIST from IDX, npz, Keras or the embedded sample; the split and flattening
-    backend        the Keras backend, chosen before Keras is imported
+    backend        Keras, imported with the chosen backend
+    settings       the backend choice, defaults, limits and checks of plain values
     errors         one-line errors and exit codes
+
+cli, options, configs, settings and errors import no Keras, JAX, TensorFlow or Matplotlib (`make
+lint` checks it too): the command line and the configurations are checked before Keras is imported,
+which takes seconds.
 """

@@ -1,11 +1,9 @@
-"""Choosing the Keras backend, before Keras is imported, and the facts a result records about it.
+"""Keras, imported with the chosen backend, and the facts a result records about it.
 
 Keras 3 runs the same model code on JAX or TensorFlow and reads `KERAS_BACKEND` once, when it is
-first imported. JAX is the default: on this project's 2-core machines it trained these dense nets
-2.5-5x faster than TensorFlow. The scripts' `--backend` flag therefore has to be honoured here,
-before `import keras` below, rather than after argparse runs in `main()`. Every module of the
-engine imports Keras from here (`from explorer.backend import keras`), so whichever is imported
-first, the choice is made once and first.
+first imported. Every module of the engine that needs Keras imports it from here
+(`from explorer.backend import keras`), after `settings.choose_backend` has set the environment
+from `--backend` (else `KERAS_BACKEND`, else JAX), so the choice is made once and first.
 """
 
 import contextlib
@@ -14,35 +12,9 @@ import platform
 import re
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from explorer.errors import ConfigError
-
-BACKENDS = ("jax", "tensorflow")
-DEFAULT_BACKEND = "jax"
-
-
-def backend_from_argv(argv: Sequence[str], environ: Mapping[str, str]) -> str:
-    """Return the backend to import Keras with.
-
-    Args:
-        argv: command-line arguments (without the program name); `--backend NAME` or
-            `--backend=NAME` wins.
-        environ: the environment; `KERAS_BACKEND` is used when argv names none.
-
-    Returns:
-        The chosen backend if it is one of `BACKENDS`, else `DEFAULT_BACKEND`. An unsupported
-        name is not an error here: argparse (or `check_backend`) reports it with a clear message
-        once the script runs, and Keras must still import with something that works.
-    """
-    chosen = environ.get("KERAS_BACKEND", DEFAULT_BACKEND)
-    for index, argument in enumerate(argv):
-        if argument == "--backend" and index + 1 < len(argv):
-            chosen = argv[index + 1]
-        elif argument.startswith("--backend="):
-            chosen = argument.split("=", 1)[1]
-    return chosen if chosen in BACKENDS else DEFAULT_BACKEND
+from explorer.settings import BACKENDS, choose_backend
 
 
 @contextlib.contextmanager
@@ -71,15 +43,7 @@ def native_stderr_filtered(noise: re.Pattern):
 
 TENSORFLOW_IMPORT_NOISE = re.compile(r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog)")
 
-os.environ["KERAS_BACKEND"] = backend_from_argv(sys.argv[1:], os.environ)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's runtime warnings, once imported
-# JAX keeps compiled programs on disk, keyed by the program: repeats, same-shape models and the
-# next run skip compiling. JAX_COMPILATION_CACHE_DIR moves it; an empty value turns it off.
-os.environ.setdefault(
-    "JAX_COMPILATION_CACHE_DIR",
-    str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-dense-explorer" / "jax"),
-)
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+choose_backend(sys.argv[1:], os.environ)
 
 with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
     import keras  # must follow the backend choice above

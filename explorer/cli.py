@@ -8,11 +8,12 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from explorer.backend import BACKENDS, DEFAULT_BACKEND
 from explorer.errors import EXIT_BAD_INPUT
 from explorer.options import (
     DEFAULT_REPEATS,
@@ -23,11 +24,11 @@ from explorer.options import (
     QUICK_TEST_DIGITS,
     QUICK_TRAIN_DIGITS,
     SCHEDULERS,
+    TENSORBOARD_FOLDER,
     Options,
     RayOptions,
 )
-from explorer.run_folder import TENSORBOARD_FOLDER
-from explorer.variants import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_BATCH_SIZE, MAX_EPOCHS
+from explorer.settings import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_BATCH_SIZE, MAX_EPOCHS
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -60,6 +61,14 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _backend(text: str) -> str:
+    if text not in BACKENDS:
+        raise argparse.ArgumentTypeError(
+            f"backend {text!r} is not supported; allowed: {', '.join(BACKENDS)} (set with --backend or KERAS_BACKEND)"
+        )
+    return text
+
+
 def _resource_count(minimum: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -75,6 +84,7 @@ def _resource_count(minimum: float) -> Callable[[str], float]:
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     """Where the digits come from and where the run goes."""
+    parser = parser.add_argument_group("data and run folder")
     parser.add_argument(
         "--data",
         metavar="PATH",
@@ -82,7 +92,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         help="folder with the four MNIST IDX files (.gz or not), or an mnist.npz "
         "(default: $MNIST_DATA, else Keras' cache/download, else the embedded 5,000-digit sample)",
     )
-    where = parser.add_mutually_exclusive_group()
+    where = parser.add_mutually_exclusive_group()  # argparse: on the group, shown under its title
     where.add_argument(
         "--out", metavar="DIR", type=Path, default=None, help="run folder for every output (default: runs/<timestamp>)"
     )
@@ -99,26 +109,31 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     """Epochs, batch size, seed, split, quick runs, repeats and fusion."""
+    parser = parser.add_argument_group("training")
     parser.add_argument(
         "--epochs",
+        metavar="N",
         type=_ranged_int(1, MAX_EPOCHS),
         default=None,
         help=f"epochs for every model (default: each configuration's own, {DEFAULT_EPOCHS})",
     )
     parser.add_argument(
         "--batch-size",
+        metavar="N",
         type=_ranged_int(1, MAX_BATCH_SIZE),
         default=None,
         help=f"batch size for every model (default: each configuration's own, {DEFAULT_BATCH_SIZE})",
     )
     parser.add_argument(
         "--seed",
+        metavar="N",
         type=_ranged_int(0, 2**31 - 1),
         default=DEFAULT_SEED,
         help=f"seed for weights, shuffling and the splits (default: {DEFAULT_SEED})",
     )
     parser.add_argument(
         "--validation-split",
+        metavar="FRACTION",
         type=_fraction,
         default=DEFAULT_VALIDATION_SPLIT,
         help=f"share of the training set held out, per class, for validation (default: {DEFAULT_VALIDATION_SPLIT})",
@@ -130,6 +145,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--repeats",
+        metavar="N",
         type=_ranged_int(1, MAX_REPEATS),
         default=None,
         help="train each configuration this many times, with seeds derived from --seed, and report "
@@ -147,6 +163,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
     """TensorBoard, the reference of the comparisons, and the backend."""
+    parser = parser.add_argument_group("comparison, logging and backend")
     parser.add_argument(
         "--tensorboard",
         action="store_true",
@@ -162,6 +179,8 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
+        metavar="NAME",
+        type=_backend,
         default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
         help=f"Keras backend: {' or '.join(BACKENDS)} (default: $KERAS_BACKEND, else {DEFAULT_BACKEND})",
     )
@@ -169,7 +188,7 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_ray_options(parser: argparse.ArgumentParser) -> None:
     ray = parser.add_argument_group(
-        "sweeps on Ray (pip install -r requirements-ray.txt; see README, 'Sweeps on a Ray cluster')"
+        "sweeps on Ray (pip install -r requirements-ray.txt; see the README, 'Sweeps on a Ray cluster')"
     )
     ray.add_argument(
         "--executor",
@@ -192,14 +211,21 @@ def _add_ray_options(parser: argparse.ArgumentParser) -> None:
     )
     ray.add_argument(
         "--max-concurrent",
+        metavar="N",
         type=_ranged_int(1, 100_000),
         default=None,
         help="at most this many trials at once (default: as many as the cluster's free CPUs and GPUs allow)",
     )
     ray.add_argument(
-        "--cpus-per-trial", type=_resource_count(0.01), default=1.0, help="CPU cores per trial (default: 1)"
+        "--cpus-per-trial",
+        metavar="N",
+        type=_resource_count(0.01),
+        default=1.0,
+        help="CPU cores per trial (default: 1)",
     )
-    ray.add_argument("--gpus-per-trial", type=_resource_count(0.0), default=0.0, help="GPUs per trial (default: 0)")
+    ray.add_argument(
+        "--gpus-per-trial", metavar="N", type=_resource_count(0.0), default=0.0, help="GPUs per trial (default: 0)"
+    )
     ray.add_argument(
         "--scheduler",
         choices=SCHEDULERS,
@@ -209,14 +235,42 @@ def _add_ray_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_parser(prog: str, description: str) -> ArgumentParser:
-    """The parser with every option both scripts share; scripts add their own.
+EXIT_CODES = """exit codes:
+  0    every model finished (a model whose loss diverged counts as finished, marked diverged)
+  1    a model failed; the others ran, and the reason is in summary.csv
+  2    bad input (an option, a configuration, the data, the run folder); nothing was trained
+  130  interrupted (Ctrl-C); finished models are kept, and the command that resumes is printed"""
+
+
+def help_texts(docstring: str) -> tuple[str, str]:
+    """The help's description and examples from a script's docstring: its "Title:" and
+    "Description:" lines as one sentence, and the indented commands under "How to run it:"."""
+    title = re.search(r"^Title: (.+)$", docstring, re.MULTILINE)
+    description = re.search(r"^Description: (.+?)\n\s*\n", docstring, re.MULTILINE | re.DOTALL)
+    examples = re.search(r"How to run it:\n\s*\n((?:    .+\n)+)", docstring)
+    text = " ".join(description.group(1).split()) if description else docstring.strip().split("\n\n")[0]
+    if title:
+        text = f"{title.group(1)}. {text}"
+    return text, (examples.group(1).rstrip() if examples else "")
+
+
+def make_parser(prog: str, docstring: str) -> ArgumentParser:
+    """The parser with every option both scripts share, grouped; scripts add their own.
 
     Args:
         prog: the script's file name, shown in help and in the recorded and resume commands.
-        description: the help text's opening.
+        docstring: the script's docstring, whose title, description and examples the help shows
+            (`help_texts`), with the exit codes.
     """
-    parser = ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    description, examples = help_texts(docstring)
+    epilog = (f"examples:\n{examples}\n\n" if examples else "") + EXIT_CODES
+    parser = ArgumentParser(
+        prog=prog,
+        usage="%(prog)s [options]",
+        description="\n".join(textwrap.wrap(description, 100)),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_data_options(parser)
     _add_training_options(parser)
     _add_comparison_options(parser)

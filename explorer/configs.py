@@ -1,13 +1,10 @@
-"""Configurations as plain data, validated, and the one dense builder that turns them into Keras.
+"""Configurations as plain data, validated without Keras (so a typo answers at once).
 
 A configuration is a dict such as `{"hidden_units": [128], "activation": "relu"}` in a script or a
 TOML table in a file. `validate_config` turns it into a `ModelConfig` or raises a one-line
 `ConfigError` naming the configuration, the field, the bad value and what is allowed. Nothing after
-validation checks user input again. `dense_network` builds and compiles the network a
-`ModelConfig` describes: 784 inputs -> hidden Dense layers (each optionally followed by Dropout)
--> Dense(10). The output activation decides how the loss reads the output: softmax gives
-probabilities, linear gives logits (so the loss is computed `from_logits`), sigmoid gives ten
-independent one-vs-rest probabilities.
+validation checks user input again. `dense.dense_network` builds the network a `ModelConfig`
+describes.
 """
 
 import dataclasses
@@ -19,10 +16,8 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from explorer.backend import keras
 from explorer.errors import ConfigError, shown
-from explorer.splits import INPUT_DIM, NUM_CLASSES
-from explorer.variants import (
+from explorer.settings import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     MAX_BATCH_SIZE,
@@ -33,6 +28,7 @@ from explorer.variants import (
     is_int,
     is_number,
 )
+from explorer.splits import INPUT_DIM, NUM_CLASSES
 
 HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "gelu", "selu", "silu", "softplus", "leaky_relu", "linear")
 OUTPUT_ACTIVATIONS = ("softmax", "linear", "sigmoid")
@@ -44,15 +40,8 @@ AUTO_LOSS = {
     "linear": "categorical_crossentropy",
     "sigmoid": "binary_crossentropy",
 }
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "adamw": keras.optimizers.AdamW,
-    "nadam": keras.optimizers.Nadam,
-    "rmsprop": keras.optimizers.RMSprop,
-    "sgd": keras.optimizers.SGD,
-    "adagrad": keras.optimizers.Adagrad,
-    "adamax": keras.optimizers.Adamax,
-}
+# Keras' optimizers by their names (`keras.optimizers.get` knows each).
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd", "adagrad", "adamax")
 # Limits that catch typos (an extra zero or three) before they allocate gigabytes.
 MAX_UNITS = 16_384
 MAX_LAYERS = 32
@@ -288,28 +277,3 @@ def select_configs(configs: Mapping[str, Mapping], only: Sequence[str] | None) -
                 f"--only {shown(name)} is not a configuration{_closest(name, configs)}; valid names: {', '.join(configs)}"
             )
     return {name: configs[name] for name in dict.fromkeys(only)}
-
-
-def dense_network(config: ModelConfig) -> keras.Sequential:
-    """The one dense builder: the network `config` describes, named after it and compiled with its
-    optimizer, learning rate and loss."""
-    layers: list = [keras.Input(shape=(INPUT_DIM,), name="pixels")]
-    for index, (units, activation) in enumerate(config.hidden_layers, start=1):
-        layers.append(keras.layers.Dense(units, activation=activation, name=f"hidden_{index}"))
-        if config.dropout:
-            layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{index}"))
-    layers.append(keras.layers.Dense(NUM_CLASSES, activation=config.output_activation, name="output"))
-    model = keras.Sequential(layers, name=config.name)
-    model.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate), loss=make_loss(config))
-    return model
-
-
-def make_loss(config: ModelConfig) -> str | keras.losses.Loss:
-    """The loss for `config`: its Keras name, as a script would write it, or a Loss object reading
-    logits when the output activation is linear."""
-    name = config.resolved_loss
-    if config.output_activation != "linear" or name == "mean_squared_error":
-        return name
-    if name == "categorical_crossentropy":
-        return keras.losses.CategoricalCrossentropy(from_logits=True)
-    return keras.losses.BinaryCrossentropy(from_logits=True)

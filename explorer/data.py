@@ -229,7 +229,10 @@ def load_mnist_path(path: Path | str) -> MnistArrays:
             )
         arrays = _load_npz(path)
     else:
-        raise DataError(f"{path}: no such file or folder (give a folder of MNIST IDX files or an mnist.npz)")
+        raise DataError(
+            f"{path}: no such file or folder; give a folder of the four MNIST IDX files or an mnist.npz, "
+            "or leave --data (and MNIST_DATA) out to use Keras' download, or offline the embedded sample"
+        )
     return check_mnist_arrays(arrays, str(path))
 
 
@@ -313,7 +316,7 @@ def load_mnist(
         try:
             (train, test), kind, location = keras_loader(), "keras", "(Keras cache or download)"
         except DataSourceUnavailable as reason:
-            log(f"Keras could not load MNIST ({reason}); falling back to the embedded sample.")
+            log(f"Keras could not load MNIST; falling back to the embedded sample.\n    ({str(reason)[:200]})")
             (train, test), location = load_embedded_sample(seed)
             kind = "embedded-sample"
     source = DataSource(kind, location, len(train[1]), len(test[1]))

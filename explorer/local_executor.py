@@ -9,11 +9,13 @@ import datetime
 import platform
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 
+from explorer.options import TENSORBOARD_FOLDER
 from explorer.recording import Work, result_line, train_and_record
-from explorer.run_folder import TENSORBOARD_FOLDER, failure_reason, result_record, write_json_atomic
+from explorer.run_folder import failure_reason, result_record, write_json_atomic
 from explorer.training import GroupSetup
 from explorer.trials import Trial
 
@@ -23,18 +25,21 @@ def duration(seconds: float) -> datetime.timedelta:
 
 
 def group_title(group: Sequence[Trial], repeats: int) -> str:
-    """The sweep line of a group: the model (and which repeat), or the fused models."""
+    """The sweep line of a group: the model (and which repeat), or the fused models, each line
+    within 100 columns."""
     trial = group[0]
     if len(group) == 1:
-        which = f"  (repeat {trial.repeat + 1} of {repeats}, seed {trial.seed})" if repeats > 1 else ""
+        which = f" (repeat {trial.repeat + 1} of {repeats}, seed {trial.seed})" if repeats > 1 else ""
         return f"{trial.folder}{which}"
     variant, config = trial.variant, trial.facts.description
     which = f"repeat {trial.repeat + 1} of {repeats}, " if repeats > 1 else ""  # one seed: one repeat
     epochs = f"{variant.epochs} epoch{'s' if variant.epochs > 1 else ''}"
-    return (
-        f"{len(group)} models fused ({which}seed {trial.seed}, {epochs}, batch {variant.batch_size}, "
-        f"{config['optimizer']} {config['learning_rate']:g}): {', '.join(t.folder for t in group)}"
+    title = (
+        f"{len(group)} models fused: {which}seed {trial.seed}, {epochs}, batch {variant.batch_size}, "
+        f"{config['optimizer']} {config['learning_rate']:g}"
     )
+    return title + "\n" + textwrap.fill(", ".join(t.folder for t in group), 100, initial_indent=" " * 6,
+                                        subsequent_indent=" " * 6, break_on_hyphens=False)  # fmt: skip
 
 
 def train_isolated(work: Work, group: Sequence[Trial], verbose: int | str) -> None:
@@ -78,7 +83,7 @@ def run_groups_locally(work: Work) -> None:
         # Estimated from the trials trained so far in this process (skipped ones cost nothing).
         eta = f", about {duration(elapsed / done * (pending - done))} left" if done else ""
         title = group_title(group, work.options.run_repeats)
-        work.log(f"\n[{number}/{len(work.groups)}] {title}  (elapsed {duration(elapsed)}{eta})")
+        work.log(f"\n[{number}/{len(work.groups)}] {title}\n      elapsed {duration(elapsed)}{eta}")
         work.open_folders(group)
         train_isolated(work, group, verbose)
         done += len(group)

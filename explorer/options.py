@@ -7,7 +7,7 @@ import dataclasses
 import shlex
 from pathlib import Path
 
-from explorer.backend import DEFAULT_BACKEND
+from explorer.settings import DEFAULT_BACKEND
 
 DEFAULT_SEED = 42
 DEFAULT_VALIDATION_SPLIT = 0.1
@@ -20,6 +20,7 @@ DEFAULT_REPEATS = 3
 MAX_REPEATS = 100
 EXECUTORS = ("local", "ray")
 SCHEDULERS = ("fifo", "asha")
+TENSORBOARD_FOLDER = "tensorboard"  # inside the run folder, with --tensorboard
 
 
 @dataclasses.dataclass(frozen=True)

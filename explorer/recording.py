@@ -72,12 +72,11 @@ def train_and_evaluate(
 
 
 def result_line(result: Mapping) -> str:
-    """A finished trial in one line: its test figures, or why it has none."""
+    """A finished trial in one short line: its test figures (and its own seconds when it trained
+    alone; a fused group's are the group's), or why it has none."""
     if result["status"] == "ok":
-        return (
-            f"test accuracy {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, "
-            f"{result['parameters']:,} parameters, {result['train_seconds']:.1f} s"
-        )
+        line = f"test acc {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, {result['parameters']:,} params"
+        return line if result.get("fused_group") else f"{line}, {result['train_seconds']:.1f} s"
     return f"{result['status'].upper()}: {result['reason']}"
 
 

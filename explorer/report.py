@@ -11,17 +11,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from explorer.run_folder import read_json
+from explorer.settings import is_number
 from explorer.stats import cell_text
-from explorer.variants import is_number
 from explorer.views import CELL_FORMATS
 
 REPORT_COLUMNS = (
-    ("rank", "#"), ("name", "model"), ("status", "status"), ("test_accuracy", "test accuracy"),
-    ("test_accuracy_half_ci", "± 95% CI"), ("vs_reference", "vs reference"), ("vs_best", "vs best"), ("test_loss", "test loss"),
-    ("val_accuracy", "val accuracy"), ("parameters", "parameters"), ("train_seconds", "train s"),
-    ("seconds_per_epoch", "s/epoch"), ("repeats", "runs"), ("hidden_units", "hidden units"),
-    ("activation", "activation"), ("dropout", "dropout"), ("output_activation", "output"),
-    ("optimizer", "optimizer"), ("learning_rate", "learning rate"), ("batch_size", "batch"),
+    ("rank", "#"), ("name", "model"), ("test_accuracy", "test acc"), ("test_accuracy_half_ci", "± 95% CI"),
+    ("vs_reference", "vs reference"), ("vs_best", "vs best"), ("test_loss", "test loss"),
+    ("val_accuracy", "val acc"), ("parameters", "params"), ("train_seconds", "train s"),
+    ("repeats", "runs"), ("configuration", "configuration"),
 )  # fmt: skip
 REPORT_FILES = Path(__file__).parent / "report_files"
 
@@ -32,18 +30,33 @@ def _image_tag(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">'
 
 
+def configuration_text(row: Mapping) -> str:
+    """A configuration in one cell: the network (hidden widths, activation, dropout, output), then
+    how it trains (optimizer, learning rate, batch size, epochs run)."""
+    training = f"{row.get('optimizer')} {cell_text(row.get('learning_rate'))}, batch {row.get('batch_size')}"
+    if row.get("epochs_run"):
+        training += f", {row['epochs_run']} epoch{'' if row['epochs_run'] == 1 else 's'}"
+    units = row.get("hidden_units")
+    if units is None:  # `architecture: "other"`: the model is not a plain stack of Dense layers
+        return f"not a plain dense stack (see its summary below); {training}"
+    network = f"{'-'.join(map(str, units))} {cell_text(row['activation'])}" if units else "no hidden layer"
+    if row.get("dropout"):
+        network += f", dropout {cell_text(row['dropout'])}"
+    return f"{network} → {row.get('output_activation')}; {training}"
+
+
 def _report_cell(value: object, key: str) -> tuple[str, str]:
     """(what the cell shows, what it sorts by): numbers sort as numbers, the rest as text."""
     if value is None:
-        return "", ""
+        return "-", ""
     if is_number(value):
         return CELL_FORMATS.get(key, "{}").format(value), repr(value)
     return str(cell_text(value)), str(cell_text(value))
 
 
 FUSED_NOTE = (
-    "fused: models sharing seed, epochs, batch size and optimizer trained as one model, so their "
-    "seconds are their group's (fused_group_size models together; --no-fuse times each alone)"
+    "fused: networks that share seed, epochs, batch size and optimizer trained together, as "
+    "branches of one model, so each one's seconds are its group's (--no-fuse times each alone)"
 )
 
 
@@ -68,7 +81,8 @@ def _leaderboard(rows: Sequence[Mapping]) -> tuple[str, str]:
     table = []
     for row in rows:
         low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
-        table.append({**row, "test_accuracy_half_ci": None if low is None else (high - low) / 2})
+        half = None if low is None else (high - low) / 2
+        table.append({**row, "test_accuracy_half_ci": half, "configuration": configuration_text(row)})
     # Columns of numbers align right, like their cells; the others left.
     numeric = {key for key, _ in REPORT_COLUMNS if any(is_number(values.get(key)) for values in table)}
     header = "".join(
@@ -134,7 +148,16 @@ def render_report(
     sections += _model_summaries(rows, summaries)
     curve_tags = "".join(_image_tag(path, f"curves of {name}") for name, path in curves.items() if path.is_file())
     page = string.Template((REPORT_FILES / "report.html").read_text(encoding="utf-8"))
+    data = run.get("data", {})
+    banner = (
+        '<p class="banner">These figures come from the embedded 5,000-digit sample of MNIST '
+        f"({data.get('train_size', 0):,} training and {data.get('test_size', 0):,} test digits), not the full "
+        "MNIST: they are lower and noisier, and not comparable with published MNIST results.</p>"
+        if data.get("kind") == "embedded-sample"
+        else ""
+    )
     return page.substitute(
+        banner=banner,
         run_name=html.escape(run_dir.name),
         reference=html.escape(str(run.get("reference") or "not recorded")),
         style=(REPORT_FILES / "report.css").read_text(encoding="utf-8"),

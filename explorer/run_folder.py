@@ -32,7 +32,6 @@ LAYOUT = 2
 LOCK_FILE = ".lock"  # held by the process that trains into the run folder
 HISTORY_METRICS = ("accuracy", "loss", "seconds", "val_accuracy", "val_loss")  # history.csv's columns
 FUSED_FOLDER = ".fused"  # fused groups' checkpoints while they train; out of the summaries' sight
-TENSORBOARD_FOLDER = "tensorboard"
 
 
 def now_iso() -> str:
@@ -87,18 +86,14 @@ def save_figure(figure: Figure, path: Path, dpi: int = 110) -> None:
     os.replace(partial, path)
 
 
-def prepare_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> IO[str]:
-    """Create (or, resuming, reopen) the run folder, check that it can be written, and lock it.
-
-    Returns:
-        The open lock file: the folder is this process's until it is closed (`lock_run_dir`).
+def check_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> None:
+    """Refuse a run folder that cannot be used, without touching it (so it runs before the data loads).
 
     Raises:
-        UserInputError: if the folder cannot be created or written, or another sweep holds it; when
-            resuming, if it does not exist or has another layout; when not resuming, if a model
-            folder in it already exists (nothing is overwritten: the message points to --resume).
+        UserInputError: when resuming, if the folder does not exist or has another layout; when not
+            resuming, if a model folder in it already exists (nothing is overwritten: the message
+            points to --resume).
     """
-    option = "--resume" if resume else "--out"
     if resume and not run_dir.is_dir():
         raise UserInputError(f"--resume {run_dir}: no such run folder to resume")
     if resume:
@@ -109,6 +104,20 @@ def prepare_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> IO[
             f"--out {run_dir}: already holds models {', '.join(existing)}; continue that run with "
             f"--resume {run_dir}, or choose a new --out folder (nothing was overwritten)"
         )
+
+
+def prepare_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> IO[str]:
+    """Create (or, resuming, reopen) the run folder, check that it can be written, and lock it.
+
+    Returns:
+        The open lock file: the folder is this process's until it is closed (`lock_run_dir`).
+
+    Raises:
+        UserInputError: for a folder `check_run_dir` refuses, one that cannot be created or
+            written, or one another sweep holds.
+    """
+    check_run_dir(run_dir, names, resume=resume)
+    option = "--resume" if resume else "--out"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"

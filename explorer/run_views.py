@@ -11,9 +11,9 @@ import numpy as np
 
 from explorer.backend import TENSORFLOW_IMPORT_NOISE, keras, native_stderr_filtered
 from explorer.digit_views import plot_discordant, plot_first_layer
+from explorer.options import TENSORBOARD_FOLDER
 from explorer.report import render_report
 from explorer.run_folder import (
-    TENSORBOARD_FOLDER,
     read_history,
     read_results,
     save_figure,

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.stats
 
 from explorer.comparisons import compare, holm, verdict
-from explorer.variants import is_int
+from explorer.settings import is_int
 
 CONFIDENCE = 0.95
 SUMMARY_COLUMNS = (

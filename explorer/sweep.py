@@ -10,6 +10,7 @@ prints the command that resumes the run.
 import contextlib
 import dataclasses
 import os
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from explorer.report import FUSED_NOTE
 from explorer.run_folder import (
     FUSED_FOLDER,
     LAYOUT,
+    check_run_dir,
     default_run_dir,
     now_iso,
     prepare_run_dir,
@@ -146,10 +148,11 @@ def _open(
     facts = check_variants(variants)
     reference = resolve_reference([variant.name for variant in variants], options.reference, declared_reference)
     options = dataclasses.replace(options, reference=reference)
-    data, source, source_record, data_identity = _load_data(options, log)
     trials = plan_trials(variants, options.seed, options.run_repeats, facts)
-    # Only now open the run folder, so that bad input leaves no empty one behind.
     run_dir = options.resume or options.out or default_run_dir()
+    check_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
+    data, source, source_record, data_identity = _load_data(options, log)
+    # Only now open the run folder, so that bad input leaves no empty one behind.
     lock = prepare_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
     context = {"data": source_record, "versions": versions()}
     _write_run_record(run_dir, options, variants, context, log)
@@ -177,7 +180,7 @@ def _train(work: Work, log: Callable[[str], None]) -> int:
         log(
             f"\nInterrupted: {len(read_results(work.run_dir))} finished model(s) are kept in {work.run_dir}; summarizing those."
         )
-        log(f"To continue where it stopped: {work.options.resume_command(work.run_dir)}")
+        log(f"To continue where it stopped:\n  {work.options.resume_command(work.run_dir)}")
         return EXIT_INTERRUPTED
     return 0
 
@@ -191,11 +194,9 @@ def _compare(work: Work, source: DataSource, seconds: float, log: Callable[[str]
     if rows:
         log("\n" + format_leaderboard(rows))
         if any((row["fused_group_size"] or 1) > 1 for row in rows):
-            log(f"Training was {FUSED_NOTE}.")
-    log(
-        f"\n{len(rows)} configuration(s) in {duration(seconds)}. Report: {run_dir / 'report.html'} "
-        f"(also summary.csv, comparison.png, confusion_matrix.png, misclassified.png)"
-    )
+            log(textwrap.fill(f"Training was {FUSED_NOTE}.", 100))
+    log(f"\n{len(rows)} configuration(s) in {duration(seconds)}. Report: {run_dir / 'report.html'}")
+    log("(also summary.csv, comparison.png, factors.png, per_class.png and the figures it shows)")
     if source.kind == "embedded-sample":
         log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
     return rows
@@ -234,7 +235,7 @@ def run_sweep(
             rows = _compare(work, opened.source, time.perf_counter() - started, log)
         except KeyboardInterrupt:
             log(f"\nInterrupted while summarizing; every finished model is kept in {work.run_dir}.")
-            log(f"To summarize it (and train what is left): {options.resume_command(work.run_dir)}")
+            log(f"To summarize it (and train what is left):\n  {options.resume_command(work.run_dir)}")
             return EXIT_INTERRUPTED
     failed = [row["name"] for row in rows if row["status"] == "failed"]
     if failed and status == 0:

@@ -7,7 +7,7 @@ done, `write_tensorboard_hparams` adds one HParams session per finished trial.
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from explorer.variants import is_number
+from explorer.settings import is_number
 
 HPARAM_FIELDS = (
     "hidden_units", "depth", "width", "activation", "dropout", "output_activation", "loss_function",

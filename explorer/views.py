@@ -20,15 +20,13 @@ LEADERBOARD_COLUMNS = (
     ("rank", "#"),
     ("name", "model"),
     ("test_accuracy", "test acc"),
-    ("vs_reference", "vs reference"),
+    ("vs_reference", "vs ref"),
     ("vs_best", "vs best"),
     ("test_loss", "test loss"),
-    ("val_accuracy", "val acc"),
     ("parameters", "params"),
-    ("train_seconds", "train s"),
-    ("seconds_per_epoch", "s/epoch"),
     ("repeats", "runs"),
-)
+)  # within 100 columns; seconds, FLOPs and validation figures are in summary.csv and the report
+SHORT_VERDICTS = {"no detectable difference": "no diff"}  # the terminal's narrower column
 
 
 # How numbers read in the terminal leaderboard and in the report.
@@ -46,12 +44,15 @@ def _leaderboard_cell(row: Mapping, key: str) -> str:
         low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
         shown = CELL_FORMATS[key].format(value)
         return shown if low is None else f"{shown} ± {CELL_FORMATS[key].format((high - low) / 2)}"
+    if key in ("vs_reference", "vs_best"):
+        return "-" if value is None else SHORT_VERDICTS.get(value, value)
     return "-" if value is None else CELL_FORMATS.get(key, "{}").format(value)
 
 
 def format_leaderboard(rows: Sequence[Mapping]) -> str:
-    """An aligned text table of the summary rows; with repeats, test accuracy reads `mean ± half
-    the 95% interval`."""
+    """An aligned text table of the summary rows, within 100 columns for names of up to 30
+    characters; with repeats, test accuracy reads `mean ± half the 95% interval`, and the verdicts
+    say "no diff" for "no detectable difference"."""
     header = [title for _, title in LEADERBOARD_COLUMNS]
     body = [[_leaderboard_cell(row, key) for key, _ in LEADERBOARD_COLUMNS] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
@@ -59,7 +60,7 @@ def format_leaderboard(rows: Sequence[Mapping]) -> str:
     def line(cells: Sequence[str]) -> str:
         # Names read best left-aligned, numbers right-aligned.
         return "  ".join(
-            cell.ljust(width) if title in ("model", "vs best", "vs reference") else cell.rjust(width)
+            cell.ljust(width) if title in ("model", "vs best", "vs ref") else cell.rjust(width)
             for cell, width, title in zip(cells, widths, header, strict=True)
         )
 

@@ -2,6 +2,7 @@
 
 import functools
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -9,13 +10,15 @@ import numpy as np
 import pytest
 
 import common  # first: it picks the Keras backend (KERAS_BACKEND, else JAX) before Keras is imported
-from explorer.configs import dense_network, validate_config
+from explorer.configs import validate_config
+from explorer.dense import dense_network
 from explorer.splits import IMAGE_SHAPE, NUM_CLASSES
 from explorer.trials import Trial
 from explorer.variants import Variant, inspect_variant
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REAL_MNIST = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
+# The official MNIST files: $MNIST_DATA, else the team's shared copy beside the project.
+REAL_MNIST = Path(os.environ.get("MNIST_DATA") or PROJECT_ROOT.parent / "shared" / "data" / "mnist")
 SYNTHETIC_TRAIN, SYNTHETIC_TEST = 600, 200
 
 
@@ -82,7 +85,7 @@ def write_official_folder(folder: Path, mnist) -> Path:
 
 def real_mnist_or_skip() -> Path:
     if not (REAL_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real MNIST not found at {REAL_MNIST} (the shared data folder beside the project)")
+        pytest.skip(f"real MNIST not found at {REAL_MNIST} (set MNIST_DATA to a folder of the official IDX files)")
     return REAL_MNIST
 
 

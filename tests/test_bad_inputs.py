@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import common
 import explorer.configs
+import explorer.dense
 import explorer.errors
 import explorer.variants
 import model_builder_loop
@@ -271,7 +272,7 @@ scalars = st.one_of(
     st.sampled_from(
         explorer.configs.HIDDEN_ACTIVATIONS
         + explorer.configs.OUTPUT_ACTIVATIONS
-        + tuple(explorer.configs.OPTIMIZERS)
+        + explorer.configs.OPTIMIZERS
         + explorer.configs.LOSSES
     ),
 )
@@ -309,5 +310,5 @@ def test_generated_toml_is_accepted_or_refused_in_one_line(tmp_path, configs):
         assert "\n" not in str(error) and str(error)
         return
     for config in validated:
-        model = explorer.configs.dense_network(config)
+        model = explorer.dense.dense_network(config)
         assert model.count_params() > 0 and model.name == config.name

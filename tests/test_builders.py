@@ -16,6 +16,8 @@ import model_builder_seq
 
 from conftest import dense_variant
 
+pytestmark = pytest.mark.backend  # what this file checks depends on the backend: run on both
+
 keras = common.keras
 layers = keras.layers
 

@@ -7,6 +7,7 @@ import pytest
 
 import common
 import explorer.configs
+import explorer.dense
 import explorer.errors
 import model_builder_loop
 
@@ -131,10 +132,12 @@ def test_a_missing_toml_file_is_named(tmp_path):
         common.load_toml_configs(tmp_path / "nope.toml")
 
 
+@pytest.mark.backend
 def test_every_allowed_name_is_known_to_keras():
     for name in explorer.configs.HIDDEN_ACTIVATIONS + explorer.configs.OUTPUT_ACTIVATIONS:
         assert callable(keras.activations.get(name)), name
-    for name, optimizer in explorer.configs.OPTIMIZERS.items():
+    assert tuple(explorer.dense.OPTIMIZER_CLASSES) == explorer.configs.OPTIMIZERS
+    for name, optimizer in explorer.dense.OPTIMIZER_CLASSES.items():
         assert isinstance(optimizer(learning_rate=0.01), keras.optimizers.Optimizer), name
 
 

@@ -22,6 +22,8 @@ import model_builder_loop
 
 from conftest import dense_trial, dense_variant
 
+pytestmark = pytest.mark.backend  # what this file checks depends on the backend: run on both
+
 keras = common.keras
 
 # Different widths, depths, dropout, output activations and losses; one seed, epochs, batch size.

@@ -8,15 +8,18 @@ import pytest
 
 import common
 import explorer.configs
+import explorer.dense
 import explorer.recording
 import explorer.trials
 import explorer.variants
 
 from conftest import dense_trial, dense_variant, real_mnist_or_skip
 
+pytestmark = pytest.mark.backend  # what this file checks depends on the backend: run on both
+
 
 def build(**fields):
-    return explorer.configs.dense_network(explorer.configs.validate_config("m", fields))
+    return explorer.dense.dense_network(explorer.configs.validate_config("m", fields))
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import explorer.options
+import explorer.report
 import explorer.run_folder
 import explorer.run_views
 import explorer.tensorboard
@@ -69,6 +71,10 @@ def test_report_is_one_self_contained_page(tensorboard_run):
     for name, text in summaries:  # Keras' own summary, as its first run saved it beside the model
         saved = (tensorboard_run / name / "model_summary.txt").read_text(encoding="utf-8")
         assert "Total params" in saved and html.unescape(text).strip() == saved.strip()
+    # The configuration in one cell, "-" where a column does not apply.
+    assert ">no hidden layer → softmax; adam 0.001, batch 128, 1 epoch</td>" in page
+    assert ">32 relu → softmax; adam 0.001, batch 128, 1 epoch</td>" in page
+    assert "embedded 5,000-digit sample" not in page  # the data here is a file of synthetic digits
     verdicts = ("no detectable difference", "better", "worse")
     assert "vs reference" in page and any(f">{verdict}</td>" in page for verdict in verdicts)
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
@@ -92,10 +98,11 @@ def _hparams_plugin_data(folder: Path):
                 yield data
 
 
+@pytest.mark.backend
 def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensorboard_run):
     from tensorboard.util import tensor_util
 
-    log_root = tensorboard_run / explorer.run_folder.TENSORBOARD_FOLDER
+    log_root = tensorboard_run / explorer.options.TENSORBOARD_FOLDER
     (experiment,) = [data.experiment for data in _hparams_plugin_data(log_root) if data.HasField("experiment")]
     assert [info.name for info in experiment.hparam_infos] == list(explorer.tensorboard.HPARAM_FIELDS)
     assert [info.name.tag for info in experiment.metric_infos] == list(explorer.tensorboard.HPARAM_METRICS)
@@ -136,7 +143,7 @@ def test_report_in_a_real_browser(tensorboard_run, tmp_path):
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2000"):  # fmt: skip
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000"):  # fmt: skip
         options.add_argument(flag)
     browser = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
     try:
@@ -174,6 +181,13 @@ def test_report_in_a_real_browser(tensorboard_run, tmp_path):
         folded[0].find_element(By.TAG_NAME, "summary").click()  # unfold the first network's summary
         shown = folded[0].find_element(By.TAG_NAME, "pre")
         assert shown.is_displayed() and "Total params" in shown.text
+        # At 1,280 pixels the whole leaderboard shows: neither the page nor the table scrolls sideways.
+        page_width, window_width, table_width, box_width = browser.execute_script(
+            "const table = document.getElementById('leaderboard');"
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+            " table.scrollWidth, table.parentElement.clientWidth];"
+        )
+        assert page_width <= window_width and table_width <= box_width, (page_width, window_width, table_width)
         assert browser.save_screenshot(str(tmp_path / "report.png")) and (tmp_path / "report.png").stat().st_size > 0
     finally:
         browser.quit()
@@ -196,3 +210,13 @@ def test_the_discordant_digits_compare_the_first_seed_both_finished():
     assert seed == 2 and [trial["trial"] for trial in trials] == ["best@seed2", "ref@seed2"]
     assert explorer.run_views.discordant_pair(results, {"name": "ref"}, "ref") is None  # the best is the reference
     assert explorer.run_views.discordant_pair(results, {"name": "best"}, None) is None
+
+
+def test_a_report_on_the_embedded_sample_says_so_on_the_page(tmp_path):
+    data = {"kind": "embedded-sample", "location": "mnist_5k.csv.gz", "train_size": 4_000, "test_size": 1_000}
+    explorer.run_folder.write_json_atomic(tmp_path / "run.json", {"data": data})
+    page = explorer.report.render_report(tmp_path, [], {}, {})
+    assert '<p class="banner">These figures come from the embedded 5,000-digit sample' in page
+    assert "(4,000 training and 1,000 test digits), not the full MNIST" in page
+    explorer.run_folder.write_json_atomic(tmp_path / "run.json", {"data": {**data, "kind": "path"}})
+    assert 'class="banner"' not in explorer.report.render_report(tmp_path, [], {}, {})

@@ -20,7 +20,9 @@ import model_builder_seq
 
 from conftest import PROJECT_ROOT
 
-PER_MODEL_FILES = {"history.csv", "curves.png", "model.keras", "result.json", "test_predictions.npy", "trial.json"}
+PER_MODEL_FILES = {
+    "history.csv", "curves.png", "model.keras", "model_summary.txt", "result.json", "test_predictions.npy", "trial.json",
+}  # fmt: skip
 SWEEP_FILES = {
     "run.json", "summary.csv", "summary.json", "repeats.csv", "comparison.png", "confusion_matrix.png", "misclassified.png",
 }  # fmt: skip
@@ -68,6 +70,7 @@ def assert_consistent_run_folder(run_dir, names, epochs):
     return summary
 
 
+@pytest.mark.backend
 def test_loop_script_quick_run_writes_every_file(tmp_path, synthetic_npz):
     out = tmp_path / "run"
     names = ["dense_32_relu", "softmax_regression", "dense_128_relu_sigmoid_out"]
@@ -75,12 +78,16 @@ def test_loop_script_quick_run_writes_every_file(tmp_path, synthetic_npz):
     assert finished.returncode == 0, finished.stderr
     summary = assert_consistent_run_folder(out, names, epochs=1)
     assert f"Data: MNIST files at {synthetic_npz} (600 train / 200 test digits)" in finished.stdout
-    assert f"[1/1] 3 models fused (seed {explorer.options.DEFAULT_SEED}, 1 epoch," in finished.stdout
+    assert f"[1/1] 3 models fused: seed {explorer.options.DEFAULT_SEED}, 1 epoch," in finished.stdout
+    # Every line fits a 100-column terminal, except those that name a path (of any length).
+    long_lines = [line for line in finished.stdout.splitlines() if len(line) > 100 and str(tmp_path) not in line]
+    assert not long_lines, long_lines
     assert summary[0]["name"] in finished.stdout.split(" #  model")[-1]  # the leaderboard is printed
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == explorer.options.DEFAULT_SEED and run["models"] == names and run["data"]["kind"] == "path"
 
 
+@pytest.mark.backend
 def test_seq_script_quick_run_trains_every_variant_to_the_loop_scripts_numbers(tmp_path, synthetic_npz):
     out = tmp_path / "run"
     finished = run_script("model_builder_seq.py", "--quick", "--data", synthetic_npz, "--out", out)
@@ -92,6 +99,7 @@ def test_seq_script_quick_run_trains_every_variant_to_the_loop_scripts_numbers(t
     assert [[row[key] for key in figures] for row in seq] == [[row[key] for key in figures] for row in loop]
 
 
+@pytest.mark.backend
 def test_loop_script_reads_a_toml_sweep_with_epoch_and_batch_overrides(tmp_path, synthetic_npz, capsys):
     config = tmp_path / "sweep.toml"
     config.write_text(
@@ -140,6 +148,16 @@ def test_help_lists_every_option_with_defaults():
     text = " ".join(finished.stdout.split())
     assert "(default: 42)" in text and "(default: runs/<timestamp>)" in text
     assert "--only" not in run_script("model_builder_seq.py", "--help").stdout
+    # Written for a person: a title and what it does, examples and exit codes; nothing about the source.
+    assert finished.stdout.startswith(
+        "usage: model_builder_loop.py [options]\n\nDense networks on MNIST, many at once."
+    )
+    assert "Title:" not in finished.stdout and "Description:" not in finished.stdout and "below" not in finished.stdout
+    assert "\nexamples:\n    python model_builder_loop.py " in finished.stdout
+    assert "\n    python model_builder_loop.py --quick " in finished.stdout
+    assert "\nexit codes:\n  0 " in finished.stdout and "\n  130  interrupted" in finished.stdout
+    for group in ("data and run folder:", "training:", "comparison, logging and backend:", "which networks:"):
+        assert f"\n{group}\n" in finished.stdout
 
 
 @pytest.mark.parametrize(
@@ -153,7 +171,7 @@ def test_help_lists_every_option_with_defaults():
             ["--only", "dense_128_rellu"],
             r"--only 'dense_128_rellu' is not a configuration \(did you mean 'dense_128_relu'\?\); valid names: dense_32_relu",
         ),
-        (["--data", "/nonexistent/mnist"], r"/nonexistent/mnist: no such file or folder"),
+        (["--data", "/nonexistent/mnist"], r"/nonexistent/mnist: no such file or folder.*leave --data .* out"),
         (["--backend", "torch"], r"backend 'torch' is not supported; allowed: jax, tensorflow"),
         (["--frobnicate"], r"unrecognized arguments: --frobnicate"),
     ],
@@ -203,6 +221,7 @@ def test_a_backend_other_than_the_imported_one_is_refused_in_process(tmp_path, s
     assert f"start a new process with --backend {other}" in capsys.readouterr().err
 
 
+@pytest.mark.backend
 def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_npz, monkeypatch, capsys):
     train_group = explorer.recording.train_group
 
@@ -227,10 +246,11 @@ def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_np
     out = capsys.readouterr().out
     assert "Interrupted: 1 finished model(s) are kept" in out
     resume = f"python model_builder_loop.py --no-fuse --quick --data {synthetic_npz} --only dense_32_relu softmax_regression --resume {tmp_path}"
-    assert f"To continue where it stopped: {resume}" in out
+    assert f"To continue where it stopped:\n  {resume}\n" in out
     assert_consistent_run_folder(tmp_path, ["dense_32_relu"], epochs=1)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("script", ["model_builder_seq", "model_builder_loop"])
 def test_each_script_imports_keras_with_the_backend_its_command_line_names(script):
     other = next(name for name in common.BACKENDS if name != common.keras.backend.backend())
@@ -245,3 +265,37 @@ def test_each_script_imports_keras_with_the_backend_its_command_line_names(scrip
     assert finished.stdout.strip() == other
     help_text = run_script(f"{script}.py", "--help")
     assert help_text.returncode == 0 and help_text.stderr == ""  # no start-up noise from the backends
+
+
+HEAVY_MODULES = ("keras", "jax", "jaxlib", "tensorflow", "matplotlib", "scipy", "statsmodels")
+
+
+@pytest.mark.parametrize(
+    ("script", "arguments", "exit_code"),
+    [
+        ("model_builder_seq.py", ["--help"], 0),
+        ("model_builder_loop.py", ["--help"], 0),
+        ("model_builder_seq.py", ["--epochs", "0"], 2),
+        ("model_builder_loop.py", ["--backend", "torch"], 2),
+        ("model_builder_loop.py", ["--only", "dense_128_rellu"], 2),
+        ("model_builder_loop.py", ["--config", "missing.toml"], 2),
+    ],
+)
+def test_help_and_input_errors_answer_before_keras_is_imported(script, arguments, exit_code):
+    """Keras with JAX or TensorFlow takes seconds to import: none of it may load before the command
+    line (and the loop script's configurations) are checked."""
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = [{script!r}, *{arguments!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({script!r}, run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    code = stop.code\n"
+        f"loaded = sorted({{name.split('.')[0] for name in sys.modules}} & set({HEAVY_MODULES!r}))\n"
+        "print('exit', code, 'loaded', loaded)\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120,
+        env={**os.environ, "KERAS_BACKEND": common.keras.backend.backend()},
+    )  # fmt: skip
+    assert finished.stdout.strip().splitlines()[-1] == f"exit {exit_code} loaded []", finished.stderr
