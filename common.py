@@ -34,7 +34,7 @@ any `import keras`. JAX is the default: on this project's 2-core machines it tra
 networks 2.5-5x faster than TensorFlow.
 
 Keras itself (with JAX or TensorFlow) takes seconds to import, so this module does not import it:
-the names below that need it (`keras`, `run_sweep`, `Variant`, ...) import it when first used.
+the names below that need it (`keras`, `sweep`, `Variant`, ...) import it when first used.
 The command line and the configurations are checked before that, so `--help` and a mistyped
 option answer at once.
 """
@@ -83,7 +83,8 @@ def load_flat_mnist(
 
 A variant is a name and a *builder*: a function that returns a compiled Keras model. The engine
 seeds before calling it, fits it with its callbacks, evaluates it, and records and compares it
-(`run_sweep`). The loop script's configurations become builders through the one dense builder.
+(`sweep`, which also takes a dict of configurations or of builders, and settings as keywords, for
+a notebook: `common.sweep(configs, epochs=3, repeats=1).leaderboard`). The loop script's configurations become builders through the one dense builder.
 `plot_history` draws accuracy and loss per epoch, training against validation, from Keras'
 `History.history` (or from a model's `history.csv`, read with `read_history`), and returns the
 Matplotlib figure: save it, or show it in a notebook.
@@ -92,6 +93,7 @@ Matplotlib figure: save it, or show it in a notebook.
 from explorer.cli import make_parser, parse_command_line  # noqa: E402
 from explorer.configs import ModelConfig, load_toml_configs, select_configs, validate_configs  # noqa: E402
 from explorer.errors import UserInputError, report_error  # noqa: E402
+from explorer.grids import DEFAULT_MAX_TRIALS, expand_grids, with_command_line_grid  # noqa: E402
 
 # These need Keras (or, for the figures, Matplotlib): each is imported from its module when first used.
 NEEDS_KERAS = {
@@ -101,13 +103,14 @@ NEEDS_KERAS = {
     "VariantList": "explorer.variants",
     "dense_network": "explorer.dense",
     "run_sweep": "explorer.sweep",
+    "sweep": "explorer.api",
     "read_history": "explorer.run_folder",
     "plot_history": "explorer.views",
 }
 
 
 def __getattr__(name: str) -> object:
-    """`common.keras`, `common.run_sweep`, ...: imported on first use (PEP 562)."""
+    """`common.keras`, `common.sweep`, ...: imported on first use (PEP 562)."""
     if name in NEEDS_KERAS:
         return getattr(importlib.import_module(NEEDS_KERAS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -118,9 +121,12 @@ __all__ = [
     "DEFAULT_BACKEND",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_EPOCHS",
+    "DEFAULT_MAX_TRIALS",
     "INPUT_DIM",
     "NUM_CLASSES",
     "ModelConfig",
+    "expand_grids",
+    "with_command_line_grid",
     "UserInputError",
     "load_flat_mnist",
     "load_toml_configs",

@@ -15,6 +15,8 @@ How to run it:
     python model_builder_loop.py --data path/to/mnist           # MNIST IDX files, or mnist.npz
     python model_builder_loop.py --only dense_128_relu dense_512_relu --epochs 5
     python model_builder_loop.py --config my_sweep.toml         # your own configurations
+    python model_builder_loop.py --grid "hidden_units=[32],[128]" activation=relu,tanh --plan
+    python model_builder_loop.py --compare runs/A runs/B        # finished runs side by side
     python model_builder_loop.py --resume runs/20261125-101500  # continue an interrupted run
     python model_builder_loop.py --executor ray                 # as Ray Tune trials
 
@@ -85,6 +87,27 @@ def parse_args(argv=None):
         help=f"train only these configurations (default: all {len(CONFIGS)}): {', '.join(CONFIGS)}",
     )
     networks.add_argument(
+        "--grid",
+        nargs="+",
+        metavar="FIELD=V1,V2",
+        help="train the product of these values instead of the default configurations (or as well as "
+        'those of --config), e.g. --grid "hidden_units=[32],[128]" activation=relu,tanh',
+    )
+    networks.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        default=None,
+        help="train a random N of the grids' configurations, chosen with --seed (default: all)",
+    )
+    networks.add_argument(
+        "--max-trials",
+        type=int,
+        metavar="N",
+        default=common.DEFAULT_MAX_TRIALS,
+        help=f"refuse a sweep of more configurations than this (default: {common.DEFAULT_MAX_TRIALS})",
+    )
+    networks.add_argument(
         "--config",
         metavar="FILE.toml",
         default=None,
@@ -118,7 +141,7 @@ def variants_from(configs):
 """
 ## Train, evaluate and compare
 
-`common.run_sweep` seeds before each build, fits every network on the training split with a
+`common.sweep` seeds before each build, fits every network on the training split with a
 validation split held out and a checkpoint every epoch, evaluates it once on the test set, and
 writes the curves, the comparison and `report.html`; see `model_builder_seq.py` for why this part
 is shared.
@@ -129,8 +152,13 @@ def main(argv=None) -> int:
     options, script_options = parse_args(argv)
     try:
         configs = common.load_toml_configs(script_options["config"]) if script_options["config"] else CONFIGS
+        if script_options["grid"]:  # replaces the default configurations, adds to a file's
+            configs = common.with_command_line_grid(configs if script_options["config"] else {}, script_options["grid"])
+        configs = common.expand_grids(
+            configs, sample=script_options["sample"], max_trials=script_options["max_trials"], seed=options.seed
+        )
         variants = variants_from(common.select_configs(configs, script_options["only"]))
-        return common.run_sweep(variants, options, reference=REFERENCE)
+        return common.sweep(variants, options, reference=REFERENCE).exit_code
     except common.UserInputError as error:
         return common.report_error(error)
 

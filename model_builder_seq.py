@@ -298,7 +298,7 @@ def dense_512x2_relu_dropout():
 ## Train, evaluate and compare
 
 The networks above are only built here; fitting, evaluation and the plots are shared with the loop
-script, in `common.run_sweep`, because they hold what every run needs and a learner should not
+script, in `common.sweep`, because they hold what every run needs and a learner should not
 have to copy: it checks every builder before anything trains, seeds before each build (so a
 network starts from the same weights in either script), fits on the training split with a
 validation split held out and a checkpoint every epoch (`--resume` continues a killed run), trains
@@ -312,7 +312,7 @@ evaluates once on the test set, and writes the curves, the comparison and `repor
 def main(argv=None) -> int:
     options, _ = parse_args(argv)
     try:
-        return common.run_sweep(list(VARIANTS), options, reference=REFERENCE)
+        return common.sweep(VARIANTS, options, reference=REFERENCE).exit_code
     except common.UserInputError as error:
         return common.report_error(error)
 

@@ -2,7 +2,8 @@
 
 From the command line down (a module imports only the ones below it; `make lint` checks it):
 
-    cli            argparse -> a frozen `Options`; nothing below sees argparse
+    api            `common.sweep`: networks and settings as Python values -> the sweep's outcome
+    cli | compare_runs    argparse -> a frozen `Options` (nothing below sees argparse) | --compare
     sweep          validate, load the data, plan, hand the groups to an executor, then the views
     local_executor | ray_executor     both train through `recording.train_and_record`
     recording      train a group and write each trial's files (the one training function below)
@@ -14,10 +15,10 @@ From the command line down (a module imports only the ones below it; `make lint`
     fusion         several compiled models as one functional model with a branch each, and back
     callbacks      per-epoch seeds, clock, history rows, progress and checkpoint
     stats          summaries over repeats, verdicts, Pareto front, factor groups, accuracy per digit
-    comparisons    paired differences, McNemar's exact test, Holm's correction
+    comparisons | estimate    paired differences, McNemar, Holm | a sweep's FLOPs and wall time
     run_folder     paths, atomic writes, the one result record, resume decisions
     trials         variants x seeds -> trials -> fused groups, fingerprints
-    options | dense    the frozen options of a sweep | the one dense builder
+    options | dense | grids   options of a sweep | the one dense builder | grids expanded
     configs        plain-data configurations, validated
     variants       a name and a builder; what the engine reads off a built model
     data | splits  MNIST from IDX, npz, Keras or the embedded sample; the split and flattening
@@ -25,7 +26,7 @@ From the command line down (a module imports only the ones below it; `make lint`
     settings       the backend choice, defaults, limits and checks of plain values
     errors         one-line errors and exit codes
 
-cli, options, configs, settings and errors import no Keras, JAX, TensorFlow or Matplotlib (`make
+cli, options, configs, grids, settings and errors import no Keras, JAX, TensorFlow or Matplotlib (`make
 lint` checks it too): the command line and the configurations are checked before Keras is imported,
 which takes seconds.
 """

@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from explorer.errors import EXIT_BAD_INPUT
+from explorer.errors import EXIT_BAD_INPUT, ConfigError
 from explorer.options import (
     DEFAULT_REPEATS,
     DEFAULT_SEED,
@@ -32,9 +32,12 @@ from explorer.settings import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEF
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error message (no usage block) and exit code 2."""
+    """argparse with a one-line error message (no usage block) and exit code 2; with
+    `exit_on_error=False` (a call from Python), a `ConfigError` instead."""
 
     def error(self, message: str):
+        if not self.exit_on_error:
+            raise ConfigError(message)
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
@@ -95,6 +98,15 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()  # argparse: on the group, shown under its title
     where.add_argument(
         "--out", metavar="DIR", type=Path, default=None, help="run folder for every output (default: runs/<timestamp>)"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RUN_DIR",
+        type=Path,
+        default=(),
+        help="summarize finished runs side by side, nothing retrained: one summary and report in --out, "
+        "each configuration labelled by its run, differences in data or configuration stated",
     )
     where.add_argument(
         "--resume",
@@ -158,6 +170,12 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
         help="train every model on its own. By default models that share seed, epochs, batch size, "
         "optimizer and learning rate train together as branches of one model: the same numbers, "
         "several times faster, but each model's seconds are then its group's",
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what would train (the models, how they are grouped, their parameters and FLOPs) "
+        "and an estimate of the wall time, then exit without training or writing anything",
     )
 
 
@@ -254,13 +272,14 @@ def help_texts(docstring: str) -> tuple[str, str]:
     return text, (examples.group(1).rstrip() if examples else "")
 
 
-def make_parser(prog: str, docstring: str) -> ArgumentParser:
+def make_parser(prog: str, docstring: str, *, exit_on_error: bool = True) -> ArgumentParser:
     """The parser with every option both scripts share, grouped; scripts add their own.
 
     Args:
         prog: the script's file name, shown in help and in the recorded and resume commands.
         docstring: the script's docstring, whose title, description and examples the help shows
             (`help_texts`), with the exit codes.
+        exit_on_error: False raises `ConfigError` for a bad value instead of exiting.
     """
     description, examples = help_texts(docstring)
     epilog = (f"examples:\n{examples}\n\n" if examples else "") + EXIT_CODES
@@ -270,6 +289,7 @@ def make_parser(prog: str, docstring: str) -> ArgumentParser:
         description="\n".join(textwrap.wrap(description, 100)),
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        exit_on_error=exit_on_error,
     )
     _add_data_options(parser)
     _add_training_options(parser)
@@ -299,9 +319,13 @@ def parse_command_line(
         argparse names, e.g. {"only": [...], "config": None}).
     """
     argv = tuple(sys.argv[1:] if argv is None else argv)
-    values = vars(parser.parse_args(argv))
+    try:
+        values = vars(parser.parse_args(argv))
+    except argparse.ArgumentError as error:  # only with exit_on_error=False: a call from Python
+        raise ConfigError(str(error)) from None
     ray = RayOptions(**{field: values.pop(name) for name, field in RAY_FIELDS.items()})
     shared = {field.name for field in dataclasses.fields(Options)}
+    values["compare"] = tuple(values.get("compare") or ())
     options = Options(
         **{key: values.pop(key) for key in list(values) if key in shared}, ray=ray, prog=parser.prog, argv=argv
     )

@@ -88,7 +88,7 @@ class ModelConfig:
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(ModelConfig) if field.name != "name")
 
 
-def _closest(value: object, allowed: Iterable[str]) -> str:
+def closest(value: object, allowed: Iterable[str]) -> str:
     matches = difflib.get_close_matches(str(value), list(allowed), n=1, cutoff=0.6)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
 
@@ -96,7 +96,7 @@ def _closest(value: object, allowed: Iterable[str]) -> str:
 def _choice(where: str, field: str, value: object, allowed: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ConfigError(
-            f"{where}: {field} {shown(value)} is unknown{_closest(value, allowed)}; allowed: {', '.join(allowed)}"
+            f"{where}: {field} {shown(value)} is unknown{closest(value, allowed)}; allowed: {', '.join(allowed)}"
         )
     return value
 
@@ -134,7 +134,7 @@ def _fields_of(where: str, fields: object, defaults: Mapping[str, object] | None
     for key in merged:
         if key not in CONFIG_FIELDS:
             raise ConfigError(
-                f"{where}: unknown field {shown(key)}{_closest(key, CONFIG_FIELDS)}; allowed fields: {', '.join(CONFIG_FIELDS)}"
+                f"{where}: unknown field {shown(key)}{closest(key, CONFIG_FIELDS)}; allowed fields: {', '.join(CONFIG_FIELDS)}"
             )
     values = {field.name: field.default for field in dataclasses.fields(ModelConfig) if field.name != "name"}
     return {**values, **merged}
@@ -274,6 +274,6 @@ def select_configs(configs: Mapping[str, Mapping], only: Sequence[str] | None) -
     for name in only:
         if name not in configs:
             raise ConfigError(
-                f"--only {shown(name)} is not a configuration{_closest(name, configs)}; valid names: {', '.join(configs)}"
+                f"--only {shown(name)} is not a configuration{closest(name, configs)}; valid names: {', '.join(configs)}"
             )
     return {name: configs[name] for name in dict.fromkeys(only)}

@@ -49,6 +49,8 @@ class Options:
     quick: bool = False  # a smoke run: a few digits, one epoch
     repeats: int | None = None  # None: DEFAULT_REPEATS, or 1 with quick
     fuse: bool = True
+    plan: bool = False  # print the trials, groups, costs and an estimate, then stop: nothing trains
+    compare: tuple[Path, ...] = ()  # finished run folders to summarize together: nothing trains
     tensorboard: bool = False
     executor: str = "local"
     ray: RayOptions = RayOptions()

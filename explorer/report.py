@@ -73,6 +73,9 @@ def _facts(run: Mapping) -> dict[str, str]:
         "data": html.escape(f"{data.get('kind', '')} {data.get('location', '')} "
                             f"({data.get('train_size', 0):,} train / {data.get('test_size', 0):,} test digits)"),
         "versions": html.escape(", ".join(f"{key} {value}" for key, value in run.get("versions", {}).items())),
+        **({"runs compared": html.escape(", ".join(run["compared"])),
+            "differences": "<br>".join(map(html.escape, run.get("differences") or ["none found"]))}
+           if run.get("compared") else {}),
     }  # fmt: skip
 
 

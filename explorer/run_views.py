@@ -4,10 +4,12 @@ Everything is read from the run folder, so a killed run, a Ray worker elsewhere 
 end in the same place.
 """
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from explorer.backend import TENSORFLOW_IMPORT_NOISE, keras, native_stderr_filtered
 from explorer.digit_views import plot_discordant, plot_first_layer
@@ -44,6 +46,21 @@ from explorer.views import (
 )
 
 PER_CLASS_COLUMNS = ("name", *(f"digit_{digit}" for digit in range(10)))
+Save = Callable[[Figure, Path], None]  # writes a figure into the run folder (and keeps it)
+
+
+@dataclasses.dataclass(frozen=True)
+class Views:
+    """What `build_views` made: the summary rows, best first, and the figures it wrote."""
+
+    rows: list[dict]
+    figures: dict[str, Figure]
+
+
+def trial_folder(run_dir: Path, result: Mapping) -> Path:
+    """Where a result's files are: its trial's folder in `run_dir`, or, for a result gathered from
+    another run folder (`--compare`), the `folder` it names."""
+    return Path(result["folder"]) if "folder" in result else run_dir / result.get("trial", result["name"])
 
 
 def correct_answers(
@@ -53,7 +70,7 @@ def correct_answers(
     `test_predictions.npy`; a missing or damaged file leaves that run out)."""
     correct: dict[str, dict[int, np.ndarray]] = {}
     for result in results:
-        path = run_dir / result.get("trial", result["name"]) / "test_predictions.npy"
+        path = trial_folder(run_dir, result) / "test_predictions.npy"
         if result["status"] != "ok" or not path.is_file():
             continue
         try:
@@ -65,7 +82,9 @@ def correct_answers(
     return correct
 
 
-def build_views(run_dir: Path, data: PreparedData, reference: str | None = None) -> list[dict]:
+def build_views(
+    run_dir: Path, data: PreparedData, reference: str | None = None, results: Sequence[Mapping] | None = None
+) -> Views:
     """Write the sweep's summaries and figures from what is on disk in `run_dir`.
 
     Writes `summary.csv` and `summary.json` (one row per configuration), `repeats.csv` (one row
@@ -77,14 +96,21 @@ def build_views(run_dir: Path, data: PreparedData, reference: str | None = None)
     (one panel per factor varied alone), and last `report.html`, which shows all of it.
 
     Every finished configuration is compared with `reference` and with the best (see
-    `stats.summary_rows`).
+    `stats.summary_rows`). `results` replaces the run folder's own (`--compare` gathers several).
 
     Returns:
-        The summary rows, best first.
+        The summary rows, best first, and every figure written, by its path in the run folder
+        without ".png" ("comparison", "curves/dense_128_relu", ...).
     """
-    results = read_results(run_dir)
+    results = read_results(run_dir) if results is None else results
     if not results:
-        return []
+        return Views([], {})
+    figures: dict[str, Figure] = {}
+
+    def save(figure: Figure, path: Path) -> None:
+        save_figure(figure, path)
+        figures[path.relative_to(run_dir).with_suffix("").as_posix()] = figure
+
     correct = correct_answers(run_dir, results, data.test_labels)
     rows = summary_rows(results, correct, reference)
     write_text_atomic(run_dir / "summary.csv", table_csv(rows, SUMMARY_COLUMNS))
@@ -93,34 +119,34 @@ def build_views(run_dir: Path, data: PreparedData, reference: str | None = None)
     histories: dict[str, list[dict]] = {}
     for result in sorted(results, key=lambda result: result.get("repeat", 0)):
         if result["status"] != "failed":
-            trial = result.get("trial", result["name"])
-            histories.setdefault(result["name"], []).append(read_history(run_dir / trial / "history.csv"))
-    save_figure(plot_comparison(rows, histories), run_dir / "comparison.png")
+            histories.setdefault(result["name"], []).append(read_history(trial_folder(run_dir, result) / "history.csv"))
+    save(plot_comparison(rows, histories), run_dir / "comparison.png")
     for name, repeats in histories.items():
         if len(repeats) > 1:
             (run_dir / "curves").mkdir(exist_ok=True)
-            save_figure(
-                plot_history(repeats, title=f"{name}: {len(repeats)} repeats"), run_dir / "curves" / f"{name}.png"
-            )
+            save(plot_history(repeats, title=f"{name}: {len(repeats)} repeats"), run_dir / "curves" / f"{name}.png")
 
-    save_figure(plot_parallel_coordinates(rows), run_dir / "parallel_coordinates.png")
-    _write_answer_views(run_dir, rows, per_class_accuracy(correct, data.test_labels), reference)
+    save(plot_parallel_coordinates(rows), run_dir / "parallel_coordinates.png")
+    _write_answer_views(run_dir, rows, per_class_accuracy(correct, data.test_labels), reference, save)
     if (run_dir / TENSORBOARD_FOLDER).is_dir():  # the run was started with --tensorboard
         with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
             write_tensorboard_hparams(run_dir / TENSORBOARD_FOLDER, results)
 
     best = next((row for row in rows if row["vs_best"] == "best"), None)  # by mean validation accuracy
     if best is not None:
-        _write_best_model_views(run_dir, data, results, best)
-    _write_inside_views(run_dir, data, results, best, reference if reference in correct else None)
+        _write_best_model_views(run_dir, data, results, best, save)
+    _write_inside_views(run_dir, data, results, best, reference if reference in correct else None, save)
+    first_folders: dict[str, Path] = {}
+    for result in sorted(results, key=lambda result: result.get("repeat", 0)):
+        first_folders.setdefault(result["name"], trial_folder(run_dir, result))
     curves = {
         row["name"]: run_dir / "curves" / f"{row['name']}.png"
         if (run_dir / "curves" / f"{row['name']}.png").is_file()
-        else run_dir / row["name"] / "curves.png"
+        else first_folders[row["name"]] / "curves.png"
         for row in rows
     }
     write_text_atomic(run_dir / "report.html", render_report(run_dir, rows, curves, model_summaries(run_dir, results)))
-    return rows
+    return Views(rows, figures)
 
 
 def first_run(results: Sequence[Mapping], name: str) -> Mapping | None:
@@ -134,39 +160,39 @@ def model_summaries(run_dir: Path, results: Sequence[Mapping]) -> dict[str, str]
     `model_summary.txt`; configurations without one are left out)."""
     summaries = {}
     for result in sorted(results, key=lambda result: result.get("repeat", 0)):
-        path = run_dir / result.get("trial", result["name"]) / "model_summary.txt"
+        path = trial_folder(run_dir, result) / "model_summary.txt"
         if result["name"] not in summaries and path.is_file():
             summaries[result["name"]] = path.read_text(encoding="utf-8")
     return summaries
 
 
 def _write_answer_views(
-    run_dir: Path, rows: Sequence[Mapping], per_class: Mapping[str, Sequence[float]], reference: str | None
+    run_dir: Path, rows: Sequence[Mapping], per_class: Mapping[str, Sequence[float]], reference: str | None, save: Save
 ) -> None:
     """`per_class.csv` and `per_class.png` (accuracy per digit), and `factors.png` (one panel per
     factor the sweep varies alone; none when it varies none)."""
     write_text_atomic(run_dir / "per_class.csv", table_csv(per_class_rows(rows, per_class), PER_CLASS_COLUMNS))
-    save_figure(plot_per_class(rows, per_class), run_dir / "per_class.png")
+    save(plot_per_class(rows, per_class), run_dir / "per_class.png")
     groups = factor_groups(rows, reference)
     if groups:
-        save_figure(plot_factors(groups, reference), run_dir / "factors.png")
+        save(plot_factors(groups, reference), run_dir / "factors.png")
     else:
         (run_dir / "factors.png").unlink(missing_ok=True)  # from an earlier summary of this folder
 
 
-def _write_best_model_views(run_dir: Path, data: PreparedData, results: Sequence[Mapping], best: Mapping) -> None:
+def _write_best_model_views(
+    run_dir: Path, data: PreparedData, results: Sequence[Mapping], best: Mapping, save: Save
+) -> None:
     """The confusion matrix and the gallery of mistakes of `best`'s first finished run."""
     trial = first_run(results, best["name"])
-    predicted = np.load(run_dir / trial.get("trial", trial["name"]) / "test_predictions.npy", allow_pickle=False)
+    predicted = np.load(trial_folder(run_dir, trial) / "test_predictions.npy", allow_pickle=False)
     counts = confusion_matrix(data.test_labels, predicted)
     accuracy = np.trace(counts) / counts.sum()
     label = f"{best['name']} (best by validation accuracy, seed {trial['seed']})"
-    save_figure(
-        plot_confusion_matrix(counts, f"{label}: test accuracy {accuracy:.4f}"), run_dir / "confusion_matrix.png"
-    )
+    save(plot_confusion_matrix(counts, f"{label}: test accuracy {accuracy:.4f}"), run_dir / "confusion_matrix.png")
     wrong = int(counts.sum() - np.trace(counts))
     gallery_title = f"{label}: {wrong} of {counts.sum():,} test digits misclassified ({min(wrong, 40)} shown)"
-    save_figure(
+    save(
         plot_misclassified(data.test_images, data.test_labels, predicted, gallery_title), run_dir / "misclassified.png"
     )
 
@@ -185,7 +211,12 @@ def first_layer_kernel(model_path: Path) -> tuple[np.ndarray, bool] | None:
 
 
 def _write_inside_views(
-    run_dir: Path, data: PreparedData, results: Sequence[Mapping], best: Mapping | None, reference: str | None
+    run_dir: Path,
+    data: PreparedData,
+    results: Sequence[Mapping],
+    best: Mapping | None,
+    reference: str | None,
+    save: Save,
 ) -> None:
     """`first_layer.png`: the first-layer weights of `best`'s first run; `discordant.png`: the test
     digits that `best` and `reference` classify differently, on the first seed both ran. A figure
@@ -194,12 +225,12 @@ def _write_inside_views(
     layer = None
     if best is not None:
         trial = first_run(results, best["name"])
-        layer = first_layer_kernel(run_dir / trial.get("trial", trial["name"]) / "model.keras")
+        layer = first_layer_kernel(trial_folder(run_dir, trial) / "model.keras")
     if layer is not None:
         kernel, is_output = layer
         what = "no hidden layer: its ten class templates" if is_output else "first-layer weights, one image per unit"
         title = f"{best['name']} (best by validation accuracy, seed {trial['seed']}): {what}"
-        save_figure(plot_first_layer(kernel, title), run_dir / "first_layer.png")
+        save(plot_first_layer(kernel, title), run_dir / "first_layer.png")
     else:
         (run_dir / "first_layer.png").unlink(missing_ok=True)
     pair = discordant_pair(results, best, reference)
@@ -208,11 +239,11 @@ def _write_inside_views(
         return
     seed, trials = pair
     predicted = {
-        trial["name"]: np.load(run_dir / trial.get("trial", trial["name"]) / "test_predictions.npy", allow_pickle=False)
+        trial["name"]: np.load(trial_folder(run_dir, trial) / "test_predictions.npy", allow_pickle=False)
         for trial in trials
     }
     title = f"What changed, digit by digit: {best['name']} (best) against {reference} (reference), seed {seed}"
-    save_figure(plot_discordant(data.test_images, data.test_labels, predicted, title), run_dir / "discordant.png")
+    save(plot_discordant(data.test_images, data.test_labels, predicted, title), run_dir / "discordant.png")
 
 
 def discordant_pair(

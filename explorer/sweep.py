@@ -19,6 +19,7 @@ from typing import IO
 from explorer.backend import check_backend, keras, versions
 from explorer.data import DataSource, load_mnist
 from explorer.errors import EXIT_INTERRUPTED, EXIT_MODEL_FAILED, ConfigError, UserInputError, shown
+from explorer.estimate import estimate_sweep, plan_text
 from explorer.local_executor import duration, run_groups_locally
 from explorer.options import QUICK_TEST_DIGITS, QUICK_TRAIN_DIGITS, Options, RayOptions
 from explorer.ray_executor import import_ray, run_groups_on_ray
@@ -36,8 +37,9 @@ from explorer.run_folder import (
     resume_action,
     write_json_atomic,
 )
-from explorer.run_views import build_views
+from explorer.run_views import Views, build_views
 from explorer.splits import PreparedData, prepare_data
+from explorer.stats import SUMMARY_COLUMNS
 from explorer.trials import plan_groups, plan_trials, trial_key
 from explorer.variants import Variant, check_variants
 from explorer.views import format_leaderboard
@@ -73,7 +75,7 @@ def with_overrides(variants: Sequence[Variant], options: Options) -> list[Varian
     ]
 
 
-def _load_data(options: Options, log: Callable[[str], None]) -> tuple[PreparedData, DataSource, dict, dict]:
+def load_data(options: Options, log: Callable[[str], None]) -> tuple[PreparedData, DataSource, dict, dict]:
     """The prepared arrays, where they came from (as a record), and the data's identity for the
     fingerprints."""
     train, test, source = load_mnist(options.data, seed=options.seed, log=log)
@@ -140,8 +142,9 @@ def resolve_reference(names: Sequence[str], chosen: str | None, declared: str | 
 
 def _open(
     variants: Sequence[Variant], options: Options, declared_reference: str | None, log: Callable[[str], None]
-) -> _Opened:
-    """Validate everything at the door, load the data, plan the trials and open the run folder."""
+) -> _Opened | None:
+    """Validate everything at the door, load the data, plan the trials and open the run folder
+    (None for --plan, which only prints the plan)."""
     check_backend(options.backend)
     check_executor(options)
     variants = with_overrides(variants, options)
@@ -150,8 +153,12 @@ def _open(
     options = dataclasses.replace(options, reference=reference)
     trials = plan_trials(variants, options.seed, options.run_repeats, facts)
     run_dir = options.resume or options.out or default_run_dir()
-    check_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
-    data, source, source_record, data_identity = _load_data(options, log)
+    if not options.plan:
+        check_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
+    data, source, source_record, data_identity = load_data(options, log)
+    if options.plan:
+        log(plan_text(plan_groups(trials, fuse=options.fused), len(data.x_train), len(data.x_val)))
+        return None
     # Only now open the run folder, so that bad input leaves no empty one behind.
     lock = prepare_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
     context = {"data": source_record, "versions": versions()}
@@ -166,6 +173,7 @@ def _open(
             log(f"{trial.folder}: finished earlier with the same configuration; kept")
     pending = [trial for trial in trials if actions[trial].kind != "skip"]
     groups = plan_groups(pending, fuse=options.fused)
+    log(estimate_sweep(groups, len(data.x_train), len(data.x_val)).line())
     return _Opened(Work(groups, data, run_dir, keys, actions, context, options, log), source, lock)
 
 
@@ -185,12 +193,13 @@ def _train(work: Work, log: Callable[[str], None]) -> int:
     return 0
 
 
-def _compare(work: Work, source: DataSource, seconds: float, log: Callable[[str], None]) -> list[dict]:
-    """Build the views from the run folder and print the leaderboard; return the summary rows."""
+def _compare(work: Work, source: DataSource, seconds: float, log: Callable[[str], None]) -> Views:
+    """Build the views from the run folder and print the leaderboard."""
     run_dir = work.run_dir
     with contextlib.suppress(OSError):  # fused groups' checkpoints are gone once they finish
         (run_dir / FUSED_FOLDER).rmdir()
-    rows = build_views(run_dir, work.data, work.options.reference)
+    views = build_views(run_dir, work.data, work.options.reference)
+    rows = views.rows
     if rows:
         log("\n" + format_leaderboard(rows))
         if any((row["fused_group_size"] or 1) > 1 for row in rows):
@@ -199,13 +208,36 @@ def _compare(work: Work, source: DataSource, seconds: float, log: Callable[[str]
     log("(also summary.csv, comparison.png, factors.png, per_class.png and the figures it shows)")
     if source.kind == "embedded-sample":
         log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
-    return rows
+    return views
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepOutcome:
+    """How a sweep ended: the process exit code, its run folder, and its views (rows, figures)."""
+
+    exit_code: int
+    run_dir: Path | None = None  # None when nothing was opened (--plan, or Ctrl-C before training)
+    views: Views = dataclasses.field(default_factory=lambda: Views([], {}))
+
+    @property
+    def leaderboard(self):  # -> pandas.DataFrame; pandas is imported only when asked for
+        """The summary as a pandas DataFrame, one row per configuration, best first, indexed by name."""
+        import pandas as pd
+
+        table = pd.DataFrame(self.views.rows, columns=SUMMARY_COLUMNS)
+        return table.set_index("name")
+
+    @property
+    def figures(self) -> dict:
+        """The figures written into the run folder, as Matplotlib `Figure`s, by their path without
+        ".png": "comparison", "factors", "per_class", "first_layer", "curves/dense_128_relu", ..."""
+        return self.views.figures
 
 
 def run_sweep(
     variants: Sequence[Variant], options: Options, log: Callable[[str], None] = print, reference: str | None = None
-) -> int:
-    """Validate, train and compare `variants`; return the process exit code.
+) -> SweepOutcome:
+    """Validate, train and compare `variants`; return the exit code, run folder and views.
 
     Args:
         variants: the networks to train, in order (`Variant`: a name and a builder).
@@ -215,9 +247,9 @@ def run_sweep(
             names one (the first when this one is not in the sweep).
 
     Returns:
-        0 when every model finished (diverged ones included), 1 when a model failed (the others
-        still ran), 130 when interrupted, at any moment (finished models are kept, and the command
-        that continues the run is shown).
+        Its exit code: 0 when every model finished (diverged ones included), 1 when a model failed
+        (the others still ran), 130 when interrupted, at any moment (finished models are kept, and
+        the command that continues the run is shown).
 
     Raises:
         UserInputError: for any bad input, before training starts.
@@ -226,19 +258,21 @@ def run_sweep(
         opened = _open(variants, options, reference, log)
     except KeyboardInterrupt:
         log("\nInterrupted before training started; nothing was trained.")
-        return EXIT_INTERRUPTED
+        return SweepOutcome(EXIT_INTERRUPTED)
+    if opened is None:  # --plan: printed; nothing trained, nothing written
+        return SweepOutcome(0)
     work = opened.work
     with contextlib.closing(opened.lock):  # the run folder is this process's until the end
         started = time.perf_counter()
         status = _train(work, log)
         try:
-            rows = _compare(work, opened.source, time.perf_counter() - started, log)
+            views = _compare(work, opened.source, time.perf_counter() - started, log)
         except KeyboardInterrupt:
             log(f"\nInterrupted while summarizing; every finished model is kept in {work.run_dir}.")
             log(f"To summarize it (and train what is left):\n  {options.resume_command(work.run_dir)}")
-            return EXIT_INTERRUPTED
-    failed = [row["name"] for row in rows if row["status"] == "failed"]
+            return SweepOutcome(EXIT_INTERRUPTED, work.run_dir)
+    failed = [row["name"] for row in views.rows if row["status"] == "failed"]
     if failed and status == 0:
         log(f"Failed: {', '.join(failed)} (reasons in summary.csv); rerun them with --resume {work.run_dir}")
         status = EXIT_MODEL_FAILED
-    return status
+    return SweepOutcome(status, work.run_dir, views)

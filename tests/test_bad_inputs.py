@@ -118,6 +118,29 @@ def test_a_missing_configuration_file(tmp_path, synthetic_npz, capsys):
     assert_one_line_error(code, err, ["--config", "nope.toml: cannot read"])
 
 
+# Grids, in a file: (id, TOML text, words the message must contain).
+BAD_GRIDS = [
+    ("grid-empty-list", "[grid.g]\nactivation = []\n", ["grid 'g'", "activation = [] lists no values"]),
+    ("grid-unknown-field", "[grid.g]\nactivaton = ['relu']\n", ["grid 'g'", "unknown field 'activaton'"]),
+    ("grid-wrong-type", "[grid.g]\nactivation = ['relu', 7]\n", ["config 'g-7'", "activation 7 is unknown"]),
+    ("grid-flat-units", "[grid.g]\nhidden_units = [64, 128]\n", ["hidden_units = [64, 128]", "[[64], [128, 128]]"]),
+    ("grid-not-tables", "grid = 3\n", ["'grid' must be a table"]),
+    (
+        "grid-too-big",
+        "[grid.g]\nhidden_units = [" + ", ".join(f"[{n}]" for n in range(1, 30)) + "]\n"
+        "learning_rate = [" + ", ".join(f"0.00{n}" for n in range(1, 10)) + "]\n"
+        "batch_size = [16, 32]\n",
+        ["522 configurations, over the limit of 500", "--sample N", "--max-trials"],
+    ),
+    (
+        "grid-collision",
+        "[grid.g]\nactivation = ['relu', 'relu']\n",
+        ["two configurations would both be named 'g-relu'"],
+    ),
+    ("grid-name-taken", "[g-relu]\n[grid.g]\nactivation = ['relu', 'tanh']\n", ["'g-relu' has the name of a"]),
+]
+BAD_CONFIGS += BAD_GRIDS
+
 BAD_COMMAND_LINES = [
     (
         "only-unknown",
@@ -133,6 +156,14 @@ BAD_COMMAND_LINES = [
     ("backend-unknown", ["--backend", "torch"], ["backend 'torch' is not supported", "jax, tensorflow"]),
     ("unknown-option", ["--epoch", "3", "--frobnicate"], ["unrecognized arguments"]),
     ("out-and-resume", ["--out", "a", "--resume", "b"], ["--resume", "not allowed with argument --out"]),
+    ("grid-no-equals", ["--grid", "activation"], ["--grid 'activation'", "expected FIELD=VALUE,VALUE"]),
+    ("grid-no-values", ["--grid", "activation="], ["--grid 'activation='", "no values after '='"]),
+    ("grid-twice", ["--grid", "activation=relu", "activation=tanh"], ["field 'activation' is given twice"]),
+    ("sample-too-many", ["--grid", "activation=relu,tanh", "--sample", "3"], ["--sample 3", "from 1 to 2"]),
+    ("sample-zero", ["--grid", "activation=relu,tanh", "--sample", "0"], ["--sample 0", "from 1 to 2"]),
+    ("sample-without-grid", ["--sample", "2"], ["--sample 2", "needs a grid"]),
+    ("compare-not-runs", ["--compare", "nowhere", "elsewhere"], ["--compare nowhere: not a run folder"]),
+    ("compare-one-run", ["--compare", "nowhere"], ["--compare needs at least two run folders"]),
     (
         "reference-unknown",
         ["--reference", "dense_128_rellu"],

@@ -20,8 +20,6 @@ import model_builder_loop
 
 from conftest import PROJECT_ROOT
 
-pytestmark = pytest.mark.backend  # what this file checks depends on the backend: run on both
-
 TWO_MODELS = "[first]\nhidden_units = [16]\nepochs = 2\n\n[second]\nhidden_units = [8]\nepochs = 2\n"
 
 

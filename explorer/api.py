@@ -1,0 +1,103 @@
+"""The explorer from Python: one call that takes networks and settings as values, not a command line.
+
+    import common
+
+    result = common.sweep({"narrow": {"hidden_units": [32]}, "wide": {"hidden_units": [512]}},
+                          epochs=3, repeats=1)
+    result.leaderboard            # a pandas DataFrame, best first
+    result.figures["comparison"]  # a Matplotlib Figure: shown inline in Jupyter
+    result.run_dir                # every file of the run, as the scripts write it
+
+Both scripts train through this function too, with the `Options` their command line gives.
+"""
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+
+from explorer.cli import make_parser, parse_command_line
+from explorer.compare_runs import compare_runs
+from explorer.configs import validate_configs
+from explorer.dense import dense_network
+from explorer.errors import ConfigError
+from explorer.grids import DEFAULT_MAX_TRIALS, expand_grids
+from explorer.options import Options
+from explorer.sweep import SweepOutcome, run_sweep
+from explorer.variants import Variant
+
+
+def variants_of(networks: object, seed: int = 0, max_trials: int = DEFAULT_MAX_TRIALS) -> list[Variant]:
+    """The variants to train, from any of: a dict of configurations (name -> fields, `grid` tables
+    included), a dict of builders (name -> function returning a compiled model), or variants (a
+    `VariantList` or a list of `Variant`s).
+
+    Raises:
+        ConfigError: for a bad configuration or grid, or anything else.
+    """
+    if isinstance(networks, Mapping) and all(isinstance(value, Mapping) for value in networks.values()):
+        configs = validate_configs(expand_grids(networks, seed=seed, max_trials=max_trials))
+        return [
+            Variant(config.name, functools.partial(dense_network, config), config.epochs, config.batch_size)
+            for config in configs
+        ]
+    if isinstance(networks, Mapping) and all(callable(value) for value in networks.values()):
+        return [Variant(name, build) for name, build in networks.items()]
+    if isinstance(networks, Iterable) and not isinstance(networks, (str, bytes, Mapping)):
+        variants = list(networks)
+        if variants and all(isinstance(variant, Variant) for variant in variants):
+            return variants
+    raise ConfigError(
+        "networks: expected a dict of configurations (name -> fields), a dict of builders (name -> "
+        f"function) or a list of Variants, got {type(networks).__name__}"
+    )
+
+
+def settings_argv(settings: Mapping[str, object]) -> list[str]:
+    """Keyword settings as the command line would give them: epochs=3 -> --epochs 3, quick=True ->
+    --quick, fuse=False -> --no-fuse, compare=[a, b] -> --compare a b; None leaves the default."""
+    argv: list[str] = []
+    for key, value in settings.items():
+        flag = "--" + key.replace("_", "-")
+        if key == "fuse":
+            argv += [] if value else ["--no-fuse"]
+        elif value is True:
+            argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *map(str, value)]
+        elif value is not None and value is not False:
+            argv += [flag, str(value)]
+    return argv
+
+
+def sweep(
+    networks: object,
+    options: Options | None = None,
+    *,
+    reference: str | None = None,
+    log: Callable[[str], None] = print,
+    **settings: object,
+) -> SweepOutcome:
+    """Train, evaluate and compare `networks`, as the scripts do, and return the outcome.
+
+    Args:
+        networks: configurations, builders or variants (see `variants_of`).
+        options: the command line's options (the scripts pass theirs); None builds them from
+            `settings`, checked exactly as the command line checks them.
+        reference: the configuration every other is compared with (default: the first).
+        log: where progress lines go.
+        settings: any command-line option by its name: data="path/to/mnist", out="runs/mine",
+            epochs=5, batch_size=64, repeats=1, seed=7, quick=True, fuse=False, plan=True, ...
+
+    Returns:
+        `exit_code`, `run_dir`, `leaderboard` (a pandas DataFrame) and `figures` (name -> Figure).
+
+    Raises:
+        UserInputError: for any bad input, before anything trains.
+    """
+    if options is None:
+        parser = make_parser("common.sweep", __doc__, exit_on_error=False)
+        options, _ = parse_command_line(parser, settings_argv(settings))
+    elif settings:
+        raise ConfigError(f"give either options or settings, not both (got {', '.join(settings)})")
+    if options.compare:  # finished runs, side by side: nothing to train
+        return compare_runs(options.compare, options, log)
+    return run_sweep(variants_of(networks, options.seed), options, log=log, reference=reference)

@@ -1,0 +1,62 @@
+"""The explorer from Python (`common.sweep`), the plan and the estimate, without a command line."""
+
+import pytest
+
+import common
+import explorer.api
+import explorer.errors
+import explorer.estimate
+import explorer.trials
+
+from conftest import dense_trial
+
+
+def test_settings_read_as_the_command_line_would_give_them():
+    argv = explorer.api.settings_argv({"epochs": 3, "quick": True, "fuse": False, "data": None, "plan": False})
+    assert argv == ["--epochs", "3", "--quick", "--no-fuse"]
+
+
+def test_networks_may_be_configurations_grids_builders_or_variants():
+    from_configs = explorer.api.variants_of({"a": {"hidden_units": [8]}, "grid": {"g": {"dropout": [0.0, 0.5]}}})
+    assert [variant.name for variant in from_configs] == ["a", "g-d0", "g-d0.5"]
+    build = from_configs[0].build
+    assert [variant.name for variant in explorer.api.variants_of({"mine": build})] == ["mine"]
+    assert explorer.api.variants_of(from_configs) == from_configs
+    with pytest.raises(explorer.errors.ConfigError, match=r"expected a dict of configurations .* got str"):
+        explorer.api.variants_of("dense_128_relu")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"repeats": 0}, r"argument --repeats: 0 is out of range"),
+        ({"frobnicate": 1}, r"unrecognized arguments: --frobnicate 1"),
+        ({"validation_split": 2}, r"argument --validation-split: 2.0 is out of range"),
+    ],
+)
+def test_bad_settings_raise_one_line_before_anything_trains(settings, message):
+    with pytest.raises(common.UserInputError, match=message):
+        common.sweep({"a": {"hidden_units": [8]}}, **settings)
+
+
+def test_the_plan_prints_every_model_its_costs_and_an_estimate_and_writes_nothing(tmp_path, synthetic_npz):
+    lines = []
+    outcome = common.sweep({"a": {"hidden_units": [8]}, "b": {"hidden_units": [16]}}, data=synthetic_npz,
+                           repeats=2, plan=True, out=tmp_path / "run", log=lines.append)  # fmt: skip
+    text = "\n".join(lines)
+    assert outcome.exit_code == 0 and outcome.run_dir is None and not (tmp_path / "run").exists()
+    assert "Plan: 4 trial(s) in 2 group(s), nothing trained or written." in text
+    assert "[1/2] 2 fused: seed 42, 20 epochs, batch 128" in text
+    # 784-16-10 trains 12,704 multiply-adds a digit: 6 FLOPs each per training digit, 2 per validation one.
+    assert f"{12_704 * (6 * 540 + 2 * 60) / 1e9:.1f} GFLOP/epoch" in text and "Estimate: about" in text
+
+
+def test_the_estimate_adds_the_groups_flops_and_fixed_costs():
+    narrow, wide = dense_trial("narrow", {"hidden_units": [8]}), dense_trial("wide", {"hidden_units": [512]})
+    alone = explorer.estimate.estimate_sweep([[narrow], [wide]], 1_000, 100)
+    fused = explorer.estimate.estimate_sweep([[narrow, wide]], 1_000, 100)
+    per_epoch = sum(t.facts.flops_per_epoch(1_000, 100) for t in (narrow, wide))
+    assert alone.flops == fused.flops == per_epoch * narrow.variant.epochs
+    # Two groups cost a group's fixed time more than one, give or take the rate measured in between.
+    assert alone.seconds - fused.seconds == pytest.approx(explorer.estimate.SECONDS_PER_GROUP, rel=0.5)
+    assert alone.line().startswith("Estimate: about ")
