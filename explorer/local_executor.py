@@ -83,7 +83,8 @@ def run_groups_locally(work: Work) -> None:
         # Estimated from the trials trained so far in this process (skipped ones cost nothing).
         eta = f", about {duration(elapsed / done * (pending - done))} left" if done else ""
         title = group_title(group, work.options.run_repeats)
-        work.log(f"\n[{number}/{len(work.groups)}] {title}\n      elapsed {duration(elapsed)}{eta}")
+        progress = f"\n      elapsed {duration(elapsed)}{eta}" if number > 1 else ""  # nothing to say before the first
+        work.log(f"\n[{number}/{len(work.groups)}] {title}{progress}")
         work.open_folders(group)
         train_isolated(work, group, verbose)
         done += len(group)
