@@ -93,7 +93,8 @@ def build_views(
     *validation* accuracy (the test set is not used to choose) its first repeat's
     `confusion_matrix.png` and `misclassified.png`, the TensorBoard HParams summaries when the run
     logs to TensorBoard, `per_class.csv` and `per_class.png` (accuracy per digit), `factors.png`
-    (one panel per factor varied alone), and last `report.html`, which shows all of it.
+    (one panel per factor varied alone), the best configuration's `first_layer.png` and, against
+    the reference, `discordant.png`, and last `report.html`, which shows all of it.
 
     Every finished configuration is compared with `reference` and with the best (see
     `stats.summary_rows`). `results` replaces the run folder's own (`--compare` gathers several).
@@ -116,16 +117,7 @@ def build_views(
     write_text_atomic(run_dir / "summary.csv", table_csv(rows, SUMMARY_COLUMNS))
     write_json_atomic(run_dir / "summary.json", rows)
     write_text_atomic(run_dir / "repeats.csv", table_csv(repeat_rows(results), REPEAT_COLUMNS))
-    histories: dict[str, list[dict]] = {}
-    for result in sorted(results, key=lambda result: result.get("repeat", 0)):
-        if result["status"] != "failed":
-            histories.setdefault(result["name"], []).append(read_history(trial_folder(run_dir, result) / "history.csv"))
-    save(plot_comparison(rows, histories), run_dir / "comparison.png")
-    for name, repeats in histories.items():
-        if len(repeats) > 1:
-            (run_dir / "curves").mkdir(exist_ok=True)
-            save(plot_history(repeats, title=f"{name}: {len(repeats)} repeats"), run_dir / "curves" / f"{name}.png")
-
+    _write_curves(run_dir, rows, results, save)
     save(plot_parallel_coordinates(rows), run_dir / "parallel_coordinates.png")
     _write_answer_views(run_dir, rows, per_class_accuracy(correct, data.test_labels), reference, save)
     if (run_dir / TENSORBOARD_FOLDER).is_dir():  # the run was started with --tensorboard
@@ -136,17 +128,36 @@ def build_views(
     if best is not None:
         _write_best_model_views(run_dir, data, results, best, save)
     _write_inside_views(run_dir, data, results, best, reference if reference in correct else None, save)
+    curves = _curve_images(run_dir, rows, results)
+    write_text_atomic(run_dir / "report.html", render_report(run_dir, rows, curves, model_summaries(run_dir, results)))
+    return Views(rows, figures)
+
+
+def _write_curves(run_dir: Path, rows: Sequence[Mapping], results: Sequence[Mapping], save: Save) -> None:
+    """`comparison.png`, and `curves/<name>.png` (mean and band) for configurations with several runs."""
+    histories: dict[str, list[dict]] = {}
+    for result in sorted(results, key=lambda result: result.get("repeat", 0)):
+        if result["status"] != "failed":
+            histories.setdefault(result["name"], []).append(read_history(trial_folder(run_dir, result) / "history.csv"))
+    save(plot_comparison(rows, histories), run_dir / "comparison.png")
+    for name, repeats in histories.items():
+        if len(repeats) > 1:
+            (run_dir / "curves").mkdir(exist_ok=True)
+            save(plot_history(repeats, title=f"{name}: {len(repeats)} repeats"), run_dir / "curves" / f"{name}.png")
+
+
+def _curve_images(run_dir: Path, rows: Sequence[Mapping], results: Sequence[Mapping]) -> dict[str, Path]:
+    """Configuration -> the curves the report shows for it: the mean and band over its runs, else
+    its one run's `curves.png`."""
     first_folders: dict[str, Path] = {}
     for result in sorted(results, key=lambda result: result.get("repeat", 0)):
         first_folders.setdefault(result["name"], trial_folder(run_dir, result))
-    curves = {
+    return {
         row["name"]: run_dir / "curves" / f"{row['name']}.png"
         if (run_dir / "curves" / f"{row['name']}.png").is_file()
         else first_folders[row["name"]] / "curves.png"
         for row in rows
     }
-    write_text_atomic(run_dir / "report.html", render_report(run_dir, rows, curves, model_summaries(run_dir, results)))
-    return Views(rows, figures)
 
 
 def first_run(results: Sequence[Mapping], name: str) -> Mapping | None:
