@@ -315,6 +315,160 @@ def train_jax_scan(
     return _result(seconds_per_epoch, test_accuracy, peak.mib)
 
 
+def train_jax_scan_group(
+    branches: Sequence[dict],
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    learning_rate: float = LEARNING_RATE,
+) -> dict:
+    """Train a fused group by hand: every branch of it in one jitted `lax.scan` per epoch.
+
+    The same work as the explorer's fused Keras model of those branches: each branch is
+    784 -> Dense(h, activation) [-> Dropout] ... -> Dense(10, softmax or sigmoid), with Keras'
+    losses written out (categorical cross-entropy of the outputs normalised to sum to one, clipped
+    to [1e-7, 1 - 1e-7]; binary cross-entropy for sigmoid outputs), the branches' losses summed, one
+    Adam (`optax.adam`, Keras' betas and epsilon) over all weights, each branch's training loss and
+    accuracy accumulated over the epoch in the scan, and the validation split evaluated at the end of
+    every epoch, as Keras' `fit` does. `branches` are dicts with hidden_units, activation,
+    output_activation ("softmax" or "sigmoid") and dropout. Labels are integers here; they are
+    one-hot encoded on the device.
+
+    Returns {"seconds_per_epoch": [...], "val_accuracy": {branch index: last epoch's}}.
+    """
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    group_figures = functools.partial(_group_figures, branches)
+    _check_inputs(x_train, y_train, x_val, y_val, epochs, batch_size)
+    features, labels = jax.device_put(np.asarray(x_train, np.float32)), jax.device_put(np.asarray(y_train, np.int32))
+    val_features, val_labels = (
+        jax.device_put(np.asarray(x_val, np.float32)),
+        jax.device_put(np.asarray(y_val, np.int32)),
+    )
+    samples, input_dim = features.shape
+    full_batches = samples // batch_size
+    init_key, shuffle_key = jax.random.split(jax.random.key(seed))
+    params = [
+        _init_params_glorot(branch_key, [input_dim, *spec["hidden_units"], NUM_CLASSES])
+        for branch_key, spec in zip(jax.random.split(init_key, len(branches)), branches, strict=True)
+    ]
+    optimizer = optax.adam(learning_rate, b1=ADAM_BETA_1, b2=ADAM_BETA_2, eps=ADAM_EPSILON)
+    opt_state = optimizer.init(params)
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def train_epoch(params, opt_state, features, labels, key):
+        def step(carry, batch):
+            params, opt_state, loss_sums, correct_sums = carry
+            indices, step_key = batch
+            grads, (losses, correct) = jax.grad(group_figures, has_aux=True)(
+                params, features[indices], labels[indices], step_key
+            )
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            sums = (loss_sums + losses * indices.shape[0], correct_sums + correct)
+            return (optax.apply_updates(params, updates), opt_state, *sums), None
+
+        shuffle, dropout = jax.random.split(key)
+        permutation = jax.random.permutation(shuffle, samples)
+        full = permutation[: full_batches * batch_size].reshape(full_batches, batch_size)
+        zeros = jnp.zeros(len(branches))
+        carry, _ = jax.lax.scan(
+            step, (params, opt_state, zeros, zeros), (full, jax.random.split(dropout, full_batches))
+        )
+        if samples > full_batches * batch_size:  # the last, partial batch, as Keras trains it
+            tail = permutation[full_batches * batch_size :]
+            carry, _ = step(carry, (tail, jax.random.fold_in(dropout, full_batches)))
+        params, opt_state, loss_sums, correct_sums = carry
+        return params, opt_state, loss_sums / samples, correct_sums / samples
+
+    @jax.jit
+    def validate(params, features, labels):
+        _, (losses, correct) = group_figures(params, features, labels, None)
+        return losses, correct / features.shape[0]
+
+    seconds_per_epoch = []
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        params, opt_state, _, _ = train_epoch(
+            params, opt_state, features, labels, jax.random.fold_in(shuffle_key, epoch)
+        )
+        _, val_accuracy = validate(params, val_features, val_labels)
+        jax.block_until_ready(val_accuracy)
+        seconds_per_epoch.append(time.perf_counter() - started)
+    return {"seconds_per_epoch": seconds_per_epoch, "val_accuracy": [float(value) for value in val_accuracy]}
+
+
+KERAS_EPSILON = 1e-7  # Keras' backend epsilon: its cross-entropies clip probabilities with it
+
+
+def _branch_outputs(params: list[dict], spec: dict, features, key):
+    """A branch's output probabilities; with a `key`, dropout after each hidden layer (training)."""
+    import jax
+    import jax.numpy as jnp
+
+    activations = {"relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh,
+                   "gelu": functools.partial(jax.nn.gelu, approximate=False), "linear": lambda x: x}  # fmt: skip
+    for layer in params[:-1]:
+        features = activations[spec["activation"]](features @ layer["w"] + layer["b"])
+        if key is not None and spec["dropout"]:
+            key, mask_key = jax.random.split(key)
+            keep = jax.random.bernoulli(mask_key, 1.0 - spec["dropout"], features.shape)
+            features = jnp.where(keep, features / (1.0 - spec["dropout"]), 0.0)
+    logits = features @ params[-1]["w"] + params[-1]["b"]
+    return jax.nn.sigmoid(logits) if spec["output_activation"] == "sigmoid" else jax.nn.softmax(logits)
+
+
+def _branch_loss(spec: dict, outputs, one_hot):
+    """Keras' loss of the branch per sample: binary cross-entropy for sigmoid outputs, else
+    categorical cross-entropy of the outputs normalised to sum to one."""
+    import jax.numpy as jnp
+
+    if spec["output_activation"] == "sigmoid":
+        outputs = jnp.clip(outputs, KERAS_EPSILON, 1.0 - KERAS_EPSILON)
+        return -jnp.mean(one_hot * jnp.log(outputs) + (1 - one_hot) * jnp.log(1 - outputs), axis=-1)
+    outputs = jnp.clip(outputs / outputs.sum(axis=-1, keepdims=True), KERAS_EPSILON, 1.0 - KERAS_EPSILON)
+    return -jnp.sum(one_hot * jnp.log(outputs), axis=-1)
+
+
+def _group_figures(branches: Sequence[dict], params: list, features, labels, key):
+    """The summed loss of the branches, and per branch its mean loss and correct digits."""
+    import jax
+    import jax.numpy as jnp
+
+    one_hot = jax.nn.one_hot(labels, NUM_CLASSES)
+    keys = [None] * len(branches) if key is None else list(jax.random.split(key, len(branches)))
+    losses, correct = [], []
+    for branch_params, spec, branch_key in zip(params, branches, keys, strict=True):
+        outputs = _branch_outputs(branch_params, spec, features, branch_key)
+        losses.append(_branch_loss(spec, outputs, one_hot).mean())
+        correct.append(jnp.sum(outputs.argmax(axis=-1) == labels))
+    return sum(losses), (jnp.stack(losses), jnp.stack(correct))
+
+
+def jax_matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 GFLOP/s of a jitted square `jnp.matmul` (XLA's own kernels): the best of
+    `repeats`, after an untimed call that compiles it."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    left, right = (jax.device_put(rng.random((size, size), dtype=np.float32)) for _ in range(2))
+    product = jax.jit(jnp.matmul)
+    product(left, right).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        product(left, right).block_until_ready()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
 def _init_params_glorot(key, widths: Sequence[int]) -> list[dict]:
     """Glorot-uniform weights of shape (fan_in, fan_out) and zero biases, as Keras' Dense initialises."""
     import jax

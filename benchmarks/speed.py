@@ -3,10 +3,10 @@
 One run trains the same networks on the same data through every path and prints one table (and
 writes it as JSON), so the figures are comparable even on a noisy machine: read the ratios.
 
-Paths:
+Paths (the default: two networks, each path in a fresh process):
 - seed's way: Keras on TensorFlow, a `Sequential`, plain `fit`, one model at a time, no callbacks;
 - ours: the project's training function (`explorer.recording.train_and_record`: checkpoint and history
-  every epoch, test evaluation, files) on each backend, one model, and eight 784-128-10 models fused;
+  every epoch, test predictions, files) on each backend, one model, and eight 784-128-10 models fused;
 - PyTorch: a plain eager loop (benchmarks/reference_loops.py);
 - hand-written JAX: the whole epoch as one jitted `lax.scan` (benchmarks/reference_loops.py).
 
@@ -15,16 +15,25 @@ is that process's (imports and data included). The Keras paths also evaluate the
 every epoch (about 4% more work); the reference loops do not. Reported per path and network:
 median seconds per steady epoch (the first one, which compiles, is reported apart), samples per
 second, GFLOP/s achieved and its share of a measured float32 matmul ceiling, peak memory and test
-accuracy. With `--sweep`, the whole default sweep of `model_builder_loop.py` (13 networks, one run
-each) is also timed the seed's way and ours, with each model's test accuracy side by side.
+accuracy.
+
+With `--sweep`, the whole default sweep of `model_builder_loop.py` (13 networks, one run each)
+instead, each in a fresh process with an empty JAX compile cache: the seed's way (the 13 networks
+one after the other, Keras on TensorFlow, plain fit) against the script as a user runs it, with
+each model's test accuracy side by side; our sweep's phases, from the `timings.json` it writes
+(imports, checking the networks, data, building, compiling, training epochs, checkpoints,
+evaluating, saving, views); our steady fused epoch against the same 13 networks trained as one
+hand-written JAX group (`reference_loops.train_jax_scan_group`: one `lax.scan` an epoch, the same
+losses, Adam and validation); and the sweep's FLOPs per second against NumPy's and XLA's matmul.
 
     pip install -r requirements-bench.txt
-    python benchmarks/speed.py --data ../shared/data/mnist              # networks only, ~5 min
-    python benchmarks/speed.py --data ../shared/data/mnist --sweep      # plus the default sweep, ~15 min
+    python benchmarks/speed.py --data ../shared/data/mnist              # networks, ~5 min
+    python benchmarks/speed.py --data ../shared/data/mnist --sweep      # the default sweep, ~12 min
     python benchmarks/speed.py --epochs 2                               # MNIST-shaped synthetic data
 """
 
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -184,6 +193,8 @@ def worker(task: dict) -> dict:
         return work_keras(task)
     if task["path"] == "seed_sweep":
         return work_seed_sweep(task)
+    if task["path"] == "jax_group":
+        return work_jax_group(task)
     return work_reference(task)
 
 
@@ -304,90 +315,162 @@ def benchmark_networks(args, ceiling: float, log) -> list[dict]:
     return rows
 
 
-def benchmark_sweep(args, log) -> dict:
-    """The default sweep end to end, the seed's way and ours (fused, JAX), as whole processes."""
-    epochs = args.sweep_epochs
-    log(f"  default sweep, seed's way (TensorFlow, plain fit, one at a time, {epochs or 'default'} epochs) ...")
-    command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        json.dumps({"path": "seed_sweep", "data": args.data, "epochs": epochs}),
+def sweep_branches() -> list[dict]:
+    """The default sweep's networks, as the hand-written group trains them."""
+    import common
+    import model_builder_loop
+
+    fields = ("hidden_units", "activation", "output_activation", "dropout")
+    return [
+        {field: getattr(config, field) for field in fields}
+        for config in common.validate_configs(model_builder_loop.CONFIGS)
     ]
-    stdout, seed_wall, seed_peak = run_process(command, "tensorflow")
-    seed_accuracy = json.loads(stdout.strip().splitlines()[-1])["test_accuracy"]
-    log("  default sweep, ours (model_builder_loop.py, one run per model, fused, JAX) ...")
+
+
+def work_jax_group(task: dict) -> dict:
+    """The default sweep's 13 networks as one hand-written JAX group, and XLA's matmul rate."""
+    data = load_data(task["data"])
+    result = reference_loops.train_jax_scan_group(
+        sweep_branches(),
+        data.x_train,
+        data.y_train.argmax(axis=1),
+        data.x_val,
+        data.y_val.argmax(axis=1),
+        epochs=task["epochs"],
+        batch_size=128,
+        seed=SEED,
+    )
+    return {**result, "jax_matmul_gflops": reference_loops.jax_matmul_gflops()}
+
+
+def run_our_sweep(args, epochs: int | None) -> dict:
+    """model_builder_loop.py as a user runs it (one run per model, fused, JAX, cold compile cache);
+    its wall time, peak memory, timings.json, summary and the group's seconds per epoch."""
     with tempfile.TemporaryDirectory() as scratch:
-        command = [
-            sys.executable,
-            str(PROJECT_ROOT / "model_builder_loop.py"),
-            "--repeats",
-            "1",
-            "--seed",
-            str(SEED),
-            "--out",
-            str(Path(scratch) / "run"),
-        ]
+        run_dir = Path(scratch) / "run"
+        command = [sys.executable, str(PROJECT_ROOT / "model_builder_loop.py"), "--repeats", "1"]
+        command += ["--seed", str(SEED), "--out", str(run_dir)]
         command += ["--data", args.data] if args.data else []
         command += ["--epochs", str(epochs)] if epochs else []
-        _, our_wall, our_peak = run_process(command, "jax")
-        ours = {
-            row["name"]: row["test_accuracy"]
-            for row in json.loads((Path(scratch) / "run" / "summary.json").read_text())
-        }
-    differences = {name: round(100 * (ours[name] - seed_accuracy[name]), 2) for name in seed_accuracy}
+        launched = time.time()
+        _, wall, peak = run_process(command, "jax")
+        timings = json.loads((run_dir / "timings.json").read_text())
+        summary = json.loads((run_dir / "summary.json").read_text())
+        first = summary[0]["name"]
+        epoch_seconds = [float(row["seconds"]) for row in csv.DictReader((run_dir / first / "history.csv").open())]
     return {
-        "epochs": epochs or "each configuration's own (20)",
-        "seed_way_seconds": round(seed_wall, 1),
-        "ours_seconds": round(our_wall, 1),
-        "speedup": round(seed_wall / our_wall, 2),
-        "seed_way_peak_rss_mib": round(seed_peak),
-        "ours_peak_rss_mib": round(our_peak),
-        "test_accuracy": {
-            name: {"seed_way": seed_accuracy[name], "ours": ours[name], "points": differences[name]}
-            for name in seed_accuracy
-        },
-        "within_0_3_points": sum(abs(value) <= 0.3 for value in differences.values()),
-        "models": len(differences),
+        "wall": wall,
+        "peak": peak,
+        "imports": timings["started_unix"] - launched,
+        "timings": timings,
+        "summary": summary,
+        "epoch_seconds": epoch_seconds,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=None, help="MNIST folder or mnist.npz (default: MNIST-shaped synthetic data)")
-    parser.add_argument(
-        "--epochs", type=int, default=4, help="epochs per network; the first is reported apart (default: 4)"
-    )
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="batch sizes to time (default: 128)")
-    parser.add_argument(
-        "--sweep", action="store_true", help="also time the whole default sweep, the seed's way and ours"
-    )
-    parser.add_argument(
-        "--sweep-epochs", type=int, default=None, help="epochs per model in the sweep (default: its own, 20)"
-    )
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
-        return
-    if args.epochs < 2:
-        parser.error(f"--epochs {args.epochs}: needs at least 2 (the first epoch compiles and is reported apart)")
+def sweep_phases(ours: dict) -> list[tuple[str, float]]:
+    """The phases of our sweep in run order, in seconds; compiling is the first epoch's excess over
+    a steady epoch (the median of the others)."""
+    phases = ours["timings"]["phases"]
+    steady = statistics.median(ours["epoch_seconds"][1:])
+    exit_seconds = ours["wall"] - ours["imports"] - ours["timings"]["wall_seconds"]
+    return [
+        ("imports and command line", ours["imports"]),
+        ("checking the networks", phases.get("checking", 0.0)),
+        ("data", phases.get("data", 0.0)),
+        ("planning", phases.get("planning", 0.0)),
+        ("building", phases.get("building", 0.0)),
+        ("compiling (1st epoch - steady)", phases["first_epoch"] - steady),
+        ("training epochs", phases["later_epochs"] + steady),
+        ("checkpointing", phases.get("checkpointing", 0.0)),
+        ("fit set-up and tear-down", phases.get("fit_other", 0.0)),
+        ("evaluating", phases.get("evaluating", 0.0)),
+        ("saving", phases.get("saving", 0.0)),
+        ("views", phases.get("views", 0.0)),
+        ("exit", exit_seconds),
+    ]
 
-    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
-    ceiling = reference_loops.matmul_ceiling_gflops()
-    log(f"float32 matmul ceiling: {ceiling:.0f} GFLOP/s (numpy, {reference_loops.available_cores()} cores)")
-    rows = benchmark_networks(args, ceiling, log)
-    figures = {
-        "data": args.data or "synthetic",
-        "epochs": args.epochs,
-        "matmul_ceiling_gflops": round(ceiling, 1),
-        "cores": reference_loops.available_cores(),
-        "networks": rows,
+
+def benchmark_sweep(args, ceiling: float, log) -> dict:
+    """The default sweep end to end, the seed's way and ours; our phases; our steady fused epoch
+    against the hand-written JAX group; FLOPs per second against the matmul rates."""
+    epochs = args.sweep_epochs
+    figures: dict = {"epochs": epochs or "each configuration's own (20)"}
+    if not args.no_seed_way:
+        log(f"  default sweep, seed's way (TensorFlow, plain fit, one at a time, {epochs or 'default'} epochs) ...")
+        task = {"path": "seed_sweep", "data": args.data, "epochs": epochs}
+        stdout, seed_wall, seed_peak = run_process(
+            [sys.executable, __file__, "--worker", json.dumps(task)], "tensorflow"
+        )
+        seed_accuracy = json.loads(stdout.strip().splitlines()[-1])["test_accuracy"]
+        figures |= {"seed_way_seconds": round(seed_wall, 1), "seed_way_peak_rss_mib": round(seed_peak)}
+    log("  default sweep, ours (model_builder_loop.py --repeats 1: fused, JAX, compile cache empty) ...")
+    ours = run_our_sweep(args, epochs)
+    log(f"  the same {len(ours['summary'])} networks as one hand-written JAX group ({args.group_epochs} epochs) ...")
+    group = run_worker({"path": "jax_group", "data": args.data, "epochs": args.group_epochs})
+    phases = sweep_phases(ours)
+    steady, hand = statistics.median(ours["epoch_seconds"][1:]), statistics.median(group["seconds_per_epoch"][1:])
+    flops_per_epoch = sum(row["flops_per_epoch"] for row in ours["summary"])
+    figures |= {
+        "ours_seconds": round(ours["wall"], 1),
+        "ours_peak_rss_mib": round(ours["peak"]),
+        "phases": {name: round(seconds, 2) for name, seconds in phases},
+        "start_up_and_finish_share": round(1 - phases[6][1] / ours["wall"], 3),
+        "fused_epoch_seconds": round(steady, 3),
+        "hand_written_epoch_seconds": round(hand, 3),
+        "fused_over_hand_written": round(steady / hand, 2),
+        "sweep_tflop": round(sum(row["train_flops"] for row in ours["summary"]) / 1e12, 2),
+        "flops_per_epoch": flops_per_epoch,
+        "numpy_matmul_gflops": round(ceiling, 1),
+        "jax_matmul_gflops": round(group["jax_matmul_gflops"], 1),
     }
+    if not args.no_seed_way:
+        ours_accuracy = {row["name"]: row["test_accuracy"] for row in ours["summary"]}
+        points = {name: round(100 * (ours_accuracy[name] - seed_accuracy[name]), 2) for name in seed_accuracy}
+        figures |= {
+            "speedup": round(figures["seed_way_seconds"] / ours["wall"], 2),
+            "test_accuracy": {
+                name: {"seed_way": seed_accuracy[name], "ours": ours_accuracy[name], "points": points[name]}
+                for name in seed_accuracy
+            },
+            "mean_difference_points": round(statistics.mean(points.values()), 3),
+        }
+    return figures
+
+
+def print_sweep(sweep: dict) -> None:
+    wall = sweep["ours_seconds"]
+    print(f"\nOur default sweep, {sweep['epochs']} epochs, one run per network: {wall:.1f} s, by phase:")
+    for name, seconds in sweep["phases"].items():
+        print(f"  {name:<34} {seconds:>7.2f} s  {seconds / wall:>6.1%}")
     print(
-        f"\nSteady seconds per epoch of the training split; data: {figures['data']}; matmul ceiling {ceiling:.0f} GFLOP/s"
+        f"  start-up and finish (all but the training epochs): {sweep['start_up_and_finish_share']:.1%} of the wall time"
     )
+    print(
+        f"Steady fused epoch {sweep['fused_epoch_seconds']:.3f} s, hand-written JAX group "
+        f"{sweep['hand_written_epoch_seconds']:.3f} s: {sweep['fused_over_hand_written']:.2f}x"
+    )
+    epoch_gflop = sweep["flops_per_epoch"] / 1e9
+    print(
+        f"FLOP rates: sweep {sweep['sweep_tflop'] * 1e3 / wall:.0f} GFLOP/s over its wall time "
+        f"({sweep['sweep_tflop']:.2f} TFLOP), steady fused epoch {epoch_gflop / sweep['fused_epoch_seconds']:.0f}, "
+        f"hand-written {epoch_gflop / sweep['hand_written_epoch_seconds']:.0f}; matmul NumPy "
+        f"{sweep['numpy_matmul_gflops']:.0f}, JAX {sweep['jax_matmul_gflops']:.0f}"
+    )
+    if "speedup" in sweep:
+        print(
+            f"Seed's way {sweep['seed_way_seconds']:.1f} s, ours {wall:.1f} s: {sweep['speedup']:.2f}x faster; "
+            f"peak memory {sweep['seed_way_peak_rss_mib']:,} vs {sweep['ours_peak_rss_mib']:,} MiB; "
+            f"test accuracy, ours minus the seed's way, mean {sweep['mean_difference_points']:+.2f} points"
+        )
+        for name, accuracy in sweep["test_accuracy"].items():
+            print(
+                f"  {name:<28} seed's way {accuracy['seed_way']:.4f}  ours {accuracy['ours']:.4f}  ({accuracy['points']:+.2f})"
+            )
+
+
+def print_networks(rows: list[dict], ceiling: float, data: str) -> None:
+    print(f"\nSteady seconds per epoch of the training split; data: {data}; matmul ceiling {ceiling:.0f} GFLOP/s")
     print(format_table(rows))
     by_path = {(row["path"], row["network"]): row["seconds_per_epoch"] for row in rows}
     for network in NETWORKS:
@@ -403,18 +486,56 @@ def main() -> None:
         f"{FUSED_COPIES} x 784-128-10 fused on JAX: {fused:.2f} s/epoch for all, vs {FUSED_COPIES} x {single:.2f} = "
         f"{FUSED_COPIES * single:.2f} one at a time ({FUSED_COPIES * single / fused:.2f}x)"
     )
-    if args.sweep:
-        figures["sweep"] = sweep = benchmark_sweep(args, log)
-        print(
-            f"\nDefault sweep ({len(sweep['test_accuracy'])} models, {sweep['epochs']} epochs): seed's way "
-            f"{sweep['seed_way_seconds']:.0f} s, ours {sweep['ours_seconds']:.0f} s: {sweep['speedup']:.2f}x; peak memory "
-            f"{sweep['seed_way_peak_rss_mib']} vs {sweep['ours_peak_rss_mib']} MiB"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=None, help="MNIST folder or mnist.npz (default: MNIST-shaped synthetic data)")
+    parser.add_argument(
+        "--epochs", type=int, default=4, help="epochs per network; the first is reported apart (default: 4)"
+    )
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="batch sizes to time (default: 128)")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="time the whole default sweep instead: the seed's way and ours, our phases, the hand-written group",
+    )
+    parser.add_argument(
+        "--sweep-epochs", type=int, default=None, help="epochs per model in the sweep (default: its own, 20)"
+    )
+    parser.add_argument(
+        "--group-epochs",
+        type=int,
+        default=4,
+        help="epochs of the hand-written JAX group (default: 4; the first compiles)",
+    )
+    parser.add_argument("--no-seed-way", action="store_true", help="with --sweep: leave the seed's way out")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.worker and min(args.epochs, args.group_epochs) < 2:
+        parser.error(
+            f"--epochs {args.epochs}, --group-epochs {args.group_epochs}: each needs at least 2 (the first compiles)"
         )
-        for name, accuracy in sweep["test_accuracy"].items():
-            print(
-                f"  {name:<28} seed's way {accuracy['seed_way']:.4f}  ours {accuracy['ours']:.4f}  ({accuracy['points']:+.2f} points)"
-            )
-        print(f"  within 0.3 points: {sweep['within_0_3_points']} of {sweep['models']}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    ceiling = reference_loops.matmul_ceiling_gflops()
+    log(f"float32 matmul ceiling: {ceiling:.0f} GFLOP/s (numpy, {reference_loops.available_cores()} cores)")
+    figures = {"data": args.data or "synthetic", "matmul_ceiling_gflops": round(ceiling, 1)}
+    figures["cores"] = reference_loops.available_cores()
+    if args.sweep:
+        figures["sweep"] = benchmark_sweep(args, ceiling, log)
+        print_sweep(figures["sweep"])
+    else:
+        figures |= {"epochs": args.epochs, "networks": benchmark_networks(args, ceiling, log)}
+        print_networks(figures["networks"], ceiling, figures["data"])
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print("\n" + json.dumps(figures))

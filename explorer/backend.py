@@ -105,8 +105,35 @@ def device_description() -> str:
     return f"gpu: {details.get('device_name', gpus[0].name)}"
 
 
+@contextlib.contextmanager
+def tensorflow_left_alone(active: bool = True):
+    """Within the block, on JAX, Keras treats TensorFlow as not installed (while nothing has
+    imported it, and when `active`).
+
+    Keras imports TensorFlow whenever it is installed: `keras.utils.set_random_seed` to seed it,
+    and serializing any configuration to check for its TensorShape. On JAX neither does anything a
+    sweep needs, and the import took 1.8-2.6 s and about 300 MB at every start (measured with
+    `benchmarks/speed.py --sweep`). Keras asks its lazy `tensorflow` handle
+    (`keras.src.utils.module_utils`, not public API), which is restored after the block. A sweep
+    that logs to TensorBoard, which writes with TensorFlow, passes `active=False`.
+    """
+    from keras.src.utils import module_utils
+
+    handle = module_utils.tensorflow
+    leave = active and keras.backend.backend() == "jax" and "tensorflow" not in sys.modules
+    leave = leave and handle._available is None
+    if leave:
+        handle._available = False
+    try:
+        yield
+    finally:
+        if leave:
+            handle._available = None
+
+
 def seed_everything(seed: int) -> None:
     """`keras.utils.set_random_seed`: Python, NumPy and the backend. It also seeds TensorFlow when
-    it is installed, importing it even on JAX, so TensorFlow's start-up noise is held back."""
+    it is installed (unless `tensorflow_left_alone`), importing it even on JAX, so TensorFlow's
+    start-up noise is held back."""
     with native_stderr_filtered(TENSORFLOW_IMPORT_NOISE):
         keras.utils.set_random_seed(seed)

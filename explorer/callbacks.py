@@ -16,16 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.backend import keras
+from explorer.backend import keras, seed_everything
 from explorer.errors import DamagedFileError
 from explorer.run_folder import HISTORY_METRICS, history_is_finite, read_history
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Adds each epoch's wall-clock seconds to the logs and remembers the first epoch this process
-    ran (above 0 when BackupAndRestore resumed the model)."""
+    """Adds each epoch's wall-clock seconds to the logs, keeps them in `seconds` (the epochs this
+    process ran) and remembers the first epoch it ran (above 0 when BackupAndRestore resumed)."""
 
     first_epoch: int | None = None
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.first_epoch is None:
@@ -33,8 +37,9 @@ class EpochClock(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._started)
         if logs is not None:
-            logs["seconds"] = time.perf_counter() - self._started
+            logs["seconds"] = self.seconds[-1]
 
 
 class EpochSeeds(keras.callbacks.Callback):
@@ -51,7 +56,7 @@ class EpochSeeds(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         epoch_seed = (self.seed + 7_919 * (epoch + 1)) % 2**31
-        keras.utils.set_random_seed(epoch_seed)  # NumPy's global RNG shuffles the arrays fit is given
+        seed_everything(epoch_seed)  # NumPy's global RNG shuffles the arrays fit is given
         for variable in self.model.variables:
             if variable.path.endswith("seed_generator_state"):  # Dropout's own RNG state
                 variable.assign(np.array([epoch_seed, 0], dtype=variable.dtype))
@@ -149,6 +154,7 @@ class EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
     def __init__(self, backup_dir: str):
         super().__init__(backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True)
         self.folder = Path(backup_dir)
+        self.seconds = 0.0  # spent writing checkpoints, for the sweep's timings
 
     def _epochs_saved(self) -> list[Path]:
         """The complete epoch folders, newest first."""
@@ -167,6 +173,11 @@ class EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
             return
 
     def _save_model(self):
+        started = time.perf_counter()
+        self._save_epoch()
+        self.seconds += time.perf_counter() - started
+
+    def _save_epoch(self):
         epoch = self._current_epoch  # epochs finished, as Keras counts them for initial_epoch
         partial = self.folder / f".epoch-{epoch}.partial"
         shutil.rmtree(partial, ignore_errors=True)  # left by a kill during an earlier attempt

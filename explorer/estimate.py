@@ -26,7 +26,7 @@ SECONDS_PER_MODEL = 0.4  # evaluation, prediction, saving and its curves
 SECONDS_PER_RUN = 22.0  # imports, data, building every model once, the summary, report and figures
 
 
-def matmul_rate(seconds: float = 0.5, bursts: int = 10) -> float:
+def matmul_rate(seconds: float = 0.2, bursts: int = 8) -> float:
     """NumPy's float32 matrix-product rate on this machine now, in FLOP/s, on a dense layer's shape
     (a batch of 128 digits times a 784 x 512 kernel): the best of a few short bursts, after a
     warm-up, so that the BLAS threads' start-up and a passing background task count for little."""

@@ -53,6 +53,7 @@ def train_isolated(work: Work, group: Sequence[Trial], verbose: int | str) -> No
         verbose=verbose,
         log=work.log,
         tensorboard_dir=tensorboard_dir,
+        timings=work.timings,
     )
     try:
         results = train_and_record(group, work.data, setup, contexts)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from explorer.options import Options
+from explorer.phases import PhaseTimes
 from explorer.run_folder import (
     ResumeAction,
     group_checkpoint,
@@ -55,10 +56,11 @@ def train_and_record(
     """Train one group (`train_group`) and write each trial's files into its folder of
     `setup.model_dirs`; `contexts` are each trial's facts to record. Returns the result records."""
     outcomes = train_group(trials, data, setup)
-    return [
-        record_outcome(outcome, model_dir, context)
-        for outcome, model_dir, context in zip(outcomes, setup.model_dirs, contexts, strict=True)
-    ]
+    with setup.measure("saving"):
+        return [
+            record_outcome(outcome, model_dir, context)
+            for outcome, model_dir, context in zip(outcomes, setup.model_dirs, contexts, strict=True)
+        ]
 
 
 def train_and_evaluate(
@@ -92,6 +94,7 @@ class Work:
     context: Mapping[str, object]  # facts every result records (data source, versions)
     options: Options
     log: Callable[[str], None] = print
+    timings: PhaseTimes | None = None  # where the executor adds each phase's seconds
 
     def open_folders(self, trials: Sequence[Trial]) -> None:
         """Make the trials' folders ready to train (see `run_folder.open_trial_folder`)."""

@@ -82,7 +82,7 @@ def save_model_atomic(model: keras.Model, path: Path) -> None:
 
 def save_figure(figure: Figure, path: Path, dpi: int = 110) -> None:
     partial = _partial(path)
-    figure.savefig(partial, dpi=dpi, bbox_inches="tight")
+    figure.savefig(partial, dpi=dpi)  # the figures lay themselves out (constrained layout)
     os.replace(partial, path)
 
 

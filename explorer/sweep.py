@@ -16,12 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-from explorer.backend import check_backend, keras, versions
+from explorer.backend import check_backend, keras, tensorflow_left_alone, versions
 from explorer.data import DataSource, load_mnist
 from explorer.errors import EXIT_INTERRUPTED, EXIT_MODEL_FAILED, ConfigError, UserInputError, shown
 from explorer.estimate import estimate_sweep, plan_text
 from explorer.local_executor import duration, run_groups_locally
 from explorer.options import QUICK_TEST_DIGITS, QUICK_TRAIN_DIGITS, Options, RayOptions
+from explorer.phases import PhaseTimes
 from explorer.ray_executor import import_ray, run_groups_on_ray
 from explorer.recording import Work
 from explorer.report import FUSED_NOTE
@@ -141,40 +142,47 @@ def resolve_reference(names: Sequence[str], chosen: str | None, declared: str | 
 
 
 def _open(
-    variants: Sequence[Variant], options: Options, declared_reference: str | None, log: Callable[[str], None]
+    variants: Sequence[Variant],
+    options: Options,
+    declared_reference: str | None,
+    log: Callable[[str], None],
+    timings: PhaseTimes,
 ) -> _Opened | None:
     """Validate everything at the door, load the data, plan the trials and open the run folder
     (None for --plan, which only prints the plan)."""
     check_backend(options.backend)
     check_executor(options)
     variants = with_overrides(variants, options)
-    facts = check_variants(variants)
+    with timings.measure("checking"):
+        facts = check_variants(variants)
     reference = resolve_reference([variant.name for variant in variants], options.reference, declared_reference)
     options = dataclasses.replace(options, reference=reference)
     trials = plan_trials(variants, options.seed, options.run_repeats, facts)
     run_dir = options.resume or options.out or default_run_dir()
     if not options.plan:
         check_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
-    data, source, source_record, data_identity = load_data(options, log)
+    with timings.measure("data"):
+        data, source, source_record, data_identity = load_data(options, log)
     if options.plan:
         log(plan_text(plan_groups(trials, fuse=options.fused), len(data.x_train), len(data.x_val)))
         return None
-    # Only now open the run folder, so that bad input leaves no empty one behind.
-    lock = prepare_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
-    context = {"data": source_record, "versions": versions()}
-    _write_run_record(run_dir, options, variants, context, log)
-    log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {options.seed}")
-    log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
-    # Finished trials are kept; the rest train in groups (fused unless --no-fuse).
-    keys = {trial: trial_key(trial, data_identity) for trial in trials}
-    actions = {trial: resume_action(run_dir / trial.folder, keys[trial]) for trial in trials}
-    for trial in trials:
-        if actions[trial].kind == "skip":
-            log(f"{trial.folder}: finished earlier with the same configuration; kept")
-    pending = [trial for trial in trials if actions[trial].kind != "skip"]
-    groups = plan_groups(pending, fuse=options.fused)
-    log(estimate_sweep(groups, len(data.x_train), len(data.x_val)).line())
-    return _Opened(Work(groups, data, run_dir, keys, actions, context, options, log), source, lock)
+    with timings.measure("planning"):
+        # Only now open the run folder, so that bad input leaves no empty one behind.
+        lock = prepare_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
+        context = {"data": source_record, "versions": versions()}
+        _write_run_record(run_dir, options, variants, context, log)
+        log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {options.seed}")
+        log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
+        # Finished trials are kept; the rest train in groups (fused unless --no-fuse).
+        keys = {trial: trial_key(trial, data_identity) for trial in trials}
+        actions = {trial: resume_action(run_dir / trial.folder, keys[trial]) for trial in trials}
+        for trial in trials:
+            if actions[trial].kind == "skip":
+                log(f"{trial.folder}: finished earlier with the same configuration; kept")
+        pending = [trial for trial in trials if actions[trial].kind != "skip"]
+        groups = plan_groups(pending, fuse=options.fused)
+        log(estimate_sweep(groups, len(data.x_train), len(data.x_val)).line())
+        return _Opened(Work(groups, data, run_dir, keys, actions, context, options, log, timings), source, lock)
 
 
 def _train(work: Work, log: Callable[[str], None]) -> int:
@@ -254,8 +262,16 @@ def run_sweep(
     Raises:
         UserInputError: for any bad input, before training starts.
     """
+    with tensorflow_left_alone(active=not options.tensorboard):
+        return _run_sweep(variants, options, log, reference)
+
+
+def _run_sweep(
+    variants: Sequence[Variant], options: Options, log: Callable[[str], None], reference: str | None
+) -> SweepOutcome:
+    timings, started_unix, started = PhaseTimes(), time.time(), time.perf_counter()
     try:
-        opened = _open(variants, options, reference, log)
+        opened = _open(variants, options, reference, log, timings)
     except KeyboardInterrupt:
         log("\nInterrupted before training started; nothing was trained.")
         return SweepOutcome(EXIT_INTERRUPTED)
@@ -263,10 +279,15 @@ def run_sweep(
         return SweepOutcome(0)
     work = opened.work
     with contextlib.closing(opened.lock):  # the run folder is this process's until the end
-        started = time.perf_counter()
+        training_started = time.perf_counter()
         status = _train(work, log)
         try:
-            views = _compare(work, opened.source, time.perf_counter() - started, log)
+            with timings.measure("views"):
+                views = _compare(work, opened.source, time.perf_counter() - training_started, log)
+            write_json_atomic(
+                work.run_dir / "timings.json", timings.record(time.perf_counter() - started, started_unix)
+            )
+            log(timings.line())
         except KeyboardInterrupt:
             log(f"\nInterrupted while summarizing; every finished model is kept in {work.run_dir}.")
             log(f"To summarize it (and train what is left):\n  {options.resume_command(work.run_dir)}")

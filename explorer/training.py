@@ -1,13 +1,17 @@
-"""The one training function: seed, build, fit, evaluate and predict one group of trials.
+"""The one training function: seed, build, fit, predict and evaluate one group of trials.
 
 A group is one trial, or several fused (`explorer.fusion`). `train_group` seeds before each
 builder, fits on the training split while watching the validation split (checkpointing every
-epoch), evaluates once on the test set and predicts its digits, and returns each trial's outcome
-in memory. The only files it writes are the ones a resumed run needs: each model's `history.csv`
-(a row per finished epoch) and the group's checkpoint. Every executor calls it.
+epoch), predicts the test digits once and reads the test figures from those predictions, and
+returns each trial's outcome in memory. The only files it writes are the ones a resumed run needs:
+each model's `history.csv` (a row per finished epoch) and the group's checkpoint. Every executor
+calls it.
 """
 
+import contextlib
 import dataclasses
+import math
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,15 +24,17 @@ from explorer.callbacks import (
     EpochClock,
     EpochSeeds,
     GroupProgress,
-    branch_log_key,
 )
-from explorer.fusion import fused_model, hand_over_optimizer_state
+from explorer.fusion import fused_model, hand_over_optimizer_state, per_sample_loss
+from explorer.phases import PhaseTimes
 from explorer.run_folder import finish_history, history_is_finite
 from explorer.splits import PreparedData
 from explorer.trials import Trial, fusion_key
 from explorer.variants import build_model, compile_for_training
 
-EVAL_BATCH_SIZE = 1024  # inference only: larger batches are faster and give the same numbers
+# Validation and test batches: inference only, so larger batches are faster and give the same
+# figures (means over samples; only the rounding of the sums differs). See `eval_batch_size`.
+EVAL_BATCH_SIZE = 1024
 # Batches per compiled call. Keras then dispatches (and runs callbacks) once per 16 steps instead
 # of every step; the computation is unchanged. Chosen with benchmarks/speed.py.
 STEPS_PER_EXECUTION = 16
@@ -45,6 +51,10 @@ class GroupSetup:
     tensorboard_dir: Path | None = None  # Keras' TensorBoard callback logs here (one-trial groups)
     steps_per_execution: int = STEPS_PER_EXECUTION
     callbacks: Sequence[keras.callbacks.Callback] = ()  # an executor's own, after history and checkpoint
+    timings: PhaseTimes | None = None  # where the seconds of building, epochs and evaluating are added
+
+    def measure(self, phase: str) -> contextlib.AbstractContextManager:
+        return self.timings.measure(phase) if self.timings else contextlib.nullcontext()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -74,7 +84,9 @@ def _build_members(trials: Sequence[Trial]) -> list[keras.Model]:
     return members
 
 
-def _callbacks(trials: Sequence[Trial], setup: GroupSetup, clock: EpochClock) -> list[keras.callbacks.Callback]:
+def _callbacks(
+    trials: Sequence[Trial], setup: GroupSetup, clock: EpochClock, checkpoint: EpochBackupAndRestore
+) -> list[keras.callbacks.Callback]:
     names = [trial.name for trial in trials]
     fused = len(trials) > 1
     progress = [GroupProgress(names, trials[0].variant.epochs, setup.log)] if fused and setup.verbose else []
@@ -89,11 +101,41 @@ def _callbacks(trials: Sequence[Trial], setup: GroupSetup, clock: EpochClock) ->
         EpochSeeds(trials[0].seed),
         clock,
         BranchHistory(names, [model_dir / "history.csv" for model_dir in setup.model_dirs]),
-        EpochBackupAndRestore(str(setup.checkpoint_dir)),
+        checkpoint,
         *progress,
         *tensorboard,
         *setup.callbacks,
     ]
+
+
+def _add_fit_times(
+    setup: GroupSetup, epoch_seconds: Sequence[float], checkpoint_seconds: float, fit_seconds: float
+) -> None:
+    """The first epoch (which compiles), the later ones, the checkpoints (written after each
+    epoch's clock stops) and the rest of `fit`, as phases."""
+    if setup.timings is None or not epoch_seconds:
+        return
+    setup.timings.add("first_epoch", epoch_seconds[0])
+    setup.timings.add("later_epochs", sum(epoch_seconds[1:]))
+    setup.timings.add("checkpointing", checkpoint_seconds)
+    setup.timings.add("fit_other", fit_seconds - sum(epoch_seconds) - checkpoint_seconds)
+
+
+def eval_batch_size(samples: int) -> int:
+    """At most EVAL_BATCH_SIZE samples a batch, in nearly equal batches: a last, smaller
+    batch is one more shape for XLA to compile (6,000 validation digits go in 6 batches of 1,000,
+    10,000 test digits in 10)."""
+    batches = max(1, math.ceil(samples / EVAL_BATCH_SIZE))
+    return math.ceil(samples / batches)
+
+
+def test_figures(model: keras.Model, outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Test accuracy and loss from the model's predicted `outputs` for one-hot `labels`, as
+    `model.evaluate` computes them (categorical accuracy; the compiled loss per sample, averaged),
+    so the test digits go through the network once for both the figures and the predictions."""
+    correct = outputs.argmax(axis=1) == labels.argmax(axis=1)
+    loss = keras.ops.mean(per_sample_loss(model.loss)(keras.ops.convert_to_tensor(labels), outputs))
+    return {"accuracy": float(np.mean(correct)), "loss": float(keras.ops.convert_to_numpy(loss))}
 
 
 def _labels(labels: np.ndarray, names: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
@@ -114,31 +156,33 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
     if len({fusion_key(trial) for trial in trials}) != 1 or len({t.name for t in trials}) != len(trials):
         raise ValueError("a fused group needs one seed, batch size, epochs and optimizer, and distinct names")
     names = [trial.name for trial in trials]
-    members = _build_members(trials)
-    fused = len(members) > 1
-    model = (
-        fused_model(members, setup.steps_per_execution)
-        if fused
-        else compile_for_training(members[0], setup.steps_per_execution)
-    )
+    with setup.measure("building"):
+        members = _build_members(trials)
+        fused = len(members) > 1
+        model = (
+            fused_model(members, setup.steps_per_execution)
+            if fused
+            else compile_for_training(members[0], setup.steps_per_execution)
+        )
     for model_dir in setup.model_dirs:
         model_dir.mkdir(parents=True, exist_ok=True)
         if not setup.checkpoint_dir.exists():
             (model_dir / "history.csv").unlink(missing_ok=True)
-    clock = EpochClock()
+    clock, checkpoint = EpochClock(), EpochBackupAndRestore(str(setup.checkpoint_dir))
+    fit_started = time.perf_counter()
     model.fit(
         data.x_train,
         _labels(data.y_train, names),
         validation_data=(data.x_val, _labels(data.y_val, names)),
+        validation_batch_size=eval_batch_size(len(data.x_val)),
         epochs=trials[0].variant.epochs,
         batch_size=trials[0].variant.batch_size,
         verbose=0 if fused else setup.verbose,
-        callbacks=_callbacks(trials, setup, clock),
+        callbacks=_callbacks(trials, setup, clock, checkpoint),
     )
-    test = model.evaluate(
-        data.x_test, _labels(data.y_test, names), batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
-    )
-    outputs = model.predict(data.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
+    _add_fit_times(setup, clock.seconds, checkpoint.seconds, time.perf_counter() - fit_started)
+    with setup.measure("evaluating"):
+        outputs = model.predict(data.x_test, batch_size=eval_batch_size(len(data.x_test)), verbose=0)
     facts = {
         "backend": keras.backend.backend(),
         "device": device_description(),
@@ -150,11 +194,13 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
     outcomes = []
     for trial, member, model_dir in zip(trials, members, setup.model_dirs, strict=True):
         if fused:  # the member holds its trained weights; give it its optimizer state too
-            hand_over_optimizer_state(model, member, setup.steps_per_execution)
+            with setup.measure("evaluating"):
+                hand_over_optimizer_state(model, member, setup.steps_per_execution)
         history = finish_history(model_dir / "history.csv")
         finished = history_is_finite(history)
-        figures = {metric: float(test[branch_log_key(trial.name, metric, fused)]) for metric in ("accuracy", "loss")}
-        predicted = np.asarray(outputs[trial.name] if fused else outputs).argmax(axis=1).astype(np.uint8)
+        member_outputs = np.asarray(outputs[trial.name] if fused else outputs)
+        figures = test_figures(member, member_outputs, data.y_test)
+        predicted = member_outputs.argmax(axis=1).astype(np.uint8)
         outcomes.append(
             Outcome(trial, member, history, figures if finished else None, predicted if finished else None, facts)
         )

@@ -10,6 +10,7 @@ import common
 import explorer.configs
 import explorer.dense
 import explorer.recording
+import explorer.training
 import explorer.trials
 import explorer.variants
 
@@ -95,6 +96,18 @@ def test_every_output_activation_learns_the_synthetic_digits(tmp_path, synthetic
     )
     result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     assert result["test_accuracy"] > 0.9  # chance is 0.1
+    # The test figures are read from the one prediction pass: they are what evaluate() says.
+    evaluated = keras.models.load_model(tmp_path / "model.keras").evaluate(
+        data.x_test, data.y_test, batch_size=64, verbose=0, return_dict=True
+    )
+    assert result["test_accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-6)
+    assert result["test_loss"] == pytest.approx(evaluated["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize(("samples", "batch_size"), [(6_000, 1_000), (10_000, 1_000), (5_400, 900), (200, 200), (1, 1)])
+def test_validation_and_test_batches_split_evenly_where_they_can(samples, batch_size):
+    assert explorer.training.eval_batch_size(samples) == batch_size
+    assert batch_size <= explorer.training.EVAL_BATCH_SIZE
 
 
 def test_training_writes_consistent_files(tmp_path, synthetic_mnist):

@@ -13,6 +13,7 @@ import pytest
 import common
 import explorer.errors
 import explorer.options
+import explorer.phases
 import explorer.recording
 import explorer.run_folder
 import model_builder_loop
@@ -25,6 +26,7 @@ PER_MODEL_FILES = {
 }  # fmt: skip
 SWEEP_FILES = {
     "run.json", "summary.csv", "summary.json", "repeats.csv", "comparison.png", "confusion_matrix.png", "misclassified.png",
+    "timings.json",
 }  # fmt: skip
 
 
@@ -85,6 +87,31 @@ def test_loop_script_quick_run_writes_every_file(tmp_path, synthetic_npz):
     assert summary[0]["name"] in finished.stdout.split(" #  model")[-1]  # the leaderboard is printed
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == explorer.options.DEFAULT_SEED and run["models"] == names and run["data"]["kind"] == "path"
+    timings = json.loads((out / "timings.json").read_text())
+    phases = timings["phases"]
+    assert {"checking", "data", "building", "first_epoch", "checkpointing", "saving", "views"} <= phases.keys()
+    assert list(phases) == [phase for phase in explorer.phases.PHASES if phase in phases]  # in run order
+    assert sum(phases.values()) <= timings["wall_seconds"] and "s to start, " in finished.stdout
+
+
+def test_a_jax_sweep_leaves_tensorflow_unimported(tmp_path, synthetic_npz):
+    """TensorFlow is installed (a supported backend) and Keras imports it whenever it seeds or
+    serializes; a sweep on JAX has no use for it and leaves it out (seconds at every start)."""
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['model_builder_loop.py', '--backend', 'jax', '--quick', '--data', {str(synthetic_npz)!r}, "
+        f"'--out', {str(tmp_path / 'run')!r}, '--only', 'dense_32_relu', 'softmax_regression']\n"
+        "try:\n"
+        "    runpy.run_path('model_builder_loop.py', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    print('exit', stop.code, 'tensorflow' in sys.modules)\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+    )  # fmt: skip
+    assert finished.stdout.strip().splitlines()[-1] == "exit 0 False", finished.stderr[-2000:]
+    assert (tmp_path / "run" / "dense_32_relu" / "model.keras").is_file()
 
 
 @pytest.mark.backend
