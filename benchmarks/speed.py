@@ -343,12 +343,13 @@ def work_jax_group(task: dict) -> dict:
     return {**result, "jax_matmul_gflops": reference_loops.jax_matmul_gflops()}
 
 
-def run_our_sweep(args, epochs: int | None) -> dict:
-    """model_builder_loop.py as a user runs it (one run per model, fused, JAX, cold compile cache);
-    its wall time, peak memory, timings.json, summary and the group's seconds per epoch."""
+def run_our_sweep(args, epochs: int | None, root: Path = PROJECT_ROOT) -> dict:
+    """model_builder_loop.py of the project at `root` as a user runs it (one run per model, fused,
+    JAX, cold compile cache); its wall time, peak memory, timings.json, summary and the group's
+    seconds per epoch."""
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = Path(scratch) / "run"
-        command = [sys.executable, str(PROJECT_ROOT / "model_builder_loop.py"), "--repeats", "1"]
+        command = [sys.executable, str(root / "model_builder_loop.py"), "--repeats", "1"]
         command += ["--seed", str(SEED), "--out", str(run_dir)]
         command += ["--data", args.data] if args.data else []
         command += ["--epochs", str(epochs)] if epochs else []
@@ -408,6 +409,15 @@ def benchmark_sweep(args, ceiling: float, log) -> dict:
         )
         seed_accuracy = json.loads(stdout.strip().splitlines()[-1])["test_accuracy"]
         figures |= {"seed_way_seconds": round(seed_wall, 1), "seed_way_peak_rss_mib": round(seed_peak)}
+    if args.baseline:
+        log(f"  default sweep, the version at {args.baseline} (same command) ...")
+        baseline = run_our_sweep(args, epochs, args.baseline)
+        figures["baseline"] = {
+            "path": str(args.baseline),
+            "seconds": round(baseline["wall"], 1),
+            "fused_epoch_seconds": round(statistics.median(baseline["epoch_seconds"][1:]), 3),
+            "phases": {name: round(seconds, 2) for name, seconds in sweep_phases(baseline)},
+        }
     log("  default sweep, ours (model_builder_loop.py --repeats 1: fused, JAX, compile cache empty) ...")
     ours = run_our_sweep(args, epochs)
     log(f"  the same {len(ours['summary'])} networks as one hand-written JAX group ({args.group_epochs} epochs) ...")
@@ -427,6 +437,10 @@ def benchmark_sweep(args, ceiling: float, log) -> dict:
         "fused_over_hand_written": round(steady / hand, 2),
         "sweep_tflop": round(sum(row["train_flops"] for row in ours["summary"]) / 1e12, 2),
         "flops_per_epoch": flops_per_epoch,
+        # The sweep's matrix products alone, at XLA's measured matmul rate: a floor for its training.
+        "matmul_floor_seconds": round(
+            sum(row["train_flops"] for row in ours["summary"]) / group["jax_matmul_gflops"] / 1e9, 1
+        ),
         "numpy_matmul_gflops": round(ceiling, 1),
         "jax_matmul_gflops": round(group["jax_matmul_gflops"], 1),
     }
@@ -463,6 +477,15 @@ def print_sweep(sweep: dict) -> None:
         f"hand-written {epoch_gflop / sweep['hand_written_epoch_seconds']:.0f}; matmul NumPy "
         f"{sweep['numpy_matmul_gflops']:.0f}, JAX {sweep['jax_matmul_gflops']:.0f}"
     )
+    print(f"  the sweep's matrix products alone at that JAX rate: {sweep['matmul_floor_seconds']:.1f} s")
+    if "baseline" in sweep:
+        baseline = sweep["baseline"]
+        print(
+            f"Baseline ({baseline['path']}): {baseline['seconds']:.1f} s, steady fused epoch "
+            f"{baseline['fused_epoch_seconds']:.3f} s; ours {wall:.1f} s ({baseline['seconds'] / wall:.2f}x)"
+        )
+        if "seed_way_seconds" in sweep:
+            print(f"  seed's way / baseline: {sweep['seed_way_seconds'] / baseline['seconds']:.2f}x")
     if "speedup" in sweep:
         print(
             f"Seed's way {sweep['seed_way_seconds']:.1f} s, ours {wall:.1f} s: {sweep['speedup']:.2f}x faster; "
@@ -516,6 +539,12 @@ def parse_args() -> argparse.Namespace:
         help="epochs of the hand-written JAX group (default: 4; the first compiles)",
     )
     parser.add_argument("--no-seed-way", action="store_true", help="with --sweep: leave the seed's way out")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="with --sweep: also time the default sweep of the project checked out at this folder (an earlier version)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
