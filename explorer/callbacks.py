@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.backend import keras, seed_everything
+from explorer.backend import keras
 from explorer.errors import DamagedFileError
 from explorer.run_folder import HISTORY_METRICS, history_is_finite, read_history
 
@@ -56,7 +56,7 @@ class EpochSeeds(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         epoch_seed = (self.seed + 7_919 * (epoch + 1)) % 2**31
-        seed_everything(epoch_seed)  # NumPy's global RNG shuffles the arrays fit is given
+        keras.utils.set_random_seed(epoch_seed)  # NumPy's global RNG shuffles the arrays fit is given
         for variable in self.model.variables:
             if variable.path.endswith("seed_generator_state"):  # Dropout's own RNG state
                 variable.assign(np.array([epoch_seed, 0], dtype=variable.dtype))

@@ -84,6 +84,16 @@ def _build_members(trials: Sequence[Trial]) -> list[keras.Model]:
     return members
 
 
+def _build_group(trials: Sequence[Trial], setup: GroupSetup) -> tuple[list[keras.Model], keras.Model]:
+    """The group's members, seeded one by one, and the model that trains them: the fused model of
+    several, or the one member compiled for training."""
+    with setup.measure("building"):
+        members = _build_members(trials)
+        if len(members) > 1:
+            return members, fused_model(members, setup.steps_per_execution)
+        return members, compile_for_training(members[0], setup.steps_per_execution)
+
+
 def _callbacks(
     trials: Sequence[Trial], setup: GroupSetup, clock: EpochClock, checkpoint: EpochBackupAndRestore
 ) -> list[keras.callbacks.Callback]:
@@ -156,14 +166,8 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
     if len({fusion_key(trial) for trial in trials}) != 1 or len({t.name for t in trials}) != len(trials):
         raise ValueError("a fused group needs one seed, batch size, epochs and optimizer, and distinct names")
     names = [trial.name for trial in trials]
-    with setup.measure("building"):
-        members = _build_members(trials)
-        fused = len(members) > 1
-        model = (
-            fused_model(members, setup.steps_per_execution)
-            if fused
-            else compile_for_training(members[0], setup.steps_per_execution)
-        )
+    members, model = _build_group(trials, setup)
+    fused = len(members) > 1
     for model_dir in setup.model_dirs:
         model_dir.mkdir(parents=True, exist_ok=True)
         if not setup.checkpoint_dir.exists():
