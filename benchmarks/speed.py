@@ -425,6 +425,7 @@ def benchmark_sweep(args, ceiling: float, log) -> dict:
     phases = sweep_phases(ours)
     steady, hand = statistics.median(ours["epoch_seconds"][1:]), statistics.median(group["seconds_per_epoch"][1:])
     flops_per_epoch = sum(row["flops_per_epoch"] for row in ours["summary"])
+    sweep_flops = sum(row["train_flops"] for row in ours["summary"])
     figures |= {
         "ours_seconds": round(ours["wall"], 1),
         "ours_peak_rss_mib": round(ours["peak"]),
@@ -435,12 +436,10 @@ def benchmark_sweep(args, ceiling: float, log) -> dict:
         "fused_epoch_seconds": round(steady, 3),
         "hand_written_epoch_seconds": round(hand, 3),
         "fused_over_hand_written": round(steady / hand, 2),
-        "sweep_tflop": round(sum(row["train_flops"] for row in ours["summary"]) / 1e12, 2),
+        "sweep_tflop": round(sweep_flops / 1e12, 2),
         "flops_per_epoch": flops_per_epoch,
         # The sweep's matrix products alone, at XLA's measured matmul rate: a floor for its training.
-        "matmul_floor_seconds": round(
-            sum(row["train_flops"] for row in ours["summary"]) / group["jax_matmul_gflops"] / 1e9, 1
-        ),
+        "matmul_floor_seconds": round(sweep_flops / group["jax_matmul_gflops"] / 1e9, 1),
         "numpy_matmul_gflops": round(ceiling, 1),
         "jax_matmul_gflops": round(group["jax_matmul_gflops"], 1),
     }
