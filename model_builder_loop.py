@@ -149,8 +149,8 @@ is shared.
 
 
 def main(argv=None) -> int:
-    options, script_options = parse_args(argv)
     try:
+        options, script_options = parse_args(argv)
         configs = common.load_toml_configs(script_options["config"]) if script_options["config"] else CONFIGS
         if script_options["grid"]:  # replaces the default configurations, adds to a file's
             configs = common.with_command_line_grid(configs if script_options["config"] else {}, script_options["grid"])

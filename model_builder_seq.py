@@ -38,7 +38,10 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
-    parse_args()  # before Keras, which takes seconds to import: --help and a typo answer at once
+    try:  # before Keras, which takes seconds to import: --help, a typo or a wrong folder answer at once
+        parse_args()
+    except common.UserInputError as error:
+        sys.exit(common.report_error(error))
 
 # isort: split
 import keras  # after common, so that Keras is imported with the chosen backend
@@ -310,8 +313,8 @@ evaluates once on the test set, and writes the curves, the comparison and `repor
 
 
 def main(argv=None) -> int:
-    options, _ = parse_args(argv)
     try:
+        options, _ = parse_args(argv)
         return common.sweep(VARIANTS, options, reference=REFERENCE).exit_code
     except common.UserInputError as error:
         return common.report_error(error)

@@ -11,6 +11,7 @@
 Both scripts train through this function too, with the `Options` their command line gives.
 """
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Mapping
 
@@ -20,7 +21,7 @@ from explorer.configs import validate_configs
 from explorer.dense import dense_network
 from explorer.errors import ConfigError
 from explorer.grids import DEFAULT_MAX_TRIALS, expand_grids
-from explorer.options import Options
+from explorer.options import API_PROG, Options
 from explorer.sweep import SweepOutcome, run_sweep
 from explorer.variants import Variant
 
@@ -82,7 +83,8 @@ def sweep(
         networks: configurations, builders or variants (see `variants_of`).
         options: the command line's options (the scripts pass theirs); None builds them from
             `settings`, checked exactly as the command line checks them.
-        reference: the configuration every other is compared with (default: the first).
+        reference: the configuration every other is compared with (default: the first); from
+            Python a name that is not in the sweep is refused, as --reference is.
         log: where progress lines go.
         settings: any command-line option by its name: data="path/to/mnist", out="runs/mine",
             epochs=5, batch_size=64, repeats=1, seed=7, quick=True, fuse=False, plan=True, ...
@@ -94,8 +96,11 @@ def sweep(
         UserInputError: for any bad input, before anything trains.
     """
     if options is None:
-        parser = make_parser("common.sweep", __doc__, exit_on_error=False)
+        parser = make_parser(API_PROG, __doc__, exit_on_error=False)
         options, _ = parse_command_line(parser, settings_argv(settings))
+        # From Python, `reference` is the caller's choice, checked as --reference is; a script's
+        # (with its options) is its declared default, used only when the sweep holds it.
+        options = dataclasses.replace(options, reference=reference) if reference is not None else options
     elif settings:
         raise ConfigError(f"give either options or settings, not both (got {', '.join(settings)})")
     if options.compare:  # finished runs, side by side: nothing to train

@@ -6,6 +6,7 @@ the epoch's checkpoint, and a short progress line for a fused group.
 """
 
 import csv
+import io
 import json
 import math
 import os
@@ -17,23 +18,26 @@ from pathlib import Path
 import numpy as np
 
 from explorer.backend import keras
-from explorer.errors import DamagedFileError
-from explorer.run_folder import HISTORY_METRICS, history_is_finite, read_history
+from explorer.errors import DamagedFileError, RunFolderWriteError
+from explorer.run_folder import (
+    CHECKPOINT_PREFIX,
+    HISTORY_METRICS,
+    append_text,
+    history_is_finite,
+    read_history,
+    saved_epochs,
+)
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Adds each epoch's wall-clock seconds to the logs, keeps them in `seconds` (the epochs this
-    process ran) and remembers the first epoch it ran (above 0 when BackupAndRestore resumed)."""
-
-    first_epoch: int | None = None
+    """Adds each epoch's wall-clock seconds to the logs and keeps them in `seconds` (the epochs
+    this process ran)."""
 
     def __init__(self):
         super().__init__()
         self.seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.first_epoch is None:
-            self.first_epoch = epoch
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -105,12 +109,12 @@ class BranchHistory(keras.callbacks.Callback):
             if name in self.diverged:
                 continue
             row = {metric: float(logs[branch_log_key(name, metric, fused)]) for metric in HISTORY_METRICS}
-            new = not path.exists() or path.stat().st_size == 0
-            with path.open("a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=["epoch", *HISTORY_METRICS], lineterminator="\n")
-                if new:
-                    writer.writeheader()
-                writer.writerow({"epoch": epoch, **row})
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=["epoch", *HISTORY_METRICS], lineterminator="\n")
+            if not path.exists() or path.stat().st_size == 0:
+                writer.writeheader()
+            writer.writerow({"epoch": epoch, **row})
+            append_text(path, buffer.getvalue())
             if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
                 self.diverged.add(name)
         if len(self.diverged) == len(self.paths):
@@ -141,7 +145,9 @@ class EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
     the two would pair new weights with the previous epoch's number and a resumed run would train
     that epoch twice. Here each epoch's weights and number are written into a folder of their own,
     `epoch-<N>`, first under a temporary name and then renamed in one step: a folder that exists is
-    complete. The newest two are kept; restoring takes the newest that loads.
+    complete. The newest two are kept; restoring takes the newest that loads. The checkpoint is
+    not deleted when `fit` ends: the group's files are written after that, and until they are, the
+    checkpoint is the only copy of its epochs (`recording.train_and_record` removes it).
 
     It is also declared safe for Keras to call asynchronously: with save_freq="epoch" its batch hook
     does nothing, yet its presence alone would make Keras wait for every batch's results before
@@ -152,40 +158,40 @@ class EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
     KEPT = 2
 
     def __init__(self, backup_dir: str):
-        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True)
+        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=False)
         self.folder = Path(backup_dir)
         self.seconds = 0.0  # spent writing checkpoints, for the sweep's timings
-
-    def _epochs_saved(self) -> list[Path]:
-        """The complete epoch folders, newest first."""
-        found = [path for path in self.folder.glob("epoch-*") if path.name.removeprefix("epoch-").isdigit()]
-        return sorted(found, key=lambda path: int(path.name.removeprefix("epoch-")), reverse=True)
+        self.restored_epochs = 0  # epochs the restored checkpoint held: training continued after them
 
     def on_train_begin(self, logs=None):
         if not self.model.optimizer.built:  # optimizer state must exist before it can be loaded
             self.model.optimizer.build(self.model.trainable_variables)
-        for saved in self._epochs_saved():
+        for saved in saved_epochs(self.folder):
             try:
                 self.model.load_weights(str(saved / "latest.weights.h5"))
             except (OSError, ValueError):  # a damaged file: the generation before is complete too
                 continue
-            self.model._initial_epoch = int(saved.name.removeprefix("epoch-"))
+            self.restored_epochs = int(saved.name.removeprefix(CHECKPOINT_PREFIX))
+            self.model._initial_epoch = self.restored_epochs
             return
 
     def _save_model(self):
         started = time.perf_counter()
-        self._save_epoch()
+        try:
+            self._save_epoch()
+        except OSError as error:  # a full disk: stop, rather than train epochs that cannot be kept
+            raise RunFolderWriteError(self.folder, error) from error
         self.seconds += time.perf_counter() - started
 
     def _save_epoch(self):
         epoch = self._current_epoch  # epochs finished, as Keras counts them for initial_epoch
-        partial = self.folder / f".epoch-{epoch}.partial"
+        partial = self.folder / f".{CHECKPOINT_PREFIX}{epoch}.partial"
         shutil.rmtree(partial, ignore_errors=True)  # left by a kill during an earlier attempt
         partial.mkdir(parents=True)
         self.model.save_weights(str(partial / "latest.weights.h5"))
         (partial / "training_metadata.json").write_text(json.dumps({"epoch": epoch}))
-        final = self.folder / f"epoch-{epoch}"
+        final = self.folder / f"{CHECKPOINT_PREFIX}{epoch}"
         shutil.rmtree(final, ignore_errors=True)  # the same epoch saved by an interrupted run
         os.replace(partial, final)
-        for old in self._epochs_saved()[self.KEPT :]:
+        for old in saved_epochs(self.folder)[self.KEPT :]:
             shutil.rmtree(old, ignore_errors=True)

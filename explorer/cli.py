@@ -14,7 +14,8 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from explorer.errors import EXIT_BAD_INPUT, ConfigError
+from explorer.errors import EXIT_BAD_INPUT, ConfigError, UserInputError
+from explorer.folders import check_data_path, check_new_run_folder, check_resume_folder
 from explorer.options import (
     DEFAULT_REPEATS,
     DEFAULT_SEED,
@@ -64,6 +65,12 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a folder, such as runs/mine")
+    return Path(text)
+
+
 def _backend(text: str) -> str:
     if text not in BACKENDS:
         raise argparse.ArgumentTypeError(
@@ -97,13 +104,17 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
     where = parser.add_mutually_exclusive_group()  # argparse: on the group, shown under its title
     where.add_argument(
-        "--out", metavar="DIR", type=Path, default=None, help="run folder for every output (default: runs/<timestamp>)"
+        "--out",
+        metavar="DIR",
+        type=_folder,
+        default=None,
+        help="run folder for every output (default: runs/<timestamp>)",
     )
     parser.add_argument(
         "--compare",
         nargs="+",
         metavar="RUN_DIR",
-        type=Path,
+        type=_folder,
         default=(),
         help="summarize finished runs side by side, nothing retrained: one summary and report in --out, "
         "each configuration labelled by its run, differences in data or configuration stated",
@@ -111,7 +122,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        type=Path,
+        type=_folder,
         default=None,
         help="continue an interrupted run in RUN_DIR: finished models with an unchanged configuration "
         "are kept, an interrupted one continues from its last finished epoch, a changed one is "
@@ -312,7 +323,7 @@ def parse_command_line(
     parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
 ) -> tuple[Options, dict[str, object]]:
     """Parse `argv` (default: the process's arguments) into `Options`, keeping the arguments to
-    record and to resume.
+    record and to resume, and check the paths they name (`check_places`).
 
     Returns:
         The options, and the values of the options a script added to `parser` itself (by their
@@ -329,4 +340,25 @@ def parse_command_line(
     options = Options(
         **{key: values.pop(key) for key in list(values) if key in shared}, ray=ray, prog=parser.prog, argv=argv
     )
+    check_places(options)
     return options, values
+
+
+def check_places(options: Options) -> None:
+    """The cheap checks of every path a sweep reads or writes, before Keras loads: `--data` exists,
+    `--resume` is a run folder, `--out` is new or empty (not checked for --plan, which writes
+    nothing), each `--compare` folder exists.
+
+    Raises:
+        UserInputError: naming the path and what is wrong with it.
+    """
+    check_data_path(options.data)
+    if options.resume is not None:
+        check_resume_folder(options.resume)
+    if options.out is not None and not options.plan:
+        check_new_run_folder(options.out)
+    if len(options.compare) == 1:
+        raise UserInputError("--compare needs at least two run folders")
+    for folder in options.compare:
+        if not folder.is_dir():
+            raise UserInputError(f"--compare {folder}: not a run folder (no such folder)")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from explorer.backend import versions
 from explorer.errors import ConfigError, DataError
+from explorer.folders import LAYOUT
 from explorer.options import Options
 from explorer.run_folder import (
-    LAYOUT,
     default_run_dir,
     now_iso,
     prepare_run_dir,
@@ -129,7 +129,7 @@ def compare_runs(folders: Sequence[Path], options: Options, log: Callable[[str],
     reference = options.reference or f"{runs[0].label}.{first.get('reference')}"
     reference = reference if reference in names else names[0]
     out = options.out or default_run_dir()
-    with contextlib.closing(prepare_run_dir(out, [], resume=False)):
+    with contextlib.closing(prepare_run_dir(out, resume=False)):
         write_json_atomic(out / "run.json", {
             "layout": LAYOUT, "command": options.command, "started_at": now_iso(), "seed": first.get("seed"),
             "repeats": first.get("repeats"), "fuse": first.get("fuse"), "executor": "none (compared)",

@@ -16,6 +16,7 @@ import importlib.util
 import math
 import os
 import socket
+import textwrap
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping
@@ -61,14 +62,22 @@ class DataSource:
     def is_full_mnist(self) -> bool:
         return (self.train_size, self.test_size) == FULL_MNIST_SIZES
 
-    def describe(self) -> str:
+    def describe(self, width: int | None = None) -> str:
+        """Where the digits came from, in one line, or with a long location on a line of its own
+        when the line would be wider than `width`."""
         sizes = f"{self.train_size:,} train / {self.test_size:,} test digits"
         labels = {
             "path": "MNIST files at",
             "keras": "Keras MNIST",
             "embedded-sample": "embedded MNIST sample",
         }
-        return f"{labels[self.kind]} {self.location} ({sizes})"
+        text = f"{labels[self.kind]} {self.location} ({sizes})"
+        return text if width is None or len(text) <= width else f"{labels[self.kind]} ({sizes}):\n    {self.location}"
+
+
+def _within_width(text: str) -> str:
+    """A message within 100 columns, its continuation lines indented; a long path stays whole."""
+    return textwrap.fill(text, 100, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -316,11 +325,12 @@ def load_mnist(
         try:
             (train, test), kind, location = keras_loader(), "keras", "(Keras cache or download)"
         except DataSourceUnavailable as reason:
-            log(f"Keras could not load MNIST; falling back to the embedded sample.\n    ({str(reason)[:200]})")
+            log("Keras could not load MNIST; falling back to the embedded sample.")
+            log(_within_width(f"({str(reason)[:200]})"))
             (train, test), location = load_embedded_sample(seed)
             kind = "embedded-sample"
     source = DataSource(kind, location, len(train[1]), len(test[1]))
-    log(f"Data: {source.describe()}")
+    log(f"Data: {source.describe(width=94)}")
     if kind == "embedded-sample":
         log(SAMPLE_WARNING.format(train=source.train_size, test=source.test_size))
     return train, test, source

@@ -35,6 +35,18 @@ def report_error(error: UserInputError, stream=None) -> int:
     return EXIT_BAD_INPUT
 
 
+class RunFolderWriteError(UserInputError):
+    """A file of the run folder could not be written (a full disk, a folder made read-only): the run
+    stops at the first such failure, so nothing is written half-way, and says what it could not write."""
+
+    def __init__(self, path: object, error: OSError):
+        reason = error.strerror or type(error).__name__
+        super().__init__(
+            f"cannot write {path} ({reason}); the run stopped here, and every model finished before it is "
+            "intact: make room (or make the folder writable), then continue it with --resume"
+        )
+
+
 class DamagedFileError(UserInputError):
     """A file in a run folder that cannot be read as what it should be (truncated, edited, binary)."""
 

@@ -4,7 +4,10 @@
 """
 
 import dataclasses
+import os
 import shlex
+import shutil
+import sys
 from pathlib import Path
 
 from explorer.settings import DEFAULT_BACKEND
@@ -21,6 +24,22 @@ MAX_REPEATS = 100
 EXECUTORS = ("local", "ray")
 SCHEDULERS = ("fifo", "asha")
 TENSORBOARD_FOLDER = "tensorboard"  # inside the run folder, with --tensorboard
+
+
+API_PROG = "common.sweep"  # the `prog` of a sweep started from Python
+
+
+def interpreter() -> str:
+    """This Python as a user would type it: `python` when that name finds it, its path relative to
+    the current folder when it lies below (a project's `.venv`), else its full path."""
+    executable = Path(sys.executable)
+    for name in ("python", "python3"):
+        found = shutil.which(name)
+        if found and Path(found).absolute() == executable.absolute():  # a venv's python is a link: keep it
+            return name
+    if executable.is_relative_to(Path.cwd()):
+        return os.path.relpath(executable)
+    return str(executable)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +84,11 @@ class Options:
         return shlex.join(["python", self.prog, *self.argv])
 
     def resume_command(self, run_dir: Path) -> str:
-        """The command line that continues this run: the same arguments, with --resume RUN_DIR in
-        place of --out/--resume."""
+        """The command that continues this run, as it can be typed here: the interpreter that ran
+        this one (`.venv/bin/python` after `make run`), the same arguments, and --resume RUN_DIR in
+        place of --out/--resume; from Python, the `common.sweep` call."""
+        if self.prog == API_PROG:
+            return f"common.sweep(networks, resume={str(run_dir)!r}, ...)  # the same networks and settings"
         kept, skip = [], False
         for argument in self.argv:
             if skip:
@@ -75,7 +97,7 @@ class Options:
                 skip = True
             elif not argument.startswith(("--out=", "--resume=")):
                 kept.append(argument)
-        return shlex.join(["python", self.prog, *kept, "--resume", str(run_dir)])
+        return shlex.join([interpreter(), self.prog, *kept, "--resume", str(run_dir)])
 
     @property
     def run_repeats(self) -> int:

@@ -33,7 +33,7 @@ from explorer.callbacks import branch_log_key
 from explorer.errors import UserInputError
 from explorer.options import RayOptions
 from explorer.recording import Work, result_line, train_and_record
-from explorer.run_folder import failure_reason, finish_history, result_record, write_json_atomic
+from explorer.run_folder import failure_reason, finish_history, result_record, saved_epochs, write_json_atomic
 from explorer.splits import PreparedData
 from explorer.training import GroupSetup
 
@@ -102,7 +102,7 @@ def _snapshot_progress(folder: Path, checkpoint_dir: Path, model_dirs: Sequence[
 
 
 def _restore_progress(folder: Path, checkpoint_dir: Path, model_dirs: Sequence[Path]) -> None:
-    shutil.copytree(folder / "checkpoint", checkpoint_dir)
+    shutil.copytree(folder / "checkpoint", checkpoint_dir, dirs_exist_ok=True)
     for model_dir in model_dirs:
         model_dir.mkdir(parents=True, exist_ok=True)
         if (folder / model_dir.name / "history.csv").exists():
@@ -134,11 +134,10 @@ def ray_trial(config: Mapping[str, int], data: PreparedData, plan: Sequence[Mapp
     from ray import tune
 
     entry = plan[config["group"]]
-    trials, run_dir = entry["trials"], Path(entry["run_dir"])
-    model_dirs = [run_dir / trial.folder for trial in trials]
+    trials, model_dirs = entry["trials"], [Path(folder) for folder in entry["model_dirs"]]
     checkpoint_dir = Path(entry["checkpoint_dir"])
     restored = tune.get_checkpoint()  # set when Tune retries this trial after a failure
-    if restored is not None and not checkpoint_dir.exists():  # a folder of its own is as new or newer
+    if restored is not None and not saved_epochs(checkpoint_dir):  # a checkpoint of its own is as new or newer
         with restored.as_directory() as folder:
             _restore_progress(Path(folder), checkpoint_dir, model_dirs)
     names = [trial.name for trial in trials]
@@ -151,15 +150,17 @@ def ray_trial(config: Mapping[str, int], data: PreparedData, plan: Sequence[Mapp
         log=lambda line: None,
         callbacks=[TuneReport(names, checkpoint_dir, model_dirs, epochs)],
     )
-    results = train_and_record(trials, data, setup, [{**context, **node} for context in entry["contexts"]])
+    contexts = [{**context, **node} for context in entry["contexts"]]
+    results = train_and_record(trials, data, setup, contexts, entry["riders"])
     final = {"epoch": epochs, "finished": 1}
     for result in results:
         for metric in ("val_loss", "val_accuracy"):
             final[f"{result['name']}/{metric}"] = float(result[metric])
     # The last report carries the finished folders, for a driver that does not share them.
     with tempfile.TemporaryDirectory(prefix="tune-final-") as folder:
-        for model_dir in model_dirs:
-            shutil.copytree(model_dir, Path(folder) / model_dir.name, ignore=shutil.ignore_patterns("checkpoint"))
+        for position, model_dir in enumerate(model_dirs):
+            if position not in entry["riders"]:
+                shutil.copytree(model_dir, Path(folder) / model_dir.name, ignore=shutil.ignore_patterns("checkpoint"))
         tune.report(_with_group_best(final, names), checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -196,6 +197,8 @@ def _plan(work: Work, run_dir: Path) -> list[dict]:
             {
                 "trials": list(group),
                 "run_dir": str(run_dir),
+                "model_dirs": [str(folder.resolve()) for folder in work.model_dirs(group, checkpoint_dir)],
+                "riders": work.rider_positions(group),  # trained unrecorded (`resume.ResumePlan`)
                 "checkpoint_dir": str(checkpoint_dir),
                 "contexts": contexts,
             }
@@ -243,7 +246,9 @@ def _collect(result, entry: Mapping, finished_by_scheduler: bool, epochs: int) -
     trial's last checkpoint, "failed" for an error, "stopped early" when the scheduler ended it;
     None for a model that was interrupted."""
     records: list[dict | None] = []
-    for trial, context in zip(entry["trials"], entry["contexts"], strict=True):
+    for position, (trial, context) in enumerate(zip(entry["trials"], entry["contexts"], strict=True)):
+        if position in entry["riders"]:
+            continue
         model_dir = Path(entry["run_dir"]) / trial.folder
         if not (model_dir / "result.json").exists() and result.checkpoint is not None:
             # Trained on a node that does not share the run folder: the last report carried it.
@@ -284,7 +289,8 @@ def run_groups_on_ray(work: Work) -> None:
     for result in grid:
         index = result.config["group"]
         records = _collect(result, plan[index], index in completed, epochs)
-        for trial, record in zip(plan[index]["trials"], records, strict=True):
+        recorded = [t for position, t in enumerate(plan[index]["trials"]) if position not in plan[index]["riders"]]
+        for trial, record in zip(recorded, records, strict=True):
             if record is None:
                 interrupted = True
             else:

@@ -2,21 +2,26 @@
 
 Files per trial: `history.csv` (written while it trains), `curves.png`, `model.keras`,
 `model_summary.txt` (what `model.summary()` prints), `test_predictions.npy` (predicted digit per
-test image) and, last, `result.json`: its presence
-means the trial finished. (A group that raises is the executor's to record: each trial of it gets a
+test image) and, last, `result.json`: its presence means the trial finished. The group's checkpoint
+is removed only once every member's files are written, so a kill at any moment loses at most the
+epoch in progress. (A group that raises is the executor's to record: each trial of it gets a
 `result.json` with status "failed".)
 """
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from explorer.options import Options
 from explorer.phases import PhaseTimes
 from explorer.run_folder import (
+    GROUP_RECORD,
+    RIDERS_FOLDER,
     ResumeAction,
     group_checkpoint,
     open_trial_folder,
+    pause_if_asked,
     result_record,
     save_array_atomic,
     save_figure,
@@ -51,16 +56,35 @@ def record_outcome(outcome: Outcome, model_dir: Path, context: Mapping[str, obje
 
 
 def train_and_record(
-    trials: Sequence[Trial], data: PreparedData, setup: GroupSetup, contexts: Sequence[Mapping[str, object]]
+    trials: Sequence[Trial],
+    data: PreparedData,
+    setup: GroupSetup,
+    contexts: Sequence[Mapping[str, object]],
+    riders: Collection[int] = (),
 ) -> list[dict]:
     """Train one group (`train_group`) and write each trial's files into its folder of
-    `setup.model_dirs`; `contexts` are each trial's facts to record. Returns the result records."""
-    outcomes = train_group(trials, data, setup)
+    `setup.model_dirs`; `contexts` are each trial's facts to record. The members at positions
+    `riders` train only so the group's checkpoint loads: nothing of theirs is recorded. Once every
+    other member's files are written, the group's checkpoint is removed.
+
+    Returns:
+        The result records of the members that are not riders, in order.
+    """
+    keys = [context.get("trial_key") for context in contexts]
+    if len(trials) > 1 and all(keys):  # a fused group: its members, so that a resume can form it again
+        members = [{"folder": trial.folder, "key": key} for trial, key in zip(trials, keys, strict=True)]
+        setup.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(setup.checkpoint_dir / GROUP_RECORD, {"members": members})
+    outcomes = train_group(trials, data, dataclasses.replace(setup, riders=frozenset(riders)))
+    pause_if_asked("trained")
+    results = []
     with setup.measure("saving"):
-        return [
-            record_outcome(outcome, model_dir, context)
-            for outcome, model_dir, context in zip(outcomes, setup.model_dirs, contexts, strict=True)
-        ]
+        for outcome, model_dir, context in zip(outcomes, setup.model_dirs, contexts, strict=True):
+            if outcome is not None:  # None: a rider
+                results.append(record_outcome(outcome, model_dir, context))
+                pause_if_asked("recorded one")
+    shutil.rmtree(setup.checkpoint_dir, ignore_errors=True)  # every finished epoch is in the files now
+    return results
 
 
 def train_and_evaluate(
@@ -90,16 +114,31 @@ class Work:
     data: PreparedData
     run_dir: Path
     keys: Mapping[Trial, str]  # each trial's fingerprint (`trials.trial_key`)
-    actions: Mapping[Trial, ResumeAction]  # each trial's `run_folder.resume_action`
+    actions: Mapping[Trial, ResumeAction]  # each trial's `resume.plan_resume` decision
     context: Mapping[str, object]  # facts every result records (data source, versions)
     options: Options
     log: Callable[[str], None] = print
     timings: PhaseTimes | None = None  # where the executor adds each phase's seconds
+    riders: frozenset[Trial] = frozenset()  # members that train unrecorded (`resume.ResumePlan`)
+    stop_requested: Callable[[], bool] = lambda: False  # a Ctrl-C that Python may have swallowed
 
     def open_folders(self, trials: Sequence[Trial]) -> None:
-        """Make the trials' folders ready to train (see `run_folder.open_trial_folder`)."""
+        """Make the trials' folders ready to train (see `run_folder.open_trial_folder`); riders'
+        folders are not theirs to touch."""
         for trial in trials:
-            open_trial_folder(self.run_dir / trial.folder, self.keys[trial], trial, self.actions[trial], self.log)
+            if trial not in self.riders:
+                open_trial_folder(self.run_dir / trial.folder, self.keys[trial], trial, self.actions[trial], self.log)
+
+    def rider_positions(self, group: Sequence[Trial]) -> frozenset[int]:
+        return frozenset(position for position, trial in enumerate(group) if trial in self.riders)
+
+    def model_dirs(self, group: Sequence[Trial], checkpoint_dir: Path) -> list[Path]:
+        """Where each member writes while it trains: its own folder, or for a rider a scratch folder
+        inside the group's checkpoint, removed with it."""
+        return [
+            checkpoint_dir / RIDERS_FOLDER / trial.folder if trial in self.riders else self.run_dir / trial.folder
+            for trial in group
+        ]
 
     def contexts(self, group: Sequence[Trial], **facts: object) -> tuple[Path, list[dict]]:
         """A group's checkpoint folder, and each trial's facts to record (the sweep's, its

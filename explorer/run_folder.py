@@ -7,31 +7,34 @@ Files are written to a temporary name and renamed, so an interrupted run never l
 half-written file under a final name.
 """
 
+import contextlib
 import csv
 import dataclasses
 import datetime
-import fcntl
 import io
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
+import filelock
 import numpy as np
 from matplotlib.figure import Figure
 
 from explorer.backend import keras
-from explorer.errors import DamagedFileError, UserInputError
+from explorer.errors import DamagedFileError, RunFolderWriteError, UserInputError, shown
+from explorer.folders import LOCK_FILE, LOCK_HOLDER, check_new_run_folder, check_resume_folder
 from explorer.trials import Trial, group_id
 
-# The run folder's layout: 2 since models come from builders and trials are fingerprinted by the
-# model's own configuration. A folder of another layout is refused by --resume.
-LAYOUT = 2
-LOCK_FILE = ".lock"  # held by the process that trains into the run folder
 HISTORY_METRICS = ("accuracy", "loss", "seconds", "val_accuracy", "val_loss")  # history.csv's columns
 FUSED_FOLDER = ".fused"  # fused groups' checkpoints while they train; out of the summaries' sight
+GROUP_RECORD = "group.json"  # in a fused group's checkpoint: its members, so a resume can re-form it
+RIDERS_FOLDER = "riders"  # in a group's checkpoint: the histories of members that are not recorded
+CHECKPOINT_PREFIX = "epoch-"  # a checkpoint's folder per saved epoch: epoch-<epochs finished>
+# Tests set this to a moment's name (see `pause_if_asked`) to kill a run exactly there.
+PAUSE_VARIABLE = "EXPLORER_PAUSE_AT"
 
 
 def now_iso() -> str:
@@ -42,15 +45,41 @@ def default_run_dir(base: Path = Path("runs")) -> Path:
     return base / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def pause_if_asked(moment: str) -> None:
+    """Pause here for good when the environment names this `moment`, so that a fault test can kill
+    the process at exactly this point (tests/test_faults.py); otherwise do nothing."""
+    if os.environ.get(PAUSE_VARIABLE) == moment:
+        print(f"paused at {moment}", flush=True)
+        time.sleep(3600)
+
+
 def _partial(path: Path) -> Path:
     # Keep the suffix: Keras and Matplotlib choose the format from it.
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """The temporary name to write `path` under, renamed into place once the block succeeds, so an
+    interrupted run never leaves a half-written file under a final name.
+
+    Raises:
+        RunFolderWriteError: when the file cannot be written (a full disk, a read-only folder); the
+            partial file is removed and the run stops there.
+    """
     partial = _partial(path)
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        yield partial
+        os.replace(partial, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise RunFolderWriteError(path, error) from error
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with writing(path) as partial:
+        partial.write_text(text, encoding="utf-8")
 
 
 def _json_ready(value: object) -> object:
@@ -69,54 +98,91 @@ def write_json_atomic(path: Path, record: object) -> None:
 
 
 def save_array_atomic(path: Path, array: np.ndarray) -> None:
-    partial = _partial(path)
-    np.save(partial, array, allow_pickle=False)
-    os.replace(partial, path)
+    with writing(path) as partial:
+        np.save(partial, array, allow_pickle=False)
 
 
 def save_model_atomic(model: keras.Model, path: Path) -> None:
-    partial = _partial(path)
-    model.save(partial)
-    os.replace(partial, path)
+    with writing(path) as partial:
+        model.save(partial)
 
 
 def save_figure(figure: Figure, path: Path, dpi: int = 110) -> None:
-    partial = _partial(path)
-    figure.savefig(partial, dpi=dpi)  # the figures lay themselves out (constrained layout)
-    os.replace(partial, path)
+    with writing(path) as partial:
+        figure.savefig(partial, dpi=dpi)  # the figures lay themselves out (constrained layout)
 
 
-def check_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> None:
-    """Refuse a run folder that cannot be used, without touching it (so it runs before the data loads).
+def append_text(path: Path, text: str) -> None:
+    """Append to a file that grows as the run goes (`history.csv`, `log.txt`).
 
     Raises:
-        UserInputError: when resuming, if the folder does not exist or has another layout; when not
-            resuming, if a model folder in it already exists (nothing is overwritten: the message
-            points to --resume).
+        RunFolderWriteError: when it cannot be written.
     """
-    if resume and not run_dir.is_dir():
-        raise UserInputError(f"--resume {run_dir}: no such run folder to resume")
-    if resume:
-        check_layout(run_dir)
-    existing = [name for name in names if (run_dir / name).exists()]
-    if existing and not resume:
+    try:
+        with path.open("a", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise RunFolderWriteError(path, error) from error
+
+
+class RunFolderLock:
+    """The run folder's lock (a `filelock.FileLock` on `RUN_DIR/.lock`: `fcntl` on Linux and macOS,
+    `msvcrt` on Windows), held until `close`. The system drops it when the process dies, so a
+    killed sweep never leaves a lock behind."""
+
+    def __init__(self, lock: filelock.BaseFileLock):
+        self._lock = lock
+
+    def close(self) -> None:
+        self._lock.release()
+
+
+def lock_run_dir(run_dir: Path, option: str) -> RunFolderLock:
+    """Lock `run_dir` for this process and note its pid in `RUN_DIR/.lock-holder`.
+
+    Raises:
+        UserInputError: naming the pid of the process that holds the folder, or what is wrong
+            with the lock file.
+    """
+    lock_path = run_dir / LOCK_FILE
+    if lock_path.is_dir():
         raise UserInputError(
-            f"--out {run_dir}: already holds models {', '.join(existing)}; continue that run with "
-            f"--resume {run_dir}, or choose a new --out folder (nothing was overwritten)"
+            f"{option} {run_dir}: its {LOCK_FILE} is a folder, not the lock file a sweep writes; "
+            "remove that folder, then try again"
         )
+    lock = filelock.FileLock(lock_path, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        holder = read_text(run_dir / LOCK_HOLDER).strip()[:20] or "unknown"
+        raise UserInputError(
+            f"{option} {run_dir}: another sweep (pid {holder}) is writing to this run folder; "
+            "wait for it to finish, or stop it, then try again"
+        ) from None
+    except OSError as error:
+        raise UserInputError(f"{option} {run_dir}: cannot lock it ({error.strerror or error})") from None
+    write_text_atomic(run_dir / LOCK_HOLDER, f"{os.getpid()}\n")
+    return RunFolderLock(lock)
 
 
-def prepare_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> IO[str]:
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return ""
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool) -> RunFolderLock:
     """Create (or, resuming, reopen) the run folder, check that it can be written, and lock it.
 
     Returns:
-        The open lock file: the folder is this process's until it is closed (`lock_run_dir`).
+        The lock: the folder is this process's until it is closed.
 
     Raises:
-        UserInputError: for a folder `check_run_dir` refuses, one that cannot be created or
-            written, or one another sweep holds.
+        UserInputError: for a folder `folders` refuses, one that cannot be created or written,
+            or one another sweep holds.
     """
-    check_run_dir(run_dir, names, resume=resume)
+    check_resume_folder(run_dir) if resume else check_new_run_folder(run_dir)
     option = "--resume" if resume else "--out"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -125,74 +191,34 @@ def prepare_run_dir(run_dir: Path, names: Iterable[str], *, resume: bool) -> IO[
         probe.unlink()
     except OSError as error:
         raise UserInputError(f"{option} {run_dir}: cannot write there ({error.strerror or error})") from None
-    return lock_run_dir(run_dir, option)
+    lock = lock_run_dir(run_dir, option)
+    if not resume:  # checked again under the lock: another sweep may have started here meanwhile
+        try:
+            check_new_run_folder(run_dir)
+        except UserInputError:
+            lock.close()
+            raise
+    return lock
 
 
-def lock_run_dir(run_dir: Path, option: str) -> IO[str]:
-    """Lock `RUN_DIR/.lock` for this process (`fcntl.flock`) and write its pid there.
-
-    The lock lasts while the returned file is open, and the kernel drops it when the process dies,
-    so a killed sweep never leaves a lock behind.
-
-    Raises:
-        UserInputError: naming the pid of the process that holds the folder.
-    """
-    handle = (run_dir / LOCK_FILE).open("a+", encoding="utf-8")
+def read_json(path: Path) -> object:
+    """A JSON file parsed (an object, a list, ...), or None when it is missing or not JSON."""
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip()[:20] or "unknown"
-        handle.close()
-        raise UserInputError(
-            f"{option} {run_dir}: another sweep (pid {holder}) is writing to this run folder; "
-            "wait for it to finish, or stop it, then try again"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
 
 @dataclasses.dataclass(frozen=True)
 class ResumeAction:
-    """What to do with one trial's folder: "skip" (finished, same fingerprint), "continue" (started
-    with the same fingerprint, not finished: its checkpoint is picked up), "replace" (moved aside and
-    retrained, for the reason `why`) or "train" (nothing there yet)."""
+    """What to do with one trial's folder: "skip" (finished, same fingerprint, every file sound),
+    "continue" (started with the same fingerprint, not finished: its group's checkpoint, holding
+    `epochs` epochs, is picked up), "replace" (moved aside and retrained, for the reason `why`) or
+    "train" (nothing there yet). `explorer.resume` decides."""
 
     kind: str
     why: str = ""
-
-
-def resume_action(model_dir: Path, key: str) -> ResumeAction:
-    """Read a trial's folder and decide what a sweep does with it (see `ResumeAction`)."""
-    if not model_dir.exists():
-        return ResumeAction("train")
-    if (model_dir / "result.json").exists():
-        result = read_json(model_dir / "result.json")
-        if result is None:
-            return ResumeAction("replace", "its result.json is damaged")
-        if result.get("trial_key") != key:
-            return ResumeAction("replace", "its network, settings or data changed")
-        if result.get("status") == "failed":
-            return ResumeAction("replace", "it failed before")
-        try:
-            read_history(model_dir / "history.csv")
-        except DamagedFileError:
-            return ResumeAction("replace", "its history.csv is damaged")
-        return ResumeAction("skip")
-    started = read_json(model_dir / "trial.json")
-    if started is not None and started.get("trial_key") == key:
-        return ResumeAction("continue")
-    return ResumeAction("replace", "its network, settings or data changed" if started else "its trial.json is damaged")
+    epochs: int = 0
 
 
 def move_aside(model_dir: Path) -> Path:
@@ -203,11 +229,59 @@ def move_aside(model_dir: Path) -> Path:
     return target
 
 
+RESULT_STATUSES = ("ok", "diverged", "stopped early", "failed")
+# The figures of a finished model's result.json: finite numbers for "ok", numbers or null (a
+# diverged loss is written as null) otherwise.
+RESULT_FIGURES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_accuracy", "train_loss")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def result_problem(record: object) -> str | None:
+    """What is wrong with a `result.json` as parsed, in a few words; None when it has the shape
+    `result_record` writes (names as text, numbers where numbers belong)."""
+    if record is None:
+        return "cannot be read as JSON"
+    if not isinstance(record, dict):
+        return f"is not a JSON object (it holds a {type(record).__name__})"
+    for field in ("name", "trial", "trial_key", "status"):
+        if not isinstance(record.get(field), str):
+            return f"has no {field}"
+    if record["status"] not in RESULT_STATUSES:
+        return f"has an unknown status {shown(record['status'])}"
+    for field in ("seed", "parameters", "repeat"):
+        if not isinstance(record.get(field), int) or isinstance(record.get(field), bool):
+            return f"has {field} = {shown(record.get(field))}, not a whole number"
+    return None if record["status"] == "failed" else _figures_problem(record)
+
+
+def _figures_problem(record: Mapping) -> str | None:
+    """What is wrong with a trained model's figures in its `result.json`, or None."""
+    if not isinstance(record.get("epochs_run"), int) or record["epochs_run"] < 1:
+        return f"has epochs_run = {shown(record.get('epochs_run'))}, not a count of epochs"
+    for field in RESULT_FIGURES:
+        value = record.get(field)
+        finished = record["status"] == "ok"
+        if not (_is_number(value) and math.isfinite(value)) and (finished or value is not None):
+            return f"has {field} = {shown(value)}, not a number"
+    return None
+
+
 def read_results(run_dir: Path) -> list[dict]:
-    """Every finished model's `result.json` in `run_dir`, in folder-name order; a damaged one is
-    left out (`--resume` retrains its model)."""
+    """Every model's `result.json` in `run_dir` that has the shape it should (`result_problem`), in
+    folder-name order; a damaged one is left out (`--resume` retrains its model)."""
     results = (read_json(path) for path in sorted(run_dir.glob("*/result.json")))
-    return [result for result in results if isinstance(result, dict) and "name" in result and "status" in result]
+    return [result for result in results if result_problem(result) is None]
+
+
+def _history_rows(history_csv: Path) -> list[dict[str, str]]:
+    try:
+        with history_csv.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, ValueError, csv.Error) as error:  # UnicodeDecodeError is a ValueError
+        raise DamagedFileError(f"{history_csv}: cannot be read ({type(error).__name__})") from None
 
 
 def read_history(history_csv: Path) -> dict[str, list[float]]:
@@ -216,12 +290,11 @@ def read_history(history_csv: Path) -> dict[str, list[float]]:
     Raises:
         DamagedFileError: when it cannot be read, or lacks a column or an epoch's value.
     """
+    rows = _history_rows(history_csv)
+    columns = rows[0].keys() if rows else ()
     try:
-        with history_csv.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        columns = rows[0].keys() if rows else ()
         history = {column: [float(row[column]) for row in rows] for column in columns if column != "epoch"}
-    except (OSError, ValueError, TypeError, csv.Error) as error:  # UnicodeDecodeError is a ValueError
+    except (ValueError, TypeError) as error:
         raise DamagedFileError(f"{history_csv}: cannot be read ({type(error).__name__})") from None
     missing = [metric for metric in HISTORY_METRICS if metric not in history]
     if missing or not rows:
@@ -229,16 +302,34 @@ def read_history(history_csv: Path) -> dict[str, list[float]]:
     return history
 
 
-def check_layout(run_dir: Path) -> None:
-    """Refuse to resume a run folder written by an earlier layout: its fingerprints were taken
-    from configurations, not from the models, so nothing in it could be matched safely."""
-    run = read_json(run_dir / "run.json")
-    if run is not None and run.get("layout") != LAYOUT:
-        raise UserInputError(
-            f"--resume {run_dir}: written by an earlier version of this explorer (run folder layout "
-            f"{run.get('layout', 1)}, this version writes {LAYOUT}) whose fingerprints cannot be compared; "
-            "start a new run with --out (the old folder stays as it is)"
-        )
+def history_epochs(history_csv: Path) -> list[int]:
+    """The epochs `history.csv` holds a complete row of, in file order (an epoch repeated after an
+    interruption appears twice).
+
+    Raises:
+        DamagedFileError: when it is missing, cannot be read, or an epoch is not a whole number.
+    """
+    rows = _history_rows(history_csv)
+    try:
+        return [int(row["epoch"]) for row in rows if all(row.get(metric) for metric in ("epoch", *HISTORY_METRICS))]
+    except (KeyError, ValueError, TypeError) as error:
+        raise DamagedFileError(f"{history_csv}: cannot be read ({type(error).__name__})") from None
+
+
+def saved_epochs(checkpoint_dir: Path) -> list[Path]:
+    """A group checkpoint's complete epoch folders (`epoch-<epochs finished>`), newest first."""
+    found = [
+        path
+        for path in checkpoint_dir.glob(f"{CHECKPOINT_PREFIX}*")
+        if path.name.removeprefix(CHECKPOINT_PREFIX).isdigit()
+    ]
+    return sorted(found, key=lambda path: int(path.name.removeprefix(CHECKPOINT_PREFIX)), reverse=True)
+
+
+def checkpoint_epochs(checkpoint_dir: Path) -> int:
+    """How many epochs a group checkpoint holds: 0 when there is none."""
+    newest = saved_epochs(checkpoint_dir)
+    return int(newest[0].name.removeprefix(CHECKPOINT_PREFIX)) if newest else 0
 
 
 def history_is_finite(history: Mapping[str, Sequence[float]]) -> bool:
@@ -318,17 +409,18 @@ def failure_reason(error: BaseException) -> str:
 def open_trial_folder(
     model_dir: Path, key: str, trial: Trial, action: ResumeAction, log: Callable[[str], None]
 ) -> None:
-    """Make a trial's folder ready to train (`action` from `resume_action`): an old attempt is moved
-    aside, for the reason the action gives; `trial.json` records what trains there.
+    """Make a trial's folder ready to train (`action` from `resume.trial_action`): an old attempt is
+    moved aside, for the reason the action gives; `trial.json` records what trains there.
 
     Raises:
         UserInputError: when the folder cannot be written.
     """
     try:
         if action.kind == "replace":
-            log(f"    {trial.folder}: {action.why}; retraining it (old folder moved to {move_aside(model_dir)})")
-        elif action.kind == "continue":
-            log(f"    {trial.folder}: continuing from its checkpoint")
+            aside = move_aside(model_dir).relative_to(model_dir.parent)
+            log(f"    {trial.folder}: {action.why}; retraining it (old folder moved to {aside})")
+        elif action.kind == "continue" and action.epochs:
+            log(f"    {trial.folder}: continuing after epoch {action.epochs}, from its checkpoint")
         model_dir.mkdir(parents=True, exist_ok=True)
         record = {"trial_key": key, "seed": trial.seed, "config": dict(trial.facts.description)}
         write_json_atomic(model_dir / "trial.json", record)

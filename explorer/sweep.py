@@ -10,32 +10,35 @@ prints the command that resumes the run.
 import contextlib
 import dataclasses
 import os
+import shutil
 import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
 
 from explorer.backend import check_backend, keras, tensorflow_left_alone, versions
 from explorer.data import DataSource, load_mnist
 from explorer.errors import EXIT_INTERRUPTED, EXIT_MODEL_FAILED, ConfigError, UserInputError, shown
 from explorer.estimate import estimate_sweep, plan_text
+from explorer.folders import LAYOUT, LOG_FILE, check_new_run_folder, check_resume_folder
+from explorer.interrupts import interrupts_noted
 from explorer.local_executor import duration, run_groups_locally
 from explorer.options import QUICK_TEST_DIGITS, QUICK_TRAIN_DIGITS, Options, RayOptions
 from explorer.phases import PhaseTimes
 from explorer.ray_executor import import_ray, run_groups_on_ray
 from explorer.recording import Work
 from explorer.report import FUSED_NOTE
+from explorer.resume import plan_resume
 from explorer.run_folder import (
     FUSED_FOLDER,
-    LAYOUT,
-    check_run_dir,
+    RunFolderLock,
+    append_text,
+    checkpoint_epochs,
     default_run_dir,
     now_iso,
     prepare_run_dir,
     read_json,
     read_results,
-    resume_action,
     write_json_atomic,
 )
 from explorer.run_views import Views, build_views
@@ -44,6 +47,35 @@ from explorer.stats import SUMMARY_COLUMNS
 from explorer.trials import plan_groups, plan_trials, trial_key
 from explorer.variants import Variant, check_variants
 from explorer.views import format_leaderboard
+
+WIDTH = 100  # the explorer's own terminal lines fit this many columns (Keras' progress is Keras')
+
+
+def wrapped(text: str, indent: str = "") -> str:
+    """`text` within WIDTH columns; a path longer than a line stays whole on a line of its own."""
+    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
+class RunLog:
+    """The sweep's terminal lines, also appended to the run folder's `log.txt` once it is open (the
+    lines before are kept until then), so a run can be read after its terminal is gone; a resume
+    appends under a line of its own."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        self.echo, self.kept, self.path = echo, [], None
+
+    def __call__(self, line: str) -> None:
+        self.echo(line)
+        if self.path is None:
+            self.kept.append(line)
+        else:
+            append_text(self.path, line + "\n")
+
+    def open(self, path: Path) -> None:
+        self.path = path
+        append_text(path, f"=== {now_iso()}\n" + "".join(f"{line}\n" for line in self.kept))
+        self.kept = []
+
 
 # The command-line flag of each Ray-only option, for the error that names it.
 RAY_FLAGS = {
@@ -106,13 +138,14 @@ def _write_run_record(
         **context,
     }
     previous = read_json(run_dir / "run.json") if options.resume is not None else None
-    if isinstance(previous, dict) and {"command", "started_at"} <= previous.keys():
-        record["resumed"] = [*previous.get("resumed", []), {"command": options.command, "at": now_iso()}]
+    if isinstance(previous, dict) and isinstance(previous.get("command"), str) and "started_at" in previous:
+        resumed = previous.get("resumed") if isinstance(previous.get("resumed"), list) else []
+        record["resumed"] = [*resumed, {"command": options.command, "at": now_iso()}]
         record["command"], record["started_at"] = previous["command"], previous["started_at"]
     elif (run_dir / "run.json").exists():
         aside = run_dir / f"run.json.damaged-{now_iso().replace(':', '')}"
         os.replace(run_dir / "run.json", aside)
-        log(f"{run_dir / 'run.json'} was damaged; kept as {aside.name}, and a new one written")
+        log(f"run.json was damaged; kept as {aside.name}, and a new one written")
     write_json_atomic(run_dir / "run.json", record)
 
 
@@ -122,7 +155,7 @@ class _Opened:
 
     work: Work
     source: DataSource
-    lock: IO[str]
+    lock: RunFolderLock
 
 
 def resolve_reference(names: Sequence[str], chosen: str | None, declared: str | None) -> str:
@@ -141,26 +174,36 @@ def resolve_reference(names: Sequence[str], chosen: str | None, declared: str | 
     return declared if declared in names else names[0]
 
 
+def _run_folder(options: Options) -> Path:
+    """The run folder, checked before anything heavy: `--resume` must be a run, a new run's folder
+    new or empty (`--plan` writes nothing)."""
+    if options.resume is not None:
+        check_resume_folder(options.resume)
+        return options.resume
+    run_dir = options.out or default_run_dir()
+    if not options.plan:
+        check_new_run_folder(run_dir)
+    return run_dir
+
+
 def _open(
     variants: Sequence[Variant],
     options: Options,
     declared_reference: str | None,
-    log: Callable[[str], None],
+    log: RunLog,
     timings: PhaseTimes,
 ) -> _Opened | None:
-    """Validate everything at the door, load the data, plan the trials and open the run folder
-    (None for --plan, which only prints the plan)."""
+    """Validate everything at the door, cheap checks first, load the data, plan the trials and
+    open the run folder (None for --plan, which only prints the plan)."""
     check_backend(options.backend)
     check_executor(options)
+    run_dir = _run_folder(options)
     variants = with_overrides(variants, options)
-    with timings.measure("checking"):
-        facts = check_variants(variants)
     reference = resolve_reference([variant.name for variant in variants], options.reference, declared_reference)
     options = dataclasses.replace(options, reference=reference)
+    with timings.measure("checking"):
+        facts = check_variants(variants)
     trials = plan_trials(variants, options.seed, options.run_repeats, facts)
-    run_dir = options.resume or options.out or default_run_dir()
-    if not options.plan:
-        check_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
     with timings.measure("data"):
         data, source, source_record, data_identity = load_data(options, log)
     if options.plan:
@@ -168,21 +211,47 @@ def _open(
         return None
     with timings.measure("planning"):
         # Only now open the run folder, so that bad input leaves no empty one behind.
-        lock = prepare_run_dir(run_dir, [t.folder for t in trials], resume=options.resume is not None)
-        context = {"data": source_record, "versions": versions()}
-        _write_run_record(run_dir, options, variants, context, log)
-        log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {options.seed}")
-        log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
-        # Finished trials are kept; the rest train in groups (fused unless --no-fuse).
-        keys = {trial: trial_key(trial, data_identity) for trial in trials}
-        actions = {trial: resume_action(run_dir / trial.folder, keys[trial]) for trial in trials}
-        for trial in trials:
-            if actions[trial].kind == "skip":
-                log(f"{trial.folder}: finished earlier with the same configuration; kept")
-        pending = [trial for trial in trials if actions[trial].kind != "skip"]
-        groups = plan_groups(pending, fuse=options.fused)
-        log(estimate_sweep(groups, len(data.x_train), len(data.x_val)).line())
-        return _Opened(Work(groups, data, run_dir, keys, actions, context, options, log, timings), source, lock)
+        lock = prepare_run_dir(run_dir, resume=options.resume is not None)
+        try:
+            log.open(run_dir / LOG_FILE)
+            context = {"data": source_record, "versions": versions()}
+            _write_run_record(run_dir, options, variants, context, log)
+            log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {options.seed}")
+            log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
+            keys = {trial: trial_key(trial, data_identity) for trial in trials}
+            work = _plan_work(run_dir, trials, keys, data, Work(
+                [], data, run_dir, keys, {}, context, options, log, timings))  # fmt: skip
+        except BaseException:
+            lock.close()
+            raise
+        return _Opened(work, source, lock)
+
+
+def _plan_work(run_dir: Path, trials: Sequence, keys: dict, data: PreparedData, work: Work) -> Work:
+    """`work` with what is left to train: finished trials are kept, the rest train in groups
+    (fused unless --no-fuse; see `resume.plan_resume`); leftovers of finished groups are removed."""
+    plan = plan_resume(run_dir, trials, keys, fuse=work.options.fused, test_samples=len(data.x_test))
+    for trial in trials:
+        if plan.actions[trial].kind == "skip":
+            work.log(f"{trial.folder}: finished earlier with the same configuration; kept")
+    for leftover in plan.stale:
+        shutil.rmtree(leftover, ignore_errors=True)
+    work.log(estimate_sweep(plan.groups, len(data.x_train), len(data.x_val)).line())
+    return dataclasses.replace(work, groups=plan.groups, keys=plan.keys, actions=plan.actions, riders=plan.riders)
+
+
+def _unfinished_epochs(work: Work) -> list[str]:
+    """A line per group that stopped part-way: the epochs its checkpoint keeps for --resume."""
+    lines = []
+    for group in work.groups:
+        checkpoint_dir, _ = work.contexts(group)
+        kept = checkpoint_epochs(checkpoint_dir)
+        unfinished = [
+            t.folder for t in group if t not in work.riders and not (work.run_dir / t.folder / "result.json").exists()
+        ]
+        if kept and unfinished:
+            lines.append(wrapped(f"  {', '.join(unfinished)}: {kept} of {group[0].variant.epochs} epochs kept", "    "))
+    return lines
 
 
 def _train(work: Work, log: Callable[[str], None]) -> int:
@@ -193,27 +262,31 @@ def _train(work: Work, log: Callable[[str], None]) -> int:
         else:
             run_groups_locally(work)
     except KeyboardInterrupt:
-        log(
-            f"\nInterrupted: {len(read_results(work.run_dir))} finished model(s) are kept in {work.run_dir}; summarizing those."
-        )
+        log(f"\nInterrupted: {len(read_results(work.run_dir))} finished model(s) are kept in")
+        log(f"  {work.run_dir}")
+        for line in _unfinished_epochs(work):
+            log(line)
         log(f"To continue where it stopped:\n  {work.options.resume_command(work.run_dir)}")
         return EXIT_INTERRUPTED
     return 0
 
 
 def _compare(work: Work, source: DataSource, seconds: float, log: Callable[[str], None]) -> Views:
-    """Build the views from the run folder and print the leaderboard."""
+    """Build the views from the run folder and print the leaderboard, naming the files written."""
     run_dir = work.run_dir
     with contextlib.suppress(OSError):  # fused groups' checkpoints are gone once they finish
         (run_dir / FUSED_FOLDER).rmdir()
     views = build_views(run_dir, work.data, work.options.reference)
     rows = views.rows
-    if rows:
-        log("\n" + format_leaderboard(rows))
-        if any((row["fused_group_size"] or 1) > 1 for row in rows):
-            log(textwrap.fill(f"Training was {FUSED_NOTE}.", 100))
+    if not rows:
+        log("\nNo model has finished yet, so there is nothing to summarize.")
+        return views
+    log("\n" + format_leaderboard(rows))
+    if any((row["fused_group_size"] or 1) > 1 for row in rows):
+        log(wrapped(f"Training was {FUSED_NOTE}."))
     log(f"\n{len(rows)} configuration(s) in {duration(seconds)}. Report: {run_dir / 'report.html'}")
-    log("(also summary.csv, comparison.png, factors.png, per_class.png and the figures it shows)")
+    written = ["summary.csv", *(f"{name}.png" for name in views.figures if "/" not in name)]
+    log(wrapped(f"(also {', '.join(written)}, and each model's folder: history, curves, model)"))
     if source.kind == "embedded-sample":
         log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
     return views
@@ -250,24 +323,29 @@ def run_sweep(
     Args:
         variants: the networks to train, in order (`Variant`: a name and a builder).
         options: how to run (`Options`; the scripts build it from the command line).
-        log: where progress lines go.
+        log: where progress lines go (they also go to the run folder's `log.txt`).
         reference: the configuration the others are compared with, unless `options.reference`
             names one (the first when this one is not in the sweep).
 
     Returns:
-        Its exit code: 0 when every model finished (diverged ones included), 1 when a model failed
-        (the others still ran), 130 when interrupted, at any moment (finished models are kept, and
-        the command that continues the run is shown).
+        Its exit code: 0 when every model finished (diverged ones included), 1 when a run of any
+        configuration failed (the others still ran), 130 when interrupted, at any moment (finished
+        models are kept, and the command that continues the run is shown).
 
     Raises:
-        UserInputError: for any bad input, before training starts.
+        UserInputError: for any bad input, before training starts; `RunFolderWriteError` when the
+            run folder can no longer be written (the run stops; finished models are intact).
     """
-    with tensorflow_left_alone(active=not options.tensorboard):
-        return _run_sweep(variants, options, log, reference)
+    with tensorflow_left_alone(active=not options.tensorboard), interrupts_noted() as stop_requested:
+        return _run_sweep(variants, options, RunLog(log), reference, stop_requested)
 
 
 def _run_sweep(
-    variants: Sequence[Variant], options: Options, log: Callable[[str], None], reference: str | None
+    variants: Sequence[Variant],
+    options: Options,
+    log: RunLog,
+    reference: str | None,
+    stop_requested: Callable[[], bool],
 ) -> SweepOutcome:
     timings, started_unix, started = PhaseTimes(), time.time(), time.perf_counter()
     try:
@@ -277,7 +355,7 @@ def _run_sweep(
         return SweepOutcome(EXIT_INTERRUPTED)
     if opened is None:  # --plan: printed; nothing trained, nothing written
         return SweepOutcome(0)
-    work = opened.work
+    work = dataclasses.replace(opened.work, stop_requested=stop_requested)
     with contextlib.closing(opened.lock):  # the run folder is this process's until the end
         training_started = time.perf_counter()
         status = _train(work, log)
@@ -288,12 +366,15 @@ def _run_sweep(
                 work.run_dir / "timings.json", timings.record(time.perf_counter() - started, started_unix)
             )
             log(timings.line())
+            if stop_requested() and status == 0:  # pressed while summarizing, and Python swallowed it
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             log(f"\nInterrupted while summarizing; every finished model is kept in {work.run_dir}.")
             log(f"To summarize it (and train what is left):\n  {options.resume_command(work.run_dir)}")
             return SweepOutcome(EXIT_INTERRUPTED, work.run_dir)
-    failed = [row["name"] for row in views.rows if row["status"] == "failed"]
+    failed = sorted(result["trial"] for result in read_results(work.run_dir) if result["status"] == "failed")
     if failed and status == 0:
-        log(f"Failed: {', '.join(failed)} (reasons in summary.csv); rerun them with --resume {work.run_dir}")
+        log(wrapped(f"Failed: {', '.join(failed)} (the reason in each one's result.json and traceback.txt); "
+                    f"rerun them with --resume {work.run_dir}"))  # fmt: skip
         status = EXIT_MODEL_FAILED
     return SweepOutcome(status, work.run_dir, views)

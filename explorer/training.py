@@ -27,7 +27,7 @@ from explorer.callbacks import (
 )
 from explorer.fusion import fused_model, hand_over_optimizer_state, per_sample_loss
 from explorer.phases import PhaseTimes
-from explorer.run_folder import finish_history, history_is_finite
+from explorer.run_folder import finish_history, history_is_finite, saved_epochs
 from explorer.splits import PreparedData
 from explorer.trials import Trial, fusion_key
 from explorer.variants import build_model, compile_for_training
@@ -51,6 +51,7 @@ class GroupSetup:
     tensorboard_dir: Path | None = None  # Keras' TensorBoard callback logs here (one-trial groups)
     steps_per_execution: int = STEPS_PER_EXECUTION
     callbacks: Sequence[keras.callbacks.Callback] = ()  # an executor's own, after history and checkpoint
+    riders: frozenset[int] = frozenset()  # positions of members that train unrecorded (no outcome)
     timings: PhaseTimes | None = None  # where the seconds of building, epochs and evaluating are added
 
     def measure(self, phase: str) -> contextlib.AbstractContextManager:
@@ -152,39 +153,43 @@ def _labels(labels: np.ndarray, names: Sequence[str]) -> np.ndarray | dict[str, 
     return {name: labels for name in names} if len(names) > 1 else labels
 
 
-def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) -> list[Outcome]:
+def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) -> list[Outcome | None]:
     """Train one group of trials (one trial, or several fused), evaluate each on the test set.
 
     A checkpoint left in `setup.checkpoint_dir` by an interrupted run of the same group is picked
-    up and training continues from it; a history without its checkpoint is stale and is started
-    again. A loss that turns NaN or infinite stops that model (its outcome has no test figures);
+    up and training continues from it (with no epoch left when the run stopped after the last
+    one); a history without its checkpoint is stale and is started again. The checkpoint stays:
+    the caller removes it once every member's files are written. A loss that turns NaN or infinite stops that model (its outcome has no test figures);
     the other models of the group train on.
 
     Returns:
-        Each trial's outcome, in the order of `trials`.
+        Each trial's outcome, in the order of `trials` (None for the riders of `setup.riders`).
     """
     if len({fusion_key(trial) for trial in trials}) != 1 or len({t.name for t in trials}) != len(trials):
         raise ValueError("a fused group needs one seed, batch size, epochs and optimizer, and distinct names")
     names = [trial.name for trial in trials]
     members, model = _build_group(trials, setup)
     fused = len(members) > 1
+    resuming = bool(saved_epochs(setup.checkpoint_dir))
     for model_dir in setup.model_dirs:
         model_dir.mkdir(parents=True, exist_ok=True)
-        if not setup.checkpoint_dir.exists():
+        if not resuming:  # a history without its checkpoint is stale: those epochs train again
             (model_dir / "history.csv").unlink(missing_ok=True)
     clock, checkpoint = EpochClock(), EpochBackupAndRestore(str(setup.checkpoint_dir))
     fit_started = time.perf_counter()
-    model.fit(
-        data.x_train,
-        _labels(data.y_train, names),
-        validation_data=(data.x_val, _labels(data.y_val, names)),
-        validation_batch_size=eval_batch_size(len(data.x_val)),
-        epochs=trials[0].variant.epochs,
-        batch_size=trials[0].variant.batch_size,
-        verbose=0 if fused else setup.verbose,
-        callbacks=_callbacks(trials, setup, clock, checkpoint),
-    )
-    _add_fit_times(setup, clock.seconds, checkpoint.seconds, time.perf_counter() - fit_started)
+    try:  # an interrupted fit's epochs still count in the sweep's timings
+        model.fit(
+            data.x_train,
+            _labels(data.y_train, names),
+            validation_data=(data.x_val, _labels(data.y_val, names)),
+            validation_batch_size=eval_batch_size(len(data.x_val)),
+            epochs=trials[0].variant.epochs,
+            batch_size=trials[0].variant.batch_size,
+            verbose=0 if fused else setup.verbose,
+            callbacks=_callbacks(trials, setup, clock, checkpoint),
+        )
+    finally:
+        _add_fit_times(setup, clock.seconds, checkpoint.seconds, time.perf_counter() - fit_started)
     with setup.measure("evaluating"):
         outputs = model.predict(data.x_test, batch_size=eval_batch_size(len(data.x_test)), verbose=0)
     facts = {
@@ -192,11 +197,14 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
         "device": device_description(),
         "steps_per_execution": setup.steps_per_execution,
         "fused_group_size": len(trials),
-        "resumed_from_epoch": clock.first_epoch or None,
+        "resumed_from_epoch": checkpoint.restored_epochs or None,  # epochs taken from the checkpoint
         "samples": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)},
     }
-    outcomes = []
-    for trial, member, model_dir in zip(trials, members, setup.model_dirs, strict=True):
+    outcomes: list[Outcome | None] = []
+    for position, (trial, member, model_dir) in enumerate(zip(trials, members, setup.model_dirs, strict=True)):
+        if position in setup.riders:  # trained only so that the checkpoint loaded: nothing to give back
+            outcomes.append(None)
+            continue
         if fused:  # the member holds its trained weights; give it its optimizer state too
             with setup.measure("evaluating"):
                 hand_over_optimizer_state(model, member, setup.steps_per_execution)

@@ -78,7 +78,7 @@ def test_a_damaged_history_of_a_finished_model_is_retrained_and_the_others_kept(
     capsys.readouterr()
     assert run_loop(*arguments, "--resume", run_dir) == 0
     out = capsys.readouterr().out
-    assert "first: its history.csv is damaged; retraining it" in out
+    assert "first: its history.csv is missing or damaged; retraining it" in out
     assert "second: finished earlier with the same configuration; kept" in out
     assert (run_dir / "second" / "result.json").read_bytes() == kept
     assert len(common.read_history(run_dir / "first" / "history.csv")["loss"]) == 2
@@ -91,7 +91,8 @@ def test_a_truncated_result_is_retrained_and_says_so(finished_run, capsys):
     capsys.readouterr()
     assert run_loop(*arguments, "--resume", run_dir) == 0
     out = capsys.readouterr().out
-    assert "first: its result.json is damaged; retraining it" in out and "continuing from its checkpoint" not in out
+    assert "first: its result.json cannot be read as JSON; retraining it" in out
+    assert "continuing after epoch" not in out
     assert json.loads(result.read_text())["status"] == "ok"
 
 

@@ -106,14 +106,14 @@ def test_asha_stops_weak_configurations_early_and_the_summary_says_so(tmp_path, 
         )
     )
     options = ["--executor", "ray", "--ray-node-ip", HEAD_IP, "--scheduler", "asha", "--max-concurrent", "1"]
-    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path, *options) == 0
-    results = {result["name"]: result for result in explorer.run_folder.read_results(tmp_path)}
+    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "run", *options) == 0
+    results = {result["name"]: result for result in explorer.run_folder.read_results(tmp_path / "run")}
     for name in ("weak_a", "weak_b"):
         assert results[name]["status"] == "stopped early" and results[name]["epochs_run"] < 4
         assert results[name]["reason"] == f"stopped early by ASHA after epoch {results[name]['epochs_run']} of 4"
-        assert not (tmp_path / name / "checkpoint").exists()
+        assert not (tmp_path / "run" / name / "checkpoint").exists()
     assert results["good_a"]["status"] == "ok" and results["good_a"]["epochs_run"] == 4
-    rows = {row["name"]: row for row in json.loads((tmp_path / "summary.json").read_text())}
+    rows = {row["name"]: row for row in json.loads((tmp_path / "run" / "summary.json").read_text())}
     assert rows["weak_a"]["status"] == "stopped early" and rows["weak_a"]["rank"] > rows["good_a"]["rank"]
 
 

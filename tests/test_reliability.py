@@ -12,6 +12,7 @@ import pytest
 
 import common
 import explorer.errors
+import explorer.resume
 import explorer.run_folder
 import explorer.training
 import model_builder_loop
@@ -123,7 +124,10 @@ def test_a_failing_model_is_recorded_the_others_run_and_resume_retries_it(tmp_pa
     )
     results = results_by_name(tmp_path / "run")
     assert results["first"]["status"] == "failed" and results["second"]["status"] == "ok"
-    assert results["first"]["reason"] == "MemoryError: RESOURCE_EXHAUSTED: out of memory allocating 4.0 GiB"
+    assert results["first"]["reason"] == (
+        "MemoryError: RESOURCE_EXHAUSTED: out of memory allocating 4.0 GiB (traceback in first/traceback.txt)"
+    )
+    assert "MemoryError" in (tmp_path / "run" / "first" / "traceback.txt").read_text()
     assert [row["status"] for row in json.loads((tmp_path / "run" / "summary.json").read_text())] == ["ok", "failed"]
     assert "Failed: first" in capsys.readouterr().out
 
@@ -135,8 +139,8 @@ def test_a_failing_model_is_recorded_the_others_run_and_resume_retries_it(tmp_pa
     }
 
 
-def test_resume_action_reads_the_folder():
-    assert explorer.run_folder.resume_action(PROJECT_ROOT / "no-such-model", "k").kind == "train"
+def test_a_trial_with_no_folder_is_trained():
+    assert explorer.resume.trial_action(PROJECT_ROOT / "no-such-model", "k", test_samples=10).kind == "train"
 
 
 def test_result_json_never_holds_nan(tmp_path):
@@ -221,7 +225,7 @@ def test_a_run_folder_of_the_earlier_layout_is_refused_in_one_line(tmp_path, syn
     code = run_loop("--quick", "--data", synthetic_npz, "--only", "softmax_regression", "--resume", run_dir)
     assert code == explorer.errors.EXIT_BAD_INPUT
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "written by an earlier version of this explorer (run folder layout 1" in error
+    assert error.count("\n") == 1 and "written by another version of this explorer (run folder layout 1" in error
     assert sorted(path.name for path in run_dir.iterdir()) == ["run.json", "softmax_regression"]  # untouched
 
 

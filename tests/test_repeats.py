@@ -119,19 +119,19 @@ def _assert_aggregate_files(run_dir, names, repeats):
 def test_loop_script_quick_run_with_three_repeats_resumed_per_repeat(tmp_path, synthetic_npz, capsys):
     names = ["softmax_regression", "dense_32_relu"]
     argv = ["--quick", "--data", str(synthetic_npz), "--only", *names]
-    assert model_builder_loop.main([*argv, "--repeats", "2", "--out", str(tmp_path)]) == 0
+    assert model_builder_loop.main([*argv, "--repeats", "2", "--out", str(tmp_path / "run")]) == 0
     capsys.readouterr()
     # Asking for a third repeat keeps the two finished ones of each configuration.
-    assert model_builder_loop.main([*argv, "--repeats", "3", "--resume", str(tmp_path)]) == 0
+    assert model_builder_loop.main([*argv, "--repeats", "3", "--resume", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert out.count("finished earlier with the same configuration; kept") == 4
     assert "[1/1] 2 models fused: repeat 3 of 3" in out  # the third repeats share a seed: one fused group
-    _assert_aggregate_files(tmp_path, names, repeats=3)
+    _assert_aggregate_files(tmp_path / "run", names, repeats=3)
 
 
 def test_seq_script_quick_run_with_three_repeats(tmp_path, synthetic_npz, monkeypatch):
     two = list(model_builder_seq.VARIANTS)[:2]
     monkeypatch.setattr(model_builder_seq, "VARIANTS", two)
-    argv = ["--quick", "--repeats", "3", "--data", str(synthetic_npz), "--out", str(tmp_path)]
+    argv = ["--quick", "--repeats", "3", "--data", str(synthetic_npz), "--out", str(tmp_path / "run")]
     assert model_builder_seq.main(argv) == 0
-    _assert_aggregate_files(tmp_path, [variant.name for variant in two], repeats=3)
+    _assert_aggregate_files(tmp_path / "run", [variant.name for variant in two], repeats=3)
