@@ -131,6 +131,7 @@ def test_the_api_refuses_an_unknown_reference(tmp_path, synthetic_npz):
 # A finished epoch is never lost: a kill after the last epoch, found with a pause point
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("moment", ["trained", "recorded one"])
 def test_a_kill_after_the_last_epoch_trains_no_finished_epoch_again(tmp_path, capsys, moment):
     arguments = sweep_files(tmp_path, epochs=3)
