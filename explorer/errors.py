@@ -5,6 +5,7 @@ Every bad input (a configuration, a builder, a data file, a command-line value) 
 print it and exit with code 2, never with a traceback.
 """
 
+import os
 import sys
 
 EXIT_MODEL_FAILED = 1  # the sweep ran to the end, but at least one model raised
@@ -40,7 +41,8 @@ class RunFolderWriteError(UserInputError):
     stops at the first such failure, so nothing is written half-way, and says what it could not write."""
 
     def __init__(self, path: object, error: OSError):
-        reason = error.strerror or type(error).__name__
+        # h5py puts HDF5's whole error stack in strerror; the system's words for errno say it all.
+        reason = os.strerror(error.errno) if error.errno else " ".join(str(error).split())[:80]
         super().__init__(
             f"cannot write {path} ({reason}); the run stopped here, and every model finished before it is "
             "intact: make room (or make the folder writable), then continue it with --resume"
