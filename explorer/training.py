@@ -149,6 +149,18 @@ def test_figures(model: keras.Model, outputs: np.ndarray, labels: np.ndarray) ->
     return {"accuracy": float(np.mean(correct)), "loss": float(keras.ops.convert_to_numpy(loss))}
 
 
+def _group_facts(size: int, data: PreparedData, setup: GroupSetup, restored_epochs: int) -> dict[str, object]:
+    """How a group was trained, as every member's result records it."""
+    return {
+        "backend": keras.backend.backend(),
+        "device": device_description(),
+        "steps_per_execution": setup.steps_per_execution,
+        "fused_group_size": size,
+        "resumed_from_epoch": restored_epochs or None,  # epochs taken from the checkpoint
+        "samples": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)},
+    }
+
+
 def _labels(labels: np.ndarray, names: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
     return {name: labels for name in names} if len(names) > 1 else labels
 
@@ -192,14 +204,7 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
         _add_fit_times(setup, clock.seconds, checkpoint.seconds, time.perf_counter() - fit_started)
     with setup.measure("evaluating"):
         outputs = model.predict(data.x_test, batch_size=eval_batch_size(len(data.x_test)), verbose=0)
-    facts = {
-        "backend": keras.backend.backend(),
-        "device": device_description(),
-        "steps_per_execution": setup.steps_per_execution,
-        "fused_group_size": len(trials),
-        "resumed_from_epoch": checkpoint.restored_epochs or None,  # epochs taken from the checkpoint
-        "samples": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)},
-    }
+    facts = _group_facts(len(trials), data, setup, checkpoint.restored_epochs)
     outcomes: list[Outcome | None] = []
     for position, (trial, member, model_dir) in enumerate(zip(trials, members, setup.model_dirs, strict=True)):
         if position in setup.riders:  # trained only so that the checkpoint loaded: nothing to give back
