@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# make test: the suite's files on parallel workers (pytest-xdist), a file's tests in one worker, so
+# that a file's shared runs (module fixtures) are trained once; PARALLEL= runs them one by one.
+PARALLEL ?= -n auto --maxprocesses=4 --dist loadfile
 
 .PHONY: run run-seq test lint check clean
 
@@ -28,13 +31,15 @@ run-seq: $(BIN)/.installed
 ## test: install (with requirements-dev.txt: pytest, ruff, Ray, Selenium), then run the whole suite on
 ## the JAX backend, and the tests that depend on the backend (marked `backend`) again on TensorFlow
 test: $(BIN)/.installed-dev
-	KERAS_BACKEND=jax $(BIN)/python -m pytest
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m backend
+	KERAS_BACKEND=jax $(BIN)/python -m pytest $(PARALLEL)
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -m backend $(PARALLEL)
 
-## lint: ruff (style, and the size and complexity of functions), then the import contracts
+## lint: ruff (style, and the complexity of functions), the sizes (a module within 400 lines, a
+## function within 60), then the import contracts (the stages' layers)
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/check_sizes.py explorer common.py model_builder_seq.py model_builder_loop.py
 	$(BIN)/lint-imports
 
 check: lint test

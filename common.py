@@ -39,7 +39,8 @@ The command line and the configurations are checked before that, so `--help` and
 option answer at once.
 """
 
-from explorer.settings import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, choose_backend  # noqa: E402
+from explorer.config.backend_choice import choose_backend  # noqa: E402
+from explorer.config.defaults import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS  # noqa: E402
 
 choose_backend(sys.argv[1:], os.environ)
 
@@ -52,7 +53,8 @@ and says which. A dense network sees each 28x28 digit as 784 numbers in [0, 1], 
 ten numbers with a 1 at the digit (one-hot), which suits softmax, sigmoid and linear outputs alike.
 """
 
-from explorer.splits import INPUT_DIM, NUM_CLASSES, prepare_data, to_features, to_one_hot  # noqa: E402
+from explorer.config.defaults import INPUT_DIM, NUM_CLASSES  # noqa: E402
+from explorer.data.prepare import prepare_data, to_features, to_one_hot  # noqa: E402
 
 
 def load_flat_mnist(
@@ -69,7 +71,7 @@ def load_flat_mnist(
         `(x_train, y_train), (x_test, y_test)`: float32 pixels of shape (N, 784) in [0, 1] and
         float32 one-hot labels of shape (N, 10).
     """
-    from explorer.data import load_mnist  # Keras' loader is one of its sources
+    from explorer.data.mnist import load_mnist  # Keras' loader is one of its sources
 
     (train_images, train_labels), (test_images, test_labels), _ = load_mnist(path, log=log)
     return (
@@ -91,21 +93,21 @@ Matplotlib figure: save it, or show it in a notebook.
 """
 
 from explorer.cli import make_parser, parse_command_line  # noqa: E402
-from explorer.configs import ModelConfig, load_toml_configs, select_configs, validate_configs  # noqa: E402
+from explorer.config.defaults import DEFAULT_MAX_TRIALS  # noqa: E402
+from explorer.config.grids import expand_grids, with_command_line_grid  # noqa: E402
+from explorer.config.models import ModelConfig, load_toml_configs, select_configs, validate_configs  # noqa: E402
 from explorer.errors import UserInputError, report_error  # noqa: E402
-from explorer.grids import DEFAULT_MAX_TRIALS, expand_grids, with_command_line_grid  # noqa: E402
 
 # These need Keras (or, for the figures, Matplotlib): each is imported from its module when first used.
 NEEDS_KERAS = {
-    "keras": "explorer.backend",
-    "load_mnist": "explorer.data",
-    "Variant": "explorer.variants",
-    "VariantList": "explorer.variants",
-    "dense_network": "explorer.dense",
-    "run_sweep": "explorer.sweep",
+    "keras": "explorer.models.backend",
+    "load_mnist": "explorer.data.mnist",
+    "Variant": "explorer.models.variants",
+    "dense_network": "explorer.models.dense",
+    "run_sweep": "explorer.engine.sweep",
     "sweep": "explorer.api",
-    "read_history": "explorer.run_folder",
-    "plot_history": "explorer.views",
+    "read_history": "explorer.store.records",
+    "plot_history": "explorer.views.figures",
 }
 
 

@@ -34,12 +34,13 @@ import common  # first: it picks the Keras backend (--backend, else KERAS_BACKEN
 
 
 def parse_args(argv=None):
-    return common.parse_command_line(common.make_parser(Path(__file__).name, __doc__), argv)
+    options, _ = common.parse_command_line(common.make_parser(Path(__file__).name, __doc__), argv)
+    return options
 
 
 if __name__ == "__main__":
-    try:  # before Keras, which takes seconds to import: --help, a typo or a wrong folder answer at once
-        parse_args()
+    try:  # once, before Keras, which takes seconds to import: --help, a typo or a wrong folder answer at once
+        COMMAND_LINE = parse_args()
     except common.UserInputError as error:
         sys.exit(common.report_error(error))
 
@@ -66,12 +67,10 @@ NUM_CLASSES = common.NUM_CLASSES  # 10
 ## The networks
 
 Each function builds one network and compiles it with its optimizer and loss, and returns it.
-`@VARIANTS.add` registers it, in order, under the function's name, which names the model, its
-folder and its line in every table. Accuracy is added by the engine when it trains: the arg-max of
-the ten outputs against the digit, the same for every loss.
+Its name names the model, its folder and its line in every table; `NETWORKS`, after the last one,
+lists them in order. Accuracy is added by the engine when it trains: the arg-max of the ten outputs
+against the digit, the same for every loss.
 """
-
-VARIANTS = common.VariantList(epochs=EPOCHS, batch_size=BATCH_SIZE)
 
 """
 ### Width: how many hidden units does one layer need?
@@ -81,7 +80,6 @@ One hidden ReLU layer of 32 to 512 units. Parameters grow linearly with width
 """
 
 
-@VARIANTS.add
 def dense_32_relu():
     # 25,450 parameters: the narrowest layer here.
     model = keras.Sequential(
@@ -95,7 +93,6 @@ def dense_32_relu():
     return model
 
 
-@VARIANTS.add
 def dense_64_relu():
     # 50,890 parameters.
     model = keras.Sequential(
@@ -109,7 +106,6 @@ def dense_64_relu():
     return model
 
 
-@VARIANTS.add
 def dense_128_relu():
     # 101,770 parameters: the reference network every other group varies from.
     model = keras.Sequential(
@@ -123,7 +119,6 @@ def dense_128_relu():
     return model
 
 
-@VARIANTS.add
 def dense_256_relu():
     # 203,530 parameters.
     model = keras.Sequential(
@@ -137,7 +132,6 @@ def dense_256_relu():
     return model
 
 
-@VARIANTS.add
 def dense_512_relu():
     # 407,050 parameters.
     model = keras.Sequential(
@@ -158,7 +152,6 @@ Same 101,770 parameters as the reference; only the hidden activation changes.
 """
 
 
-@VARIANTS.add
 def dense_128_sigmoid():
     # The classic squashing function: it saturates, so it learns more slowly with Adam at 0.001.
     model = keras.Sequential(
@@ -172,7 +165,6 @@ def dense_128_sigmoid():
     return model
 
 
-@VARIANTS.add
 def dense_128_tanh():
     # Zero-centred squashing.
     model = keras.Sequential(
@@ -186,7 +178,6 @@ def dense_128_tanh():
     return model
 
 
-@VARIANTS.add
 def dense_128_gelu():
     # A smooth ReLU, as used in transformers.
     model = keras.Sequential(
@@ -207,7 +198,6 @@ Each extra 128-unit layer adds 16,512 parameters to the reference network.
 """
 
 
-@VARIANTS.add
 def dense_128x2_relu():
     # 118,282 parameters.
     model = keras.Sequential(
@@ -222,7 +212,6 @@ def dense_128x2_relu():
     return model
 
 
-@VARIANTS.add
 def dense_128x3_relu():
     # 134,794 parameters.
     model = keras.Sequential(
@@ -246,7 +235,6 @@ Accuracy still takes the arg-max of the ten outputs.
 """
 
 
-@VARIANTS.add
 def dense_128_relu_sigmoid_out():
     model = keras.Sequential(
         [
@@ -266,7 +254,6 @@ def dense_128_relu_sigmoid_out():
 """
 
 
-@VARIANTS.add
 def softmax_regression():
     model = keras.Sequential([keras.Input(shape=(INPUT_DIM,)), layers.Dense(NUM_CLASSES, activation="softmax")])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
@@ -281,7 +268,6 @@ training set; the shape of Keras' classic `mnist_mlp.py`.
 """
 
 
-@VARIANTS.add
 def dense_512x2_relu_dropout():
     model = keras.Sequential(
         [
@@ -295,6 +281,31 @@ def dense_512x2_relu_dropout():
     )
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE), loss="categorical_crossentropy")
     return model
+
+
+"""
+## The list of networks
+
+Every function above, in the order of the tables; add yours here. Each becomes a `Variant`: a name,
+its builder, and the epochs and batch size it trains with.
+"""
+
+NETWORKS = [
+    dense_32_relu,
+    dense_64_relu,
+    dense_128_relu,
+    dense_256_relu,
+    dense_512_relu,
+    dense_128_sigmoid,
+    dense_128_tanh,
+    dense_128_gelu,
+    dense_128x2_relu,
+    dense_128x3_relu,
+    dense_128_relu_sigmoid_out,
+    softmax_regression,
+    dense_512x2_relu_dropout,
+]
+VARIANTS = [common.Variant(build.__name__, build, epochs=EPOCHS, batch_size=BATCH_SIZE) for build in NETWORKS]
 
 
 """
@@ -312,13 +323,14 @@ evaluates once on the test set, and writes the curves, the comparison and `repor
 """
 
 
-def main(argv=None) -> int:
+def main(argv=None, options=None) -> int:
+    """Train and compare every variant; `options` is the command line already parsed (else `argv`'s)."""
     try:
-        options, _ = parse_args(argv)
+        options = options or parse_args(argv)
         return common.sweep(VARIANTS, options, reference=REFERENCE).exit_code
     except common.UserInputError as error:
         return common.report_error(error)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(options=COMMAND_LINE))

@@ -5,7 +5,7 @@ writes it as JSON), so the figures are comparable even on a noisy machine: read 
 
 Paths (the default: two networks, each path in a fresh process):
 - seed's way: Keras on TensorFlow, a `Sequential`, plain `fit`, one model at a time, no callbacks;
-- ours: the project's training function (`explorer.recording.train_and_record`: checkpoint and history
+- ours: the project's training function (`explorer.engine.recording.train_and_record`: checkpoint and history
   every epoch, test predictions, files) on each backend, one model, and eight 784-128-10 models fused;
 - PyTorch: a plain eager loop (benchmarks/reference_loops.py);
 - hand-written JAX: the whole epoch as one jitted `lax.scan` (benchmarks/reference_loops.py).
@@ -90,11 +90,12 @@ def work_keras(task: dict) -> dict:
     """The seed's way (plain fit) or ours (`train_group`), on the backend the process was started with."""
     started = time.perf_counter()
     import common
-    import explorer.callbacks
-    import explorer.recording
-    import explorer.training
-    import explorer.trials
-    import explorer.variants
+    import explorer.config.defaults
+    import explorer.engine.callbacks
+    import explorer.engine.recording
+    import explorer.engine.training
+    import explorer.models.trials
+    import explorer.models.variants
     import model_builder_loop
 
     keras = common.keras
@@ -107,7 +108,7 @@ def work_keras(task: dict) -> dict:
     configs = common.validate_configs(sweep)
     if task["path"] == "seed":
         keras.utils.set_random_seed(SEED)
-        model = explorer.variants.compile_for_training(common.dense_network(configs[0]), steps_per_execution=1)
+        model = explorer.models.variants.compile_for_training(common.dense_network(configs[0]), steps_per_execution=1)
         history = model.fit(
             data.x_train,
             data.y_train,
@@ -115,23 +116,23 @@ def work_keras(task: dict) -> dict:
             epochs=task["epochs"],
             batch_size=task["batch"],
             verbose=0,
-            callbacks=[explorer.callbacks.EpochClock()],
+            callbacks=[explorer.engine.callbacks.EpochClock()],
         )
         seconds = seconds_from_keras(history)
         accuracy = [model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)["accuracy"]]
     else:
-        trials = explorer.trials.plan_trials(
+        trials = explorer.models.trials.plan_trials(
             model_builder_loop.variants_from({c.name: c.to_dict() for c in configs}), SEED
         )
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)
-            setup = explorer.training.GroupSetup(
+            setup = explorer.engine.training.GroupSetup(
                 model_dirs=[folder / trial.folder for trial in trials],
                 checkpoint_dir=folder / "checkpoint",
                 verbose=0,
-                steps_per_execution=task.get("steps", explorer.training.STEPS_PER_EXECUTION),
+                steps_per_execution=task.get("steps", explorer.config.defaults.STEPS_PER_EXECUTION),
             )
-            results = explorer.recording.train_and_record(trials, data, setup, [{}] * len(trials))
+            results = explorer.engine.recording.train_and_record(trials, data, setup, [{}] * len(trials))
             seconds = common.read_history(folder / trials[0].folder / "history.csv")["seconds"]
         accuracy = [result["test_accuracy"] for result in results]
     return {
@@ -164,7 +165,7 @@ def work_seed_sweep(task: dict) -> dict:
     """The default sweep the seed's way: every configuration of model_builder_loop.CONFIGS, one after
     the other, on TensorFlow, plain fit, no callbacks."""
     import common
-    import explorer.variants
+    import explorer.models.variants
     import model_builder_loop
 
     keras = common.keras
@@ -174,7 +175,7 @@ def work_seed_sweep(task: dict) -> dict:
     for config in common.validate_configs(model_builder_loop.CONFIGS, overrides):
         keras.backend.clear_session()
         keras.utils.set_random_seed(SEED)
-        model = explorer.variants.compile_for_training(common.dense_network(config), steps_per_execution=1)
+        model = explorer.models.variants.compile_for_training(common.dense_network(config), steps_per_execution=1)
         model.fit(
             data.x_train,
             data.y_train,

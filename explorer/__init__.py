@@ -1,32 +1,26 @@
-"""The engine behind `model_builder_seq.py` and `model_builder_loop.py`: one module per stage.
+"""The engine behind `model_builder_seq.py` and `model_builder_loop.py`, in packages named after
+its stages. From the top down; a stage imports only the stages below it (`make lint` checks it):
 
-From the command line down (a module imports only the ones below it; `make lint` checks it):
+    api        `common.sweep`: networks and settings as Python values -> the sweep's outcome
+    cli        argparse -> the same validated `Options` (nothing below sees argparse)
+    engine/    the sweep: plan the groups, fuse them, train (the one training function, on the
+               local or the Ray executor), record each trial; then the views
+    views/     pure figures, tables, the report and TensorBoard; `summarize` is the one writer of a
+               run's views, for one run or several compared
+    store/     the run folder: where runs may go, atomic files and the lock, records and their
+               readers (every file checked before it is trusted), the one resume plan
+    analysis/  statistics: summaries over repeats, paired comparisons, Pareto front, factors
+    data/      MNIST from IDX, npz, Keras or the embedded sample; split, flattened, one-hot
+    models/    Keras and its backend, variants (a name and a builder), the dense builder, trials,
+               and every use of a Keras internal (`keras_compat`)
+    config/    every default and limit (`defaults`), options, model configurations, grids
+    errors     one-line errors and exit codes
 
-    api            `common.sweep`: networks and settings as Python values -> the sweep's outcome
-    cli | compare_runs    argparse -> a frozen `Options` (nothing below sees argparse) | --compare
-    sweep          validate, load the data, plan, hand the groups to an executor, then the views
-    local_executor | ray_executor     both train through `recording.train_and_record`
-    recording      train a group and write each trial's files (the one training function below)
-    run_views      summaries, figures, TensorBoard and the report, written from the run folder
-    report | tensorboard | digit_views    the HTML report (files in report_files/), HParams, and the
-                   figures inside the digits: first-layer weights, digits two networks disagree on
-    views          pure figures and the terminal leaderboard
-    training       seed, build, fit, evaluate and predict one group, in memory
-    fusion         several compiled models as one functional model with a branch each, and back
-    callbacks      per-epoch seeds, clock, history rows, progress and checkpoint
-    stats          summaries over repeats, verdicts, Pareto front, factor groups, accuracy per digit
-    comparisons | estimate    paired differences, McNemar, Holm | a sweep's FLOPs and wall time
-    run_folder     paths, atomic writes, the one result record, resume decisions
-    trials         variants x seeds -> trials -> fused groups, fingerprints
-    options | dense | grids   options of a sweep | the one dense builder | grids expanded
-    configs        plain-data configurations, validated
-    variants       a name and a builder; what the engine reads off a built model
-    data | splits  MNIST from IDX, npz, Keras or the embedded sample; the split and flattening
-    backend        Keras, imported with the chosen backend
-    settings       the backend choice, defaults, limits and checks of plain values
-    errors         one-line errors and exit codes
+The views sit above the store because they are rebuilt from the run folder; the engine above the
+views because recording a model draws its curves. Trials (a variant with a seed) live in `models/`,
+below the store, because the run folder is laid out by trial.
 
-cli, options, configs, grids, settings and errors import no Keras, JAX, TensorFlow or Matplotlib (`make
-lint` checks it too): the command line and the configurations are checked before Keras is imported,
-which takes seconds.
+`cli`, `config/`, `analysis/`, `errors` and `store.folders` import no Keras, JAX or TensorFlow
+(`make lint` checks it too): the command line and the configurations are checked before Keras is
+imported, which takes seconds.
 """

@@ -15,21 +15,23 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Mapping
 
-from explorer.cli import make_parser, parse_command_line
-from explorer.compare_runs import compare_runs
-from explorer.configs import validate_configs
-from explorer.dense import dense_network
+from explorer.cli import check_places
+from explorer.config.defaults import DEFAULT_MAX_TRIALS
+from explorer.config.grids import expand_grids
+from explorer.config.models import validate_configs
+from explorer.config.options import Options, make_options
+from explorer.engine.sweep import run_sweep
 from explorer.errors import ConfigError
-from explorer.grids import DEFAULT_MAX_TRIALS, expand_grids
-from explorer.options import API_PROG, Options
-from explorer.sweep import SweepOutcome, run_sweep
-from explorer.variants import Variant
+from explorer.models.dense import dense_network
+from explorer.models.variants import Variant
+from explorer.views.compare_runs import compare_runs
+from explorer.views.summarize import SweepOutcome
 
 
 def variants_of(networks: object, seed: int = 0, max_trials: int = DEFAULT_MAX_TRIALS) -> list[Variant]:
     """The variants to train, from any of: a dict of configurations (name -> fields, `grid` tables
-    included), a dict of builders (name -> function returning a compiled model), or variants (a
-    `VariantList` or a list of `Variant`s).
+    included), a dict of builders (name -> function returning a compiled model), or a list of
+    `Variant`s.
 
     Raises:
         ConfigError: for a bad configuration or grid, or anything else.
@@ -52,23 +54,6 @@ def variants_of(networks: object, seed: int = 0, max_trials: int = DEFAULT_MAX_T
     )
 
 
-def settings_argv(settings: Mapping[str, object]) -> list[str]:
-    """Keyword settings as the command line would give them: epochs=3 -> --epochs 3, quick=True ->
-    --quick, fuse=False -> --no-fuse, compare=[a, b] -> --compare a b; None leaves the default."""
-    argv: list[str] = []
-    for key, value in settings.items():
-        flag = "--" + key.replace("_", "-")
-        if key == "fuse":
-            argv += [] if value else ["--no-fuse"]
-        elif value is True:
-            argv.append(flag)
-        elif isinstance(value, (list, tuple)):
-            argv += [flag, *map(str, value)]
-        elif value is not None and value is not False:
-            argv += [flag, str(value)]
-    return argv
-
-
 def sweep(
     networks: object,
     options: Options | None = None,
@@ -82,12 +67,13 @@ def sweep(
     Args:
         networks: configurations, builders or variants (see `variants_of`).
         options: the command line's options (the scripts pass theirs); None builds them from
-            `settings`, checked exactly as the command line checks them.
+            `settings`, with the checks the command line's values meet (`make_options`).
         reference: the configuration every other is compared with (default: the first); from
             Python a name that is not in the sweep is refused, as --reference is.
         log: where progress lines go.
-        settings: any command-line option by its name: data="path/to/mnist", out="runs/mine",
-            epochs=5, batch_size=64, repeats=1, seed=7, quick=True, fuse=False, plan=True, ...
+        settings: any command-line option by its Python name (`options.SETTINGS`):
+            data="path/to/mnist", out="runs/mine", epochs=5, batch_size=64, repeats=1, seed=7,
+            quick=True, fuse=False, plan=True, compare=["runs/a", "runs/b"], ...
 
     Returns:
         `exit_code`, `run_dir`, `leaderboard` (a pandas DataFrame) and `figures` (name -> Figure).
@@ -96,8 +82,8 @@ def sweep(
         UserInputError: for any bad input, before anything trains.
     """
     if options is None:
-        parser = make_parser(API_PROG, __doc__, exit_on_error=False)
-        options, _ = parse_command_line(parser, settings_argv(settings))
+        options = make_options(settings)  # the command line's checks, with Python's names
+        check_places(options)
         # From Python, `reference` is the caller's choice, checked as --reference is; a script's
         # (with its options) is its declared default, used only when the sweep holds it.
         options = dataclasses.replace(options, reference=reference) if reference is not None else options

@@ -5,91 +5,59 @@ code 2. Nothing below this module sees argparse.
 """
 
 import argparse
-import dataclasses
-import math
 import os
 import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from explorer.errors import EXIT_BAD_INPUT, ConfigError, UserInputError
-from explorer.folders import check_data_path, check_new_run_folder, check_resume_folder
-from explorer.options import (
+from explorer.config.defaults import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
     DEFAULT_REPEATS,
     DEFAULT_SEED,
     DEFAULT_VALIDATION_SPLIT,
     EXECUTORS,
-    MAX_REPEATS,
     QUICK_TEST_DIGITS,
     QUICK_TRAIN_DIGITS,
     SCHEDULERS,
-    TENSORBOARD_FOLDER,
-    Options,
-    RayOptions,
 )
-from explorer.settings import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, MAX_BATCH_SIZE, MAX_EPOCHS
+from explorer.config.options import SETTINGS, Options, SettingError, make_options
+from explorer.errors import EXIT_BAD_INPUT, UserInputError
+from explorer.store.folders import TENSORBOARD_FOLDER, check_data_path, check_new_run_folder, check_resume_folder
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error message (no usage block) and exit code 2; with
-    `exit_on_error=False` (a call from Python), a `ConfigError` instead."""
+    """argparse with a one-line error message (no usage block) and exit code 2."""
 
     def error(self, message: str):
-        if not self.exit_on_error:
-            raise ConfigError(message)
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
-def _ranged_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _checked(setting: str, convert: Callable[[str], object] = str) -> Callable[[str], object]:
+    """An argparse type: the text converted (`int`, `float`), then checked by the setting's own check
+    (`options.SETTINGS`), the one a call from Python meets; text that does not convert goes to the
+    check as it is, which names it ("'x' is not a whole number; expected 1-1,000")."""
+    check = SETTINGS[setting]
+
+    def parse(text: str) -> object:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected {low}-{high:,}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range; expected {low}-{high:,}")
-        return value
+            value = text
+        try:
+            return check(value)
+        except SettingError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     return parse
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a fraction between 0 and 1") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is out of range; expected a fraction between 0 and 1 (exclusive)")
-    return value
-
-
-def _folder(text: str) -> Path:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; give a folder, such as runs/mine")
-    return Path(text)
-
-
-def _backend(text: str) -> str:
-    if text not in BACKENDS:
-        raise argparse.ArgumentTypeError(
-            f"backend {text!r} is not supported; allowed: {', '.join(BACKENDS)} (set with --backend or KERAS_BACKEND)"
-        )
-    return text
-
-
-def _resource_count(minimum: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a count such as 1 or 0.5") from None
-        if not (math.isfinite(value) and value >= minimum):
-            raise argparse.ArgumentTypeError(f"{value:g} is out of range; expected at least {minimum:g}")
-        return value
-
-    return parse
+def flag_of(setting: str) -> str:
+    """A setting's command-line flag: `batch_size` -> `--batch-size`."""
+    return "--" + setting.replace("_", "-")
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +74,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--out",
         metavar="DIR",
-        type=_folder,
+        type=_checked("out"),
         default=None,
         help="run folder for every output (default: runs/<timestamp>)",
     )
@@ -114,7 +82,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "--compare",
         nargs="+",
         metavar="RUN_DIR",
-        type=_folder,
+        type=_checked("out"),
         default=(),
         help="summarize finished runs side by side, nothing retrained: one summary and report in --out, "
         "each configuration labelled by its run, differences in data or configuration stated",
@@ -122,7 +90,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        type=_folder,
+        type=_checked("resume"),
         default=None,
         help="continue an interrupted run in RUN_DIR: finished models with an unchanged configuration "
         "are kept, an interrupted one continues from its last finished epoch, a changed one is "
@@ -136,28 +104,28 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--epochs",
         metavar="N",
-        type=_ranged_int(1, MAX_EPOCHS),
+        type=_checked("epochs", int),
         default=None,
         help=f"epochs for every model (default: each configuration's own, {DEFAULT_EPOCHS})",
     )
     parser.add_argument(
         "--batch-size",
         metavar="N",
-        type=_ranged_int(1, MAX_BATCH_SIZE),
+        type=_checked("batch_size", int),
         default=None,
         help=f"batch size for every model (default: each configuration's own, {DEFAULT_BATCH_SIZE})",
     )
     parser.add_argument(
         "--seed",
         metavar="N",
-        type=_ranged_int(0, 2**31 - 1),
+        type=_checked("seed", int),
         default=DEFAULT_SEED,
         help=f"seed for weights, shuffling and the splits (default: {DEFAULT_SEED})",
     )
     parser.add_argument(
         "--validation-split",
         metavar="FRACTION",
-        type=_fraction,
+        type=_checked("validation_split", float),
         default=DEFAULT_VALIDATION_SPLIT,
         help=f"share of the training set held out, per class, for validation (default: {DEFAULT_VALIDATION_SPLIT})",
     )
@@ -169,7 +137,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repeats",
         metavar="N",
-        type=_ranged_int(1, MAX_REPEATS),
+        type=_checked("repeats", int),
         default=None,
         help="train each configuration this many times, with seeds derived from --seed, and report "
         f"mean, spread and a 95%% interval (default: {DEFAULT_REPEATS}, or 1 with --quick)",
@@ -209,7 +177,7 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         metavar="NAME",
-        type=_backend,
+        type=_checked("backend"),
         default=os.environ.get("KERAS_BACKEND", DEFAULT_BACKEND),
         help=f"Keras backend: {' or '.join(BACKENDS)} (default: $KERAS_BACKEND, else {DEFAULT_BACKEND})",
     )
@@ -241,19 +209,23 @@ def _add_ray_options(parser: argparse.ArgumentParser) -> None:
     ray.add_argument(
         "--max-concurrent",
         metavar="N",
-        type=_ranged_int(1, 100_000),
+        type=_checked("max_concurrent", int),
         default=None,
         help="at most this many trials at once (default: as many as the cluster's free CPUs and GPUs allow)",
     )
     ray.add_argument(
         "--cpus-per-trial",
         metavar="N",
-        type=_resource_count(0.01),
+        type=_checked("cpus_per_trial", float),
         default=1.0,
         help="CPU cores per trial (default: 1)",
     )
     ray.add_argument(
-        "--gpus-per-trial", metavar="N", type=_resource_count(0.0), default=0.0, help="GPUs per trial (default: 0)"
+        "--gpus-per-trial",
+        metavar="N",
+        type=_checked("gpus_per_trial", float),
+        default=0.0,
+        help="GPUs per trial (default: 0)",
     )
     ray.add_argument(
         "--scheduler",
@@ -283,14 +255,13 @@ def help_texts(docstring: str) -> tuple[str, str]:
     return text, (examples.group(1).rstrip() if examples else "")
 
 
-def make_parser(prog: str, docstring: str, *, exit_on_error: bool = True) -> ArgumentParser:
+def make_parser(prog: str, docstring: str) -> ArgumentParser:
     """The parser with every option both scripts share, grouped; scripts add their own.
 
     Args:
         prog: the script's file name, shown in help and in the recorded and resume commands.
         docstring: the script's docstring, whose title, description and examples the help shows
             (`help_texts`), with the exit codes.
-        exit_on_error: False raises `ConfigError` for a bad value instead of exiting.
     """
     description, examples = help_texts(docstring)
     epilog = (f"examples:\n{examples}\n\n" if examples else "") + EXIT_CODES
@@ -300,7 +271,6 @@ def make_parser(prog: str, docstring: str, *, exit_on_error: bool = True) -> Arg
         description="\n".join(textwrap.wrap(description, 100)),
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        exit_on_error=exit_on_error,
     )
     _add_data_options(parser)
     _add_training_options(parser)
@@ -309,37 +279,24 @@ def make_parser(prog: str, docstring: str, *, exit_on_error: bool = True) -> Arg
     return parser
 
 
-RAY_FIELDS = {
-    "ray_address": "address",
-    "ray_node_ip": "node_ip",
-    "max_concurrent": "max_concurrent",
-    "cpus_per_trial": "cpus_per_trial",
-    "gpus_per_trial": "gpus_per_trial",
-    "scheduler": "scheduler",
-}
-
-
 def parse_command_line(
     parser: argparse.ArgumentParser, argv: Sequence[str] | None = None
 ) -> tuple[Options, dict[str, object]]:
-    """Parse `argv` (default: the process's arguments) into `Options`, keeping the arguments to
-    record and to resume, and check the paths they name (`check_places`).
+    """Parse `argv` (default: the process's arguments) into `Options`, through the same checks as a
+    call from Python (`make_options`), and check the paths they name (`check_places`).
 
     Returns:
         The options, and the values of the options a script added to `parser` itself (by their
         argparse names, e.g. {"only": [...], "config": None}).
+
+    Raises:
+        UserInputError: for a combination the parser cannot see (Ray settings without `--executor
+            ray`) or a path that cannot serve; a bad value exits at once, in argparse's one line.
     """
     argv = tuple(sys.argv[1:] if argv is None else argv)
-    try:
-        values = vars(parser.parse_args(argv))
-    except argparse.ArgumentError as error:  # only with exit_on_error=False: a call from Python
-        raise ConfigError(str(error)) from None
-    ray = RayOptions(**{field: values.pop(name) for name, field in RAY_FIELDS.items()})
-    shared = {field.name for field in dataclasses.fields(Options)}
-    values["compare"] = tuple(values.get("compare") or ())
-    options = Options(
-        **{key: values.pop(key) for key in list(values) if key in shared}, ray=ray, prog=parser.prog, argv=argv
-    )
+    values = vars(parser.parse_args(argv))
+    settings = {name: values.pop(name) for name in list(values) if name in SETTINGS}
+    options = make_options(settings, spelled=flag_of, prog=parser.prog, argv=argv)
     check_places(options)
     return options, values
 

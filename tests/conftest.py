@@ -3,18 +3,27 @@
 import functools
 import gzip
 import os
+import shutil
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import common  # first: it picks the Keras backend (KERAS_BACKEND, else JAX) before Keras is imported
-from explorer.configs import validate_config
-from explorer.dense import dense_network
-from explorer.splits import IMAGE_SHAPE, NUM_CLASSES
-from explorer.trials import Trial
-from explorer.variants import Variant, inspect_variant
+# Parallel workers (make test) each keep JAX's compile cache in a folder of their own: JAX writes a
+# cache entry in place, so another process could read one half-written.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault(
+        "JAX_COMPILATION_CACHE_DIR",
+        str(Path.home() / ".cache" / "mnist-dense-explorer" / f"jax-{os.environ['PYTEST_XDIST_WORKER']}"),
+    )
+
+import common  # first of the project: it picks the Keras backend before Keras is imported
+from explorer.config.defaults import IMAGE_SHAPE, NUM_CLASSES
+from explorer.config.models import validate_config
+from explorer.models.dense import dense_network
+from explorer.models.trials import Trial
+from explorer.models.variants import Variant, inspect_variant
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The official MNIST files: $MNIST_DATA, else the team's shared copy beside the project.
@@ -99,3 +108,45 @@ def dense_trial(name: str, fields: dict | None = None, seed: int = 0, repeat: in
     """One trial of `dense_variant(name, fields)` with `seed`."""
     variant = dense_variant(name, fields)
     return Trial(variant, inspect_variant(variant), seed, repeat)
+
+
+TWO_MODELS = "[first]\nhidden_units = [16]\nepochs = {epochs}\n\n[second]\nhidden_units = [8]\nepochs = {epochs}\n"
+
+
+def sweep_files(folder: Path, epochs: int) -> list:
+    """A two-model sweep's configuration file and its data (the synthetic digits as an npz), written
+    into `folder`; returns the loop script's arguments that train it."""
+    (x_train, y_train), (x_test, y_test) = (
+        make_synthetic_digits(SYNTHETIC_TRAIN, 1),
+        make_synthetic_digits(SYNTHETIC_TEST, 2),
+    )
+    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    (folder / "sweep.toml").write_text(TWO_MODELS.format(epochs=epochs))
+    return ["--config", folder / "sweep.toml", "--data", folder / "mnist.npz"]
+
+
+def run_loop(*arguments) -> int:
+    """The loop script's `main`, in this process, with one run per configuration."""
+    import model_builder_loop
+
+    return model_builder_loop.main(["--repeats", "1", *(str(argument) for argument in arguments)])
+
+
+@pytest.fixture(scope="session")
+def finished_run_template(tmp_path_factory):
+    """A finished two-model run (2 epochs each), trained once per session; tests damage copies of
+    it (`finished_run`). Its configuration and data stay where they are: a resume must name the same
+    paths, which the fingerprints include."""
+    folder = tmp_path_factory.mktemp("finished")
+    arguments = sweep_files(folder, epochs=2)
+    common.keras.utils.set_random_seed(0)
+    assert run_loop(*arguments, "--out", folder / "run") == 0
+    return folder, arguments
+
+
+@pytest.fixture
+def finished_run(finished_run_template, tmp_path):
+    """A copy of the finished two-model run, and the arguments that made it (without --out)."""
+    folder, arguments = finished_run_template
+    shutil.copytree(folder / "run", tmp_path / "run")
+    return tmp_path / "run", arguments

@@ -1,19 +1,27 @@
 """The explorer from Python (`common.sweep`), the plan and the estimate, without a command line."""
 
+import dataclasses
+
 import pytest
 
 import common
 import explorer.api
+import explorer.cli
+import explorer.config.options
+import explorer.engine.estimate
 import explorer.errors
-import explorer.estimate
-import explorer.trials
+import explorer.models.trials
 
 from conftest import dense_trial
 
 
-def test_settings_read_as_the_command_line_would_give_them():
-    argv = explorer.api.settings_argv({"epochs": 3, "quick": True, "fuse": False, "data": None, "plan": False})
-    assert argv == ["--epochs", "3", "--quick", "--no-fuse"]
+def test_settings_and_the_command_line_build_the_same_options():
+    settings = {"epochs": 3, "quick": True, "fuse": False, "data": None, "plan": False, "max_concurrent": None}
+    from_python = explorer.config.options.make_options(settings)
+    parser = explorer.cli.make_parser("model_builder_loop.py", "")
+    from_argv, _ = explorer.cli.parse_command_line(parser, ["--epochs", "3", "--quick", "--no-fuse"])
+    assert dataclasses.replace(from_argv, prog=None, argv=()) == from_python
+    assert from_python.epochs == 3 and from_python.quick and not from_python.fuse and from_python.prog is None
 
 
 def test_networks_may_be_configurations_grids_builders_or_variants():
@@ -29,9 +37,14 @@ def test_networks_may_be_configurations_grids_builders_or_variants():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"repeats": 0}, r"argument --repeats: 0 is out of range"),
-        ({"frobnicate": 1}, r"unrecognized arguments: --frobnicate 1"),
-        ({"validation_split": 2}, r"argument --validation-split: 2.0 is out of range"),
+        ({"repeats": 0}, r"^repeats: 0 is out of range; expected 1-100$"),
+        ({"repeats": "3"}, r"^repeats: '3' is not a whole number"),
+        ({"frobnicate": 1}, r"^unknown setting 'frobnicate'; allowed: data, out, "),
+        ({"epoch": 3}, r"^unknown setting 'epoch' \(did you mean epochs\?\)"),
+        ({"validation_split": 2}, r"^validation_split: 2 is out of range"),
+        ({"quick": "yes"}, r"^quick: 'yes' is not True or False"),
+        ({"scheduler": "asha"}, r"^scheduler: only with executor ray"),
+        ({"out": "a", "resume": "b"}, r"^out: not allowed with resume"),
     ],
 )
 def test_bad_settings_raise_one_line_before_anything_trains(settings, message):
@@ -53,10 +66,10 @@ def test_the_plan_prints_every_model_its_costs_and_an_estimate_and_writes_nothin
 
 def test_the_estimate_adds_the_groups_flops_and_fixed_costs():
     narrow, wide = dense_trial("narrow", {"hidden_units": [8]}), dense_trial("wide", {"hidden_units": [512]})
-    alone = explorer.estimate.estimate_sweep([[narrow], [wide]], 1_000, 100)
-    fused = explorer.estimate.estimate_sweep([[narrow, wide]], 1_000, 100)
+    alone = explorer.engine.estimate.estimate_sweep([[narrow], [wide]], 1_000, 100)
+    fused = explorer.engine.estimate.estimate_sweep([[narrow, wide]], 1_000, 100)
     per_epoch = sum(t.facts.flops_per_epoch(1_000, 100) for t in (narrow, wide))
     assert alone.flops == fused.flops == per_epoch * narrow.variant.epochs
     # Two groups cost a group's fixed time more than one, give or take the rate measured in between.
-    assert alone.seconds - fused.seconds == pytest.approx(explorer.estimate.SECONDS_PER_GROUP, rel=0.5)
+    assert alone.seconds - fused.seconds == pytest.approx(explorer.engine.estimate.SECONDS_PER_GROUP, rel=0.5)
     assert alone.line().startswith("Estimate: about ")

@@ -7,16 +7,14 @@ import numpy as np
 import pytest
 
 import common
+import explorer.engine.recording
 import explorer.errors
-import explorer.recording
-import explorer.trials
-import explorer.variants
+import explorer.models.trials
+import explorer.models.variants
 import model_builder_loop
 import model_builder_seq
 
 from conftest import dense_variant
-
-pytestmark = pytest.mark.backend  # what this file checks depends on the backend: run on both
 
 keras = common.keras
 layers = keras.layers
@@ -36,7 +34,7 @@ def test_columns_are_read_from_the_models_layers():
         layers.Dropout(0.25),
     )
     variant = common.Variant("mixed", lambda: model, epochs=3, batch_size=16)
-    assert explorer.variants.describe_model(model, variant) == {
+    assert explorer.models.variants.describe_model(model, variant) == {
         "architecture": "dense",
         "hidden_units": [64, 32],
         "activation": ["tanh", "relu"],
@@ -53,7 +51,7 @@ def test_columns_are_read_from_the_models_layers():
 
 def test_a_network_without_hidden_layers_has_no_hidden_activation():
     model = sequential()
-    described = explorer.variants.describe_model(model, common.Variant("regression", lambda: model))
+    described = explorer.models.variants.describe_model(model, common.Variant("regression", lambda: model))
     assert described["hidden_units"] == [] and described["activation"] is None and described["dropout"] == 0.0
 
 
@@ -63,17 +61,19 @@ def with_batch_normalization():
     return model
 
 
+@pytest.mark.backend
 def test_a_model_that_is_not_a_dense_stack_trains_with_its_columns_marked(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     variant = common.Variant("batch_norm", with_batch_normalization, epochs=2, batch_size=32)
-    (trial,) = explorer.trials.plan_trials([variant], seed=3)
-    result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    (trial,) = explorer.models.trials.plan_trials([variant], seed=3)
+    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     assert result["status"] == "ok" and result["test_accuracy"] > 0.5
     assert result["config"]["architecture"] == "other" and result["config"]["hidden_units"] is None
     assert (result["config"]["optimizer"], result["config"]["learning_rate"]) == ("sgd", 0.05)
     assert result["parameters"] == keras.models.load_model(tmp_path / "model.keras").count_params()
 
 
+@pytest.mark.backend
 def test_the_engine_measures_accuracy_whatever_the_builder_compiled(tmp_path, synthetic_mnist):
     def with_its_own_metric():
         model = sequential(layers.Dense(16, activation="relu"), output="linear", loss="mean_squared_error")
@@ -81,8 +81,8 @@ def test_the_engine_measures_accuracy_whatever_the_builder_compiled(tmp_path, sy
         return model
 
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
-    (trial,) = explorer.trials.plan_trials([common.Variant("mse", with_its_own_metric, 2, 32)], seed=3)
-    result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    (trial,) = explorer.models.trials.plan_trials([common.Variant("mse", with_its_own_metric, 2, 32)], seed=3)
+    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     predictions = np.load(tmp_path / "test_predictions.npy")
     assert result["test_accuracy"] == pytest.approx(np.mean(predictions == data.test_labels), abs=1e-6)
     assert set(common.read_history(tmp_path / "history.csv")) == {
@@ -97,14 +97,14 @@ def test_the_engine_measures_accuracy_whatever_the_builder_compiled(tmp_path, sy
 def test_fingerprints_ignore_keras_automatic_names_and_see_everything_else():
     first, again = sequential(layers.Dense(8)), sequential(layers.Dense(8))
     assert first.layers[0].name != again.layers[0].name  # Keras numbered them: dense_3, dense_5, ...
-    assert explorer.variants.model_fingerprint(first) == explorer.variants.model_fingerprint(again)
+    assert explorer.models.variants.model_fingerprint(first) == explorer.models.variants.model_fingerprint(again)
     for other in (
         sequential(layers.Dense(9)),
         sequential(layers.Dense(8, activation="relu")),
         sequential(layers.Dense(8), optimizer=keras.optimizers.Adam(learning_rate=0.01)),
         sequential(layers.Dense(8), loss="binary_crossentropy"),
     ):
-        assert explorer.variants.model_fingerprint(other) != explorer.variants.model_fingerprint(first)
+        assert explorer.models.variants.model_fingerprint(other) != explorer.models.variants.model_fingerprint(first)
 
 
 def not_compiled():
@@ -124,7 +124,10 @@ def raising():
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (raising, r"variant 'bad': its builder raised RuntimeError: the builder broke$"),
+        (
+            raising,
+            r"variant 'bad': its builder raised RuntimeError: the builder broke \(at test_builders.py:\d+, in raising\)$",
+        ),
         (lambda: "a model", r"variant 'bad': its builder returned str; expected a compiled keras.Model"),
         (not_compiled, r"variant 'bad': the model is not compiled; call model.compile"),
         (
@@ -139,8 +142,10 @@ def raising():
 )
 def test_a_bad_builder_is_refused_in_one_line(build, message):
     with pytest.raises(explorer.errors.ConfigError, match=message) as caught:
-        explorer.variants.check_variants([common.Variant("bad", build)])
+        explorer.models.variants.check_variants([common.Variant("bad", build)])
     assert "\n" not in str(caught.value)
+    if build is raising:  # the learner's own error stays attached, with its traceback
+        assert isinstance(caught.value.__cause__, RuntimeError) and caught.value.__cause__.__traceback__
 
 
 def test_a_model_of_the_wrong_shape_is_refused():
@@ -150,7 +155,7 @@ def test_a_model_of_the_wrong_shape_is_refused():
         return model
 
     with pytest.raises(explorer.errors.ConfigError, match=r"expected one input of shape \(None, 784\)"):
-        explorer.variants.check_variants([common.Variant("images", wrong_input)])
+        explorer.models.variants.check_variants([common.Variant("images", wrong_input)])
 
 
 @pytest.mark.parametrize(
@@ -164,18 +169,15 @@ def test_a_model_of_the_wrong_shape_is_refused():
 def test_a_variants_name_epochs_and_batch_size_are_checked(fields, message):
     variant = common.Variant(**{"name": "v", "build": sequential, **fields})
     with pytest.raises(explorer.errors.ConfigError, match=message):
-        explorer.variants.check_variants([variant])
+        explorer.models.variants.check_variants([variant])
 
 
 def test_two_variants_of_one_name_are_refused():
     with pytest.raises(explorer.errors.ConfigError, match="variant 'v' is given twice"):
-        explorer.variants.check_variants([common.Variant("v", sequential), common.Variant("v", sequential)])
-    registry = common.VariantList()
-    registry.add(sequential)
-    with pytest.raises(explorer.errors.ConfigError, match="variant 'sequential' is defined twice"):
-        registry.add(sequential)
+        explorer.models.variants.check_variants([common.Variant("v", sequential), common.Variant("v", sequential)])
 
 
+@pytest.mark.backend
 def test_both_scripts_build_the_same_networks_with_the_same_initial_weights():
     loop = model_builder_loop.variants_from(model_builder_loop.CONFIGS)
     seq = list(model_builder_seq.VARIANTS)
@@ -185,9 +187,10 @@ def test_both_scripts_build_the_same_networks_with_the_same_initial_weights():
         built = []
         for variant in (from_seq, from_loop):
             keras.utils.set_random_seed(11)
-            built.append(explorer.variants.build_model(variant))
+            built.append(explorer.models.variants.build_model(variant))
         configs = [
-            json.dumps(explorer.variants.normalised_config(model), sort_keys=True, default=str) for model in built
+            json.dumps(explorer.models.variants.normalised_config(model), sort_keys=True, default=str)
+            for model in built
         ]
         assert configs[0] == configs[1], from_seq.name
         for seq_weight, loop_weight in zip(*(model.get_weights() for model in built), strict=True):
@@ -203,8 +206,8 @@ def test_a_dense_configuration_and_its_keras_twin_share_a_fingerprint():
     twin = common.Variant("twin", written_out)
     from_config = dense_variant("twin", {"hidden_units": [64], "dropout": 0.1})
     assert (
-        explorer.variants.inspect_variant(twin).fingerprint
-        == explorer.variants.inspect_variant(from_config).fingerprint
+        explorer.models.variants.inspect_variant(twin).fingerprint
+        == explorer.models.variants.inspect_variant(from_config).fingerprint
     )
 
 
@@ -217,7 +220,7 @@ def test_a_dense_configuration_and_its_keras_twin_share_a_fingerprint():
     ],
 )
 def test_flops_are_counted_from_the_layer_shapes(fields, multiply_adds):
-    facts = explorer.variants.inspect_variant(dense_variant("m", fields))
+    facts = explorer.models.variants.inspect_variant(dense_variant("m", fields))
     assert facts.multiply_adds == multiply_adds
     # 54,000 training digits forward and backward (6 FLOPs per multiply-add), 6,000 validation
     # digits forward (2): 784-128-10 costs 34.1 GFLOP per epoch.
@@ -228,18 +231,19 @@ def test_flops_are_counted_from_the_layer_shapes(fields, multiply_adds):
 
 def test_results_record_flops(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
-    (trial,) = explorer.trials.plan_trials([dense_variant("m", {"hidden_units": [16], "epochs": 2})], seed=1)
-    result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    (trial,) = explorer.models.trials.plan_trials([dense_variant("m", {"hidden_units": [16], "epochs": 2})], seed=1)
+    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     per_epoch = (784 * 16 + 16 * 10) * (6 * len(data.x_train) + 2 * len(data.x_val))
     assert (result["flops_per_epoch"], result["train_flops"]) == (per_epoch, 2 * per_epoch)
 
 
+@pytest.mark.backend
 def test_each_networks_summary_is_keras_own_as_in_a_fresh_session():
     variants = [
         common.Variant("narrow", lambda: sequential(layers.Dense(32))),
         common.Variant("deep", lambda: sequential(layers.Dense(64), layers.Dense(64))),
     ]
-    narrow, deep = explorer.variants.check_variants(variants)
+    narrow, deep = explorer.models.variants.check_variants(variants)
     assert narrow.summary.startswith('Model: "narrow"') and deep.summary.startswith('Model: "deep"')
     # Layer names start again in each summary, though the facts' weight paths stay distinct for fusion.
     assert "dense (Dense)" in narrow.summary and "dense (Dense)" in deep.summary and "dense_2 (Dense)" in deep.summary

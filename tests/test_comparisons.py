@@ -4,7 +4,7 @@ correction, and the verdicts they give."""
 import numpy as np
 import pytest
 
-import explorer.comparisons as comparisons
+import explorer.analysis.comparisons as comparisons
 
 
 def answers(pattern: str) -> np.ndarray:

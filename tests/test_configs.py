@@ -6,25 +6,25 @@ import keras
 import pytest
 
 import common
-import explorer.configs
-import explorer.dense
+import explorer.config.models
 import explorer.errors
+import explorer.models.dense
 import model_builder_loop
 
 
 def test_defaults_make_the_reference_network():
-    config = explorer.configs.validate_config("ref", {})
+    config = explorer.config.models.validate_config("ref", {})
     assert config == common.ModelConfig(name="ref")
     assert config.hidden_layers == ((128, "relu"),) and config.resolved_loss == "categorical_crossentropy"
 
 
 def test_per_layer_activations_are_accepted():
-    config = explorer.configs.validate_config("mix", {"hidden_units": [64, 32], "activation": ["tanh", "relu"]})
+    config = explorer.config.models.validate_config("mix", {"hidden_units": [64, 32], "activation": ["tanh", "relu"]})
     assert config.hidden_layers == ((64, "tanh"), (32, "relu"))
 
 
 def test_auto_loss_follows_the_output_activation():
-    pick = lambda output: explorer.configs.validate_config("m", {"output_activation": output}).resolved_loss  # noqa: E731
+    pick = lambda output: explorer.config.models.validate_config("m", {"output_activation": output}).resolved_loss  # noqa: E731
     assert [pick(o) for o in ("softmax", "linear", "sigmoid")] == [
         "categorical_crossentropy",
         "categorical_crossentropy",
@@ -71,14 +71,14 @@ def test_auto_loss_follows_the_output_activation():
 )
 def test_each_bad_field_gets_a_one_line_message(fields, message):
     with pytest.raises(explorer.errors.ConfigError, match=message) as caught:
-        explorer.configs.validate_config("bad", fields)
+        explorer.config.models.validate_config("bad", fields)
     assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("name", ["../x", "/etc", "", "a b", ".hidden", "x" * 65, 7])
 def test_names_must_be_safe_folder_names(name):
     with pytest.raises(explorer.errors.ConfigError, match=r"configuration name .* is not allowed; use 1-64 letters"):
-        explorer.configs.validate_config(name, {})
+        explorer.config.models.validate_config(name, {})
 
 
 def test_overrides_replace_every_configuration_field():
@@ -134,10 +134,10 @@ def test_a_missing_toml_file_is_named(tmp_path):
 
 @pytest.mark.backend
 def test_every_allowed_name_is_known_to_keras():
-    for name in explorer.configs.HIDDEN_ACTIVATIONS + explorer.configs.OUTPUT_ACTIVATIONS:
+    for name in explorer.config.models.HIDDEN_ACTIVATIONS + explorer.config.models.OUTPUT_ACTIVATIONS:
         assert callable(keras.activations.get(name)), name
-    assert tuple(explorer.dense.OPTIMIZER_CLASSES) == explorer.configs.OPTIMIZERS
-    for name, optimizer in explorer.dense.OPTIMIZER_CLASSES.items():
+    assert tuple(explorer.models.dense.OPTIMIZER_CLASSES) == explorer.config.models.OPTIMIZERS
+    for name, optimizer in explorer.models.dense.OPTIMIZER_CLASSES.items():
         assert isinstance(optimizer(learning_rate=0.01), keras.optimizers.Optimizer), name
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import common
-import explorer.data
+import explorer.data.mnist
+import explorer.data.prepare
 import explorer.errors
-import explorer.splits
 
 from conftest import idx_bytes, make_synthetic_digits, real_mnist_or_skip, write_idx, write_official_folder
 
@@ -22,8 +22,12 @@ def test_read_idx_round_trips_images_and_labels(tmp_path, gzipped):
     images, labels = make_synthetic_digits(30, seed=0)
     image_file = write_idx(tmp_path / "images.idx", images, gzipped)
     label_file = write_idx(tmp_path / "labels.idx", labels, gzipped)
-    np.testing.assert_array_equal(explorer.data.read_idx(image_file, explorer.data.IDX_MAGIC_IMAGES), images)
-    np.testing.assert_array_equal(explorer.data.read_idx(label_file, explorer.data.IDX_MAGIC_LABELS), labels)
+    np.testing.assert_array_equal(
+        explorer.data.mnist.read_idx(image_file, explorer.data.mnist.IDX_MAGIC_IMAGES), images
+    )
+    np.testing.assert_array_equal(
+        explorer.data.mnist.read_idx(label_file, explorer.data.mnist.IDX_MAGIC_LABELS), labels
+    )
 
 
 def test_parse_idx_rejects_a_wrong_magic_number():
@@ -32,7 +36,7 @@ def test_parse_idx_rejects_a_wrong_magic_number():
     with pytest.raises(
         explorer.errors.DataError, match=r"images.idx: wrong magic number 0x00000802; expected 0x00000803"
     ):
-        explorer.data.parse_idx(bytes(raw), "images.idx", explorer.data.IDX_MAGIC_IMAGES)
+        explorer.data.mnist.parse_idx(bytes(raw), "images.idx", explorer.data.mnist.IDX_MAGIC_IMAGES)
 
 
 def test_parse_idx_rejects_a_truncated_file():
@@ -41,25 +45,25 @@ def test_parse_idx_rejects_a_truncated_file():
         explorer.errors.DataError,
         match=r"x: 2,363 bytes, expected 2,368 for an IDX array of shape 3x28x28 \(file is truncated\)",
     ):
-        explorer.data.parse_idx(raw, "x", explorer.data.IDX_MAGIC_IMAGES)
+        explorer.data.mnist.parse_idx(raw, "x", explorer.data.mnist.IDX_MAGIC_IMAGES)
 
 
 def test_parse_idx_rejects_extra_bytes():
     raw = idx_bytes(np.zeros(4, np.uint8)) + b"\0"
     with pytest.raises(explorer.errors.DataError, match=r"13 bytes, expected 12 .*extra bytes"):
-        explorer.data.parse_idx(raw, "labels", explorer.data.IDX_MAGIC_LABELS)
+        explorer.data.mnist.parse_idx(raw, "labels", explorer.data.mnist.IDX_MAGIC_LABELS)
 
 
 def test_parse_idx_rejects_a_header_too_short():
     with pytest.raises(explorer.errors.DataError, match="3 bytes is too short for an IDX header"):
-        explorer.data.parse_idx(b"\0\0\x08", "stub")
+        explorer.data.mnist.parse_idx(b"\0\0\x08", "stub")
 
 
 def test_read_idx_names_a_truncated_gzip(tmp_path):
     path = tmp_path / "labels.gz"
     path.write_bytes(gzip.compress(idx_bytes(np.zeros(500, np.uint8)))[:-20])
     with pytest.raises(explorer.errors.DataError, match=r"labels.gz: truncated gzip file"):
-        explorer.data.read_idx(path)
+        explorer.data.mnist.read_idx(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +77,7 @@ def test_official_names_are_checked_against_the_official_md5(tmp_path, synthetic
         match=r"train-images-idx3-ubyte.gz: corrupt file, md5 of its content is [0-9a-f]{32}, "
         r"the official train-images-idx3-ubyte has 6bbc9ace898e44ae57da46a324031adb",
     ):
-        explorer.data.load_mnist_path(tmp_path)
+        explorer.data.mnist.load_mnist_path(tmp_path)
 
 
 def test_a_missing_official_file_is_named(tmp_path):
@@ -82,12 +86,12 @@ def test_a_missing_official_file_is_named(tmp_path):
         explorer.errors.DataError,
         match=r"missing train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz \(gzipped or not\)",
     ):
-        explorer.data.load_mnist_path(tmp_path)
+        explorer.data.mnist.load_mnist_path(tmp_path)
 
 
 def test_a_path_that_does_not_exist_is_named(tmp_path):
     with pytest.raises(explorer.errors.DataError, match=r"nowhere: no such file or folder"):
-        explorer.data.load_mnist_path(tmp_path / "nowhere")
+        explorer.data.mnist.load_mnist_path(tmp_path / "nowhere")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,14 +99,14 @@ def test_a_path_that_does_not_exist_is_named(tmp_path):
 
 
 def test_npz_loads_as_uint8(synthetic_npz, synthetic_mnist):
-    (x_train, _y_train), (_x_test, y_test) = explorer.data.load_mnist_path(synthetic_npz)
+    (x_train, _y_train), (_x_test, y_test) = explorer.data.mnist.load_mnist_path(synthetic_npz)
     assert x_train.dtype == np.uint8 and y_test.dtype == np.uint8
     np.testing.assert_array_equal(x_train, synthetic_mnist[0][0])
     np.testing.assert_array_equal(y_test, synthetic_mnist[1][1])
 
 
 def test_a_folder_with_mnist_npz_loads_it(synthetic_npz):
-    (x_train, _), _ = explorer.data.load_mnist_path(synthetic_npz.parent)
+    (x_train, _), _ = explorer.data.mnist.load_mnist_path(synthetic_npz.parent)
     assert x_train.shape == (600, 28, 28)
 
 
@@ -111,7 +115,7 @@ def test_npz_that_needs_pickle_is_refused(tmp_path, synthetic_mnist):
     path = tmp_path / "evil.npz"
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=np.array([object()], dtype=object))
     with pytest.raises(explorer.errors.DataError, match=r"evil.npz: holds pickled object arrays, which are refused"):
-        explorer.data.load_mnist_path(path)
+        explorer.data.mnist.load_mnist_path(path)
 
 
 def test_npz_missing_an_array_is_named(tmp_path, synthetic_mnist):
@@ -119,7 +123,7 @@ def test_npz_missing_an_array_is_named(tmp_path, synthetic_mnist):
     path = tmp_path / "half.npz"
     np.savez(path, x_train=x_train, y_train=y_train)
     with pytest.raises(explorer.errors.DataError, match=r"half.npz: missing arrays x_test, y_test"):
-        explorer.data.load_mnist_path(path)
+        explorer.data.mnist.load_mnist_path(path)
 
 
 def test_npz_labels_outside_0_to_9_are_refused(tmp_path, synthetic_mnist):
@@ -127,7 +131,7 @@ def test_npz_labels_outside_0_to_9_are_refused(tmp_path, synthetic_mnist):
     path = tmp_path / "labels.npz"
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test + 3)
     with pytest.raises(explorer.errors.DataError, match=r"test labels range from 3 to 12, allowed 0-9"):
-        explorer.data.load_mnist_path(path)
+        explorer.data.mnist.load_mnist_path(path)
 
 
 def test_npz_with_mismatched_counts_is_refused(tmp_path, synthetic_mnist):
@@ -135,14 +139,14 @@ def test_npz_with_mismatched_counts_is_refused(tmp_path, synthetic_mnist):
     path = tmp_path / "counts.npz"
     np.savez(path, x_train=x_train, y_train=y_train[:-1], x_test=x_test, y_test=y_test)
     with pytest.raises(explorer.errors.DataError, match=r"600 train images but 599 train labels"):
-        explorer.data.load_mnist_path(path)
+        explorer.data.mnist.load_mnist_path(path)
 
 
 def test_a_file_that_is_not_npz_is_refused(tmp_path):
     path = tmp_path / "broken.npz"
     path.write_bytes(b"not a zip file")
     with pytest.raises(explorer.errors.DataError, match=r"broken.npz: not an .npz archive"):
-        explorer.data.load_mnist_path(path)
+        explorer.data.mnist.load_mnist_path(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +209,7 @@ def test_keras_download_failure_is_fast_and_restores_the_socket_timeout(monkeypa
     monkeypatch.setattr(common.keras.datasets.mnist, "load_data", offline_load_data)
     before = socket.getdefaulttimeout()
     with pytest.raises(explorer.errors.DataSourceUnavailable, match="URL fetch failure"):
-        explorer.data.load_keras_mnist(timeout=7)
+        explorer.data.mnist.load_keras_mnist(timeout=7)
     assert seen["timeout"] == 7 and socket.getdefaulttimeout() == before
 
 
@@ -215,11 +219,11 @@ def test_keras_download_failure_is_fast_and_restores_the_socket_timeout(monkeypa
 
 def test_stratified_split_keeps_class_shares_and_covers_every_index():
     labels = np.repeat(np.arange(10), [50, 60, 70, 80, 90, 100, 110, 120, 130, 140])
-    kept, held = explorer.splits.stratified_split(labels, 0.1, seed=0)
+    kept, held = explorer.data.prepare.stratified_split(labels, 0.1, seed=0)
     assert np.bincount(labels[held]).tolist() == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
     assert len(np.intersect1d(kept, held)) == 0 and len(kept) + len(held) == len(labels)
-    np.testing.assert_array_equal(explorer.splits.stratified_split(labels, 0.1, seed=0)[1], held)
-    assert not np.array_equal(explorer.splits.stratified_split(labels, 0.1, seed=1)[1], held)
+    np.testing.assert_array_equal(explorer.data.prepare.stratified_split(labels, 0.1, seed=0)[1], held)
+    assert not np.array_equal(explorer.data.prepare.stratified_split(labels, 0.1, seed=1)[1], held)
 
 
 def test_prepare_data_flattens_scales_one_hots_and_holds_out_validation(synthetic_mnist):

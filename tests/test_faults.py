@@ -12,29 +12,15 @@ import time
 import pytest
 
 import common
-import explorer.callbacks
+import explorer.engine.callbacks
+import explorer.engine.sweep
 import explorer.errors
-import explorer.run_folder
-import explorer.sweep
-import model_builder_loop
+import explorer.store.files
+import explorer.store.folders
+import explorer.store.records
+import explorer.store.resume
 
-from conftest import PROJECT_ROOT
-
-TWO_MODELS = "[first]\nhidden_units = [16]\nepochs = 2\n\n[second]\nhidden_units = [8]\nepochs = 2\n"
-
-
-def run_loop(*arguments):
-    return model_builder_loop.main(["--repeats", "1", *(str(argument) for argument in arguments)])
-
-
-@pytest.fixture
-def finished_run(tmp_path, synthetic_npz):
-    """A finished two-model run, and the arguments that made it (without --out)."""
-    config = tmp_path / "sweep.toml"
-    config.write_text(TWO_MODELS)
-    arguments = ["--config", config, "--data", synthetic_npz]
-    assert run_loop(*arguments, "--out", tmp_path / "run") == 0
-    return tmp_path / "run", arguments
+from conftest import PROJECT_ROOT, TWO_MODELS, run_loop
 
 
 def one_line(capsys) -> str:
@@ -46,7 +32,7 @@ def one_line(capsys) -> str:
 def test_a_second_sweep_into_a_locked_run_folder_is_refused_naming_the_holder(finished_run, capsys):
     run_dir, arguments = finished_run
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; sys.path.insert(0, '.'); import explorer.run_folder as f; "
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, '.'); import explorer.store.files as f; "
          f"lock = f.lock_run_dir(__import__('pathlib').Path({str(run_dir)!r}), '--resume'); "
          "print('locked', flush=True); time.sleep(60)"],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
@@ -62,40 +48,6 @@ def test_a_second_sweep_into_a_locked_run_folder_is_refused_naming_the_holder(fi
     assert run_loop(*arguments, "--resume", run_dir) == 0
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        b"epoch,accuracy,loss,seconds,val_accuracy,val_loss\n0,high,low,1,2,3\n",
-        b"epoch,accuracy\n",
-        b"\xff\xfe\x00garbage",
-    ],
-    ids=["text-in-a-number", "header-only", "binary"],
-)
-def test_a_damaged_history_of_a_finished_model_is_retrained_and_the_others_kept(finished_run, capsys, damage):
-    run_dir, arguments = finished_run
-    (run_dir / "first" / "history.csv").write_bytes(damage)
-    kept = (run_dir / "second" / "result.json").read_bytes()
-    capsys.readouterr()
-    assert run_loop(*arguments, "--resume", run_dir) == 0
-    out = capsys.readouterr().out
-    assert "first: its history.csv is missing or damaged; retraining it" in out
-    assert "second: finished earlier with the same configuration; kept" in out
-    assert (run_dir / "second" / "result.json").read_bytes() == kept
-    assert len(common.read_history(run_dir / "first" / "history.csv")["loss"]) == 2
-
-
-def test_a_truncated_result_is_retrained_and_says_so(finished_run, capsys):
-    run_dir, arguments = finished_run
-    result = run_dir / "first" / "result.json"
-    result.write_bytes(result.read_bytes()[:40])
-    capsys.readouterr()
-    assert run_loop(*arguments, "--resume", run_dir) == 0
-    out = capsys.readouterr().out
-    assert "first: its result.json cannot be read as JSON; retraining it" in out
-    assert "continuing after epoch" not in out
-    assert json.loads(result.read_text())["status"] == "ok"
-
-
 def test_a_damaged_run_record_is_kept_aside_not_overwritten(finished_run, capsys):
     run_dir, arguments = finished_run
     (run_dir / "run.json").write_text('{"layout": 2, "command": "python model_bui')  # cut short
@@ -108,14 +60,14 @@ def test_a_damaged_run_record_is_kept_aside_not_overwritten(finished_run, capsys
 def test_a_model_folder_that_cannot_be_written_is_one_line(finished_run, monkeypatch, capsys):
     run_dir, arguments = finished_run
     (run_dir / "second" / "result.json").unlink()  # second must train again, into its folder
-    write_json_atomic = explorer.run_folder.write_json_atomic
+    write_json_atomic = explorer.store.files.write_json_atomic
 
     def read_only_trial_json(path, record):
         if path.name == "trial.json":
             raise PermissionError(13, "Permission denied", str(path))
         write_json_atomic(path, record)
 
-    monkeypatch.setattr(explorer.run_folder, "write_json_atomic", read_only_trial_json)
+    monkeypatch.setattr(explorer.store.resume, "write_json_atomic", read_only_trial_json)
     assert run_loop(*arguments, "--resume", run_dir) == explorer.errors.EXIT_BAD_INPUT
     assert "second: cannot write there (Permission denied)" in one_line(capsys)
 
@@ -124,7 +76,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, synthetic_npz
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(explorer.sweep, "load_mnist", interrupted)
+    monkeypatch.setattr(explorer.engine.sweep, "load_prepared", interrupted)
     code = run_loop("--quick", "--only", "softmax_regression", "--data", synthetic_npz, "--out", tmp_path / "run")
     assert code == explorer.errors.EXIT_INTERRUPTED
     assert "Interrupted before training started; nothing was trained." in capsys.readouterr().out
@@ -137,7 +89,7 @@ def test_ctrl_c_while_summarizing_keeps_the_models_and_shows_the_resume_command(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(explorer.sweep, "build_views", interrupted)
+    monkeypatch.setattr(explorer.engine.sweep, "build_views", interrupted)
     arguments = ["--quick", "--only", "softmax_regression", "--data", synthetic_npz]
     assert run_loop(*arguments, "--out", tmp_path / "run") == explorer.errors.EXIT_INTERRUPTED
     out = capsys.readouterr().out
@@ -147,7 +99,7 @@ def test_ctrl_c_while_summarizing_keeps_the_models_and_shows_the_resume_command(
 
 
 def test_a_failed_fused_group_leaves_no_checkpoint_and_says_why(tmp_path, synthetic_npz, monkeypatch, capsys):
-    save_model = explorer.callbacks.EpochBackupAndRestore._save_model
+    save_model = explorer.engine.callbacks.EpochBackupAndRestore._save_model
 
     def disk_full_for_the_fused_model(self):
         if len(self.model.outputs) > 1:  # the fused model: one output per branch
@@ -156,14 +108,14 @@ def test_a_failed_fused_group_leaves_no_checkpoint_and_says_why(tmp_path, synthe
             raise OSError(28, "No space left on device")
         save_model(self)
 
-    monkeypatch.setattr(explorer.callbacks.EpochBackupAndRestore, "_save_model", disk_full_for_the_fused_model)
+    monkeypatch.setattr(explorer.engine.callbacks.EpochBackupAndRestore, "_save_model", disk_full_for_the_fused_model)
     config = tmp_path / "sweep.toml"
-    config.write_text(TWO_MODELS)
+    config.write_text(TWO_MODELS.format(epochs=2))
     assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "run") == 0
     assert "fused training failed (OSError: [Errno 28] No space left on device)" in capsys.readouterr().out
-    fused = tmp_path / "run" / explorer.run_folder.FUSED_FOLDER
+    fused = tmp_path / "run" / explorer.store.folders.FUSED_FOLDER
     assert not fused.exists() or not list(fused.iterdir())
-    assert {r["status"] for r in explorer.run_folder.read_results(tmp_path / "run")} == {"ok"}
+    assert {r["status"] for r in explorer.store.records.read_results(tmp_path / "run")} == {"ok"}
 
 
 @pytest.mark.parametrize(

@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 
 import common
-import explorer.backend
-import explorer.callbacks
-import explorer.configs
+import explorer.config.defaults
+import explorer.config.models
+import explorer.engine.callbacks
+import explorer.engine.recording
+import explorer.engine.training
 import explorer.errors
-import explorer.recording
-import explorer.run_folder
-import explorer.training
-import explorer.trials
-import explorer.variants
-import model_builder_loop
+import explorer.models.backend
+import explorer.models.trials
+import explorer.models.variants
+import explorer.store.folders
 
-from conftest import dense_trial, dense_variant
+from conftest import SYNTHETIC_TEST, SYNTHETIC_TRAIN, dense_trial, dense_variant, make_synthetic_digits, run_loop
 
 pytestmark = pytest.mark.backend  # what this file checks depends on the backend: run on both
 
@@ -40,10 +40,10 @@ def trials(seed=7, **overrides):
 
 
 def train(group, data, folder):
-    setup = explorer.training.GroupSetup(
+    setup = explorer.engine.training.GroupSetup(
         model_dirs=[folder / trial.folder for trial in group], checkpoint_dir=folder / "checkpoint", verbose=0
     )
-    return explorer.recording.train_and_record(group, data, setup, [{}] * len(group))
+    return explorer.engine.recording.train_and_record(group, data, setup, [{}] * len(group))
 
 
 def weights(model_dir):
@@ -54,18 +54,26 @@ def weights(model_dir):
     return [np.asarray(w) for w in (*model.get_weights(), *model.optimizer.variables)]
 
 
-@pytest.fixture
-def data(synthetic_mnist):
-    return common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
+@pytest.fixture(scope="module")
+def data():
+    train_digits, test_digits = make_synthetic_digits(SYNTHETIC_TRAIN, 1), make_synthetic_digits(SYNTHETIC_TEST, 2)
+    return common.prepare_data(train_digits, test_digits, validation_split=0.1, seed=0)
 
 
-def test_fused_branches_end_with_the_weights_of_models_trained_alone(tmp_path, data):
-    group = trials()
-    fused = train(group, data, tmp_path / "fused")
+@pytest.fixture(scope="module")
+def fused_group(data, tmp_path_factory):
+    """The four branches trained as one fused group (seed 7), once for the tests that read it."""
+    group, folder = trials(), tmp_path_factory.mktemp("fused_group")
+    common.keras.utils.set_random_seed(0)
+    return group, train(group, data, folder), folder
+
+
+def test_fused_branches_end_with_the_weights_of_models_trained_alone(tmp_path, data, fused_group):
+    group, fused, fused_dir = fused_group
     for trial, together in zip(group, fused, strict=True):
         (alone,) = train([trial], data, tmp_path / "alone" / trial.folder)
         for fused_weight, alone_weight in zip(
-            weights(tmp_path / "fused" / trial.folder),
+            weights(fused_dir / trial.folder),
             weights(tmp_path / "alone" / trial.folder / trial.folder),
             strict=True,
         ):
@@ -78,9 +86,8 @@ def test_fused_branches_end_with_the_weights_of_models_trained_alone(tmp_path, d
         assert together["epochs_run"] == alone["epochs_run"] == 2
 
 
-def test_a_diverging_branch_stops_alone_and_leaves_the_others_untouched(tmp_path, data):
-    group = trials()
-    reference = train(group, data, tmp_path / "reference")
+def test_a_diverging_branch_stops_alone_and_leaves_the_others_untouched(tmp_path, data, fused_group):
+    group, reference, _ = fused_group
 
     def blowing_up():
         model = group[0].variant.build()
@@ -93,7 +100,7 @@ def test_a_diverging_branch_stops_alone_and_leaves_the_others_untouched(tmp_path
 
     variant = dataclasses.replace(group[0].variant, build=blowing_up)
     poisoned_group = [
-        explorer.trials.Trial(variant, explorer.variants.inspect_variant(variant), group[0].seed),
+        explorer.models.trials.Trial(variant, explorer.models.variants.inspect_variant(variant), group[0].seed),
         *group[1:],
     ]
     poisoned = train(poisoned_group, data, tmp_path / "poisoned")
@@ -112,10 +119,10 @@ def test_plan_groups_fuses_trials_with_the_same_key_in_plan_order():
         dense_variant("c", {"hidden_units": [8]}),
         dense_variant("d", {"learning_rate": 0.01}),
     ]
-    planned = explorer.trials.plan_trials(variants, seed=1, repeats=2)
-    groups = explorer.trials.plan_groups(planned, fuse=True)
+    planned = explorer.models.trials.plan_trials(variants, seed=1, repeats=2)
+    groups = explorer.models.trials.plan_groups(planned, fuse=True)
     folders = [[trial.folder for trial in group] for group in groups]
-    seed = explorer.trials.repeat_seed(1, 1)
+    seed = explorer.models.trials.repeat_seed(1, 1)
     assert folders == [
         ["a", "c"],
         [f"a@seed{seed}", f"c@seed{seed}"],
@@ -124,9 +131,9 @@ def test_plan_groups_fuses_trials_with_the_same_key_in_plan_order():
         ["d"],
         [f"d@seed{seed}"],
     ]
-    assert explorer.trials.plan_groups(planned, fuse=False) == [[trial] for trial in planned]
-    capped = explorer.trials.plan_groups(
-        explorer.trials.plan_trials(variants[:1] + variants[2:3], 1), fuse=True, max_size=1
+    assert explorer.models.trials.plan_groups(planned, fuse=False) == [[trial] for trial in planned]
+    capped = explorer.models.trials.plan_groups(
+        explorer.models.trials.plan_trials(variants[:1] + variants[2:3], 1), fuse=True, max_size=1
     )
     assert [len(group) for group in capped] == [1, 1]
 
@@ -137,38 +144,44 @@ def test_a_group_needs_one_fusion_key(tmp_path, data):
         train(mixed, data, tmp_path)
 
 
-def run_loop(*arguments):
-    return model_builder_loop.main(["--repeats", "1", *(str(argument) for argument in arguments)])
-
-
-def sweep_file(tmp_path):
+@pytest.fixture(scope="module")
+def fused_sweep(tmp_path_factory):
+    """The four branches as a sweep (fused, uninterrupted), once for the tests that read it; its
+    folder and the arguments that made it (without --out)."""
+    folder = tmp_path_factory.mktemp("fused_sweep")
     lines = []
     for name, fields in BRANCHES.items():
         lines.append(f"[{name}]")
         lines.extend(f"{key} = {json.dumps(value)}" for key, value in fields.items())
-    path = tmp_path / "sweep.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    (folder / "sweep.toml").write_text("\n".join(lines) + "\n")
+    (x_train, y_train), (x_test, y_test) = (
+        make_synthetic_digits(SYNTHETIC_TRAIN, 1),
+        make_synthetic_digits(SYNTHETIC_TEST, 2),
+    )
+    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    arguments = ["--config", folder / "sweep.toml", "--data", folder / "mnist.npz"]
+    common.keras.utils.set_random_seed(0)
+    assert run_loop(*arguments, "--out", folder / "run") == 0
+    return folder / "run", arguments
 
 
-def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, synthetic_npz):
-    config = sweep_file(tmp_path)
-    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "fused") == 0
-    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "alone", "--no-fuse") == 0
-    assert not (tmp_path / "fused" / explorer.run_folder.FUSED_FOLDER).exists() or not any(
-        (tmp_path / "fused" / explorer.run_folder.FUSED_FOLDER).iterdir()
+def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, fused_sweep):
+    fused_run, arguments = fused_sweep
+    assert run_loop(*arguments, "--out", tmp_path / "alone", "--no-fuse") == 0
+    assert not (fused_run / explorer.store.folders.FUSED_FOLDER).exists() or not any(
+        (fused_run / explorer.store.folders.FUSED_FOLDER).iterdir()
     )
     for name in BRANCHES:
-        fused_dir, alone_dir = tmp_path / "fused" / name, tmp_path / "alone" / name
+        fused_dir, alone_dir = fused_run / name, tmp_path / "alone" / name
         assert sorted(p.name for p in fused_dir.iterdir()) == sorted(p.name for p in alone_dir.iterdir())
         fused, alone = (json.loads((folder / "result.json").read_text()) for folder in (fused_dir, alone_dir))
         assert set(fused) == set(alone)
         assert fused["fused_group"] is not None and alone["fused_group"] is None
         assert (
-            fused["steps_per_execution"] == explorer.training.STEPS_PER_EXECUTION
+            fused["steps_per_execution"] == explorer.config.defaults.STEPS_PER_EXECUTION
             and fused["backend"] == keras.backend.backend()
         )
-        assert fused["device"] == alone["device"] == explorer.backend.device_description()
+        assert fused["device"] == alone["device"] == explorer.models.backend.device_description()
         assert fused["device"] == "cpu" or fused["device"].startswith("gpu: ")
         assert fused["test_loss"] == pytest.approx(alone["test_loss"], rel=1e-4)
         np.testing.assert_array_equal(
@@ -176,32 +189,30 @@ def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, synt
         )
 
 
-def test_an_interrupted_fused_group_resumes_from_its_checkpoint(tmp_path, synthetic_npz, monkeypatch, capsys):
-    config = sweep_file(tmp_path)
-    assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "whole") == 0
-    save = explorer.callbacks.EpochBackupAndRestore.on_epoch_end
+def test_an_interrupted_fused_group_resumes_from_its_checkpoint(tmp_path, fused_sweep, monkeypatch, capsys):
+    whole_run, arguments = fused_sweep
+    save = explorer.engine.callbacks.EpochBackupAndRestore.on_epoch_end
 
     def interrupted_after_the_first_epoch(self, epoch, logs=None):
         save(self, epoch, logs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(explorer.callbacks.EpochBackupAndRestore, "on_epoch_end", interrupted_after_the_first_epoch)
-    assert (
-        run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "cut")
-        == explorer.errors.EXIT_INTERRUPTED
+    monkeypatch.setattr(
+        explorer.engine.callbacks.EpochBackupAndRestore, "on_epoch_end", interrupted_after_the_first_epoch
     )
-    assert list((tmp_path / "cut" / explorer.run_folder.FUSED_FOLDER).iterdir())  # the group's checkpoint is kept
-    monkeypatch.setattr(explorer.callbacks.EpochBackupAndRestore, "on_epoch_end", save)
+    assert run_loop(*arguments, "--out", tmp_path / "cut") == explorer.errors.EXIT_INTERRUPTED
+    assert list((tmp_path / "cut" / explorer.store.folders.FUSED_FOLDER).iterdir())  # the group's checkpoint is kept
+    monkeypatch.setattr(explorer.engine.callbacks.EpochBackupAndRestore, "on_epoch_end", save)
     capsys.readouterr()
-    assert run_loop("--config", config, "--data", synthetic_npz, "--resume", tmp_path / "cut") == 0
+    assert run_loop(*arguments, "--resume", tmp_path / "cut") == 0
     assert capsys.readouterr().out.count(", from its checkpoint") == len(BRANCHES)
     for name in BRANCHES:
-        whole, cut = (json.loads((tmp_path / run / name / "result.json").read_text()) for run in ("whole", "cut"))
+        whole, cut = (json.loads((run / name / "result.json").read_text()) for run in (whole_run, tmp_path / "cut"))
         assert cut["resumed_from_epoch"] == 1 and cut["epochs_run"] == 2
         assert cut["test_loss"] == pytest.approx(whole["test_loss"], rel=1e-5)
         history = common.read_history(tmp_path / "cut" / name / "history.csv")
         assert history["val_loss"] == pytest.approx(
-            common.read_history(tmp_path / "whole" / name / "history.csv")["val_loss"], rel=1e-5
+            common.read_history(whole_run / name / "history.csv")["val_loss"], rel=1e-5
         )
 
 
@@ -224,7 +235,7 @@ def test_only_models_with_one_optimizer_configuration_and_distinct_weights_fuse(
         common.Variant("same_paths_1", adam(model_name="twin", layer_name="out")),
         common.Variant("same_paths_2", adam(model_name="twin", layer_name="out")),  # its weights' paths are taken
     ]
-    groups = explorer.trials.plan_groups(explorer.trials.plan_trials(variants, seed=1), fuse=True)
+    groups = explorer.models.trials.plan_groups(explorer.models.trials.plan_trials(variants, seed=1), fuse=True)
     assert [[trial.name for trial in group] for group in groups] == [
         ["a", "b", "same_paths_1"],
         ["other_beta"],

@@ -7,20 +7,19 @@ import numpy as np
 import pytest
 
 import common
-import explorer.configs
-import explorer.dense
-import explorer.recording
-import explorer.training
-import explorer.trials
-import explorer.variants
+import explorer.config.defaults
+import explorer.config.models
+import explorer.engine.recording
+import explorer.engine.training
+import explorer.models.dense
+import explorer.models.trials
+import explorer.models.variants
 
 from conftest import dense_trial, dense_variant, real_mnist_or_skip
 
-pytestmark = pytest.mark.backend  # what this file checks depends on the backend: run on both
-
 
 def build(**fields):
-    return explorer.dense.dense_network(explorer.configs.validate_config("m", fields))
+    return explorer.models.dense.dense_network(explorer.config.models.validate_config("m", fields))
 
 
 @pytest.mark.parametrize(
@@ -62,7 +61,7 @@ def test_layers_follow_the_configuration():
 )
 def test_each_output_activation_gets_its_loss(output_activation, loss, from_logits):
     model = build(output_activation=output_activation)
-    described = explorer.variants.describe_model(model, dense_variant("m"))
+    described = explorer.models.variants.describe_model(model, dense_variant("m"))
     assert (described["loss"], described["from_logits"]) == (loss, from_logits)
     if from_logits:
         assert isinstance(model.loss, keras.losses.CategoricalCrossentropy) and model.loss.from_logits
@@ -72,6 +71,7 @@ def test_mean_squared_error_can_be_chosen():
     assert build(loss="mean_squared_error").loss == "mean_squared_error"
 
 
+@pytest.mark.backend
 def test_outputs_have_the_range_of_their_activation():
     x = np.random.default_rng(0).random((16, 784), dtype=np.float32) * 8
     softmax = keras.ops.convert_to_numpy(build(output_activation="softmax")(x))
@@ -88,13 +88,14 @@ def test_compile_uses_the_configured_optimizer_and_learning_rate():
     assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.05)
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("output_activation", ["softmax", "linear", "sigmoid"])
 def test_every_output_activation_learns_the_synthetic_digits(tmp_path, synthetic_mnist, output_activation):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     trial = dense_trial(
         "m", {"hidden_units": [32], "output_activation": output_activation, "epochs": 3, "batch_size": 32}
     )
-    result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     assert result["test_accuracy"] > 0.9  # chance is 0.1
     # The test figures are read from the one prediction pass: they are what evaluate() says.
     evaluated = keras.models.load_model(tmp_path / "model.keras").evaluate(
@@ -106,14 +107,15 @@ def test_every_output_activation_learns_the_synthetic_digits(tmp_path, synthetic
 
 @pytest.mark.parametrize(("samples", "batch_size"), [(6_000, 1_000), (10_000, 1_000), (5_400, 900), (200, 200), (1, 1)])
 def test_validation_and_test_batches_split_evenly_where_they_can(samples, batch_size):
-    assert explorer.training.eval_batch_size(samples) == batch_size
-    assert batch_size <= explorer.training.EVAL_BATCH_SIZE
+    assert explorer.engine.training.eval_batch_size(samples) == batch_size
+    assert batch_size <= explorer.config.defaults.EVAL_BATCH_SIZE
 
 
+@pytest.mark.backend
 def test_training_writes_consistent_files(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     trial = dense_trial("small", {"hidden_units": [16], "epochs": 2, "batch_size": 64}, seed=5)
-    result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={"note": "x"}, verbose=0)
+    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={"note": "x"}, verbose=0)
 
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "curves.png",
@@ -135,17 +137,18 @@ def test_training_writes_consistent_files(tmp_path, synthetic_mnist):
     np.testing.assert_array_equal(reloaded.predict(data.x_test, verbose=0).argmax(axis=1), predictions)
 
 
+@pytest.mark.backend
 def test_the_same_seed_gives_the_same_numbers(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     fields = {"hidden_units": [16], "epochs": 2, "dropout": 0.3}
-    first = explorer.recording.train_and_evaluate(
+    first = explorer.engine.recording.train_and_evaluate(
         dense_trial("m", fields, 11), data, tmp_path / "a", context={}, verbose=0
     )
     keras.utils.set_random_seed(999)  # whatever ran before must not matter
-    second = explorer.recording.train_and_evaluate(
+    second = explorer.engine.recording.train_and_evaluate(
         dense_trial("m", fields, 11), data, tmp_path / "b", context={}, verbose=0
     )
-    other = explorer.recording.train_and_evaluate(
+    other = explorer.engine.recording.train_and_evaluate(
         dense_trial("m", fields, 12), data, tmp_path / "c", context={}, verbose=0
     )
     assert (first["test_loss"], first["test_accuracy"]) == (second["test_loss"], second["test_accuracy"])
@@ -157,6 +160,6 @@ def test_real_mnist_784_128_10_reaches_96_percent_in_two_epochs(tmp_path):
     train, test, _ = common.load_mnist(real_mnist_or_skip(), log=lambda line: None)
     data = common.prepare_data(train, test, validation_split=0.1, seed=42)
     trial = dense_trial("dense_128_relu", {"hidden_units": [128], "epochs": 2, "batch_size": 32}, seed=42)
-    result = explorer.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     assert result["samples"] == {"train": 54_000, "validation": 6_000, "test": 10_000}
     assert result["test_accuracy"] >= 0.96

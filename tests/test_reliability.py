@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 import common
+import explorer.engine.training
 import explorer.errors
-import explorer.resume
-import explorer.run_folder
-import explorer.training
+import explorer.models.variants
+import explorer.store.files
+import explorer.store.records
+import explorer.store.resume
 import model_builder_loop
 
 from conftest import PROJECT_ROOT, make_synthetic_digits
-
-pytestmark = pytest.mark.backend  # what this file checks depends on the backend: run on both
 
 TWO_MODELS = """
 [first]
@@ -55,7 +55,7 @@ def run_loop(*arguments):
 
 
 def results_by_name(run_dir):
-    return {result["name"]: result for result in explorer.run_folder.read_results(run_dir)}
+    return {result["name"]: result for result in explorer.store.records.read_results(run_dir)}
 
 
 def test_resume_keeps_finished_models_and_retrains_changed_ones(tmp_path, synthetic_npz, capsys):
@@ -109,7 +109,7 @@ def test_a_diverging_model_is_recorded_and_the_sweep_goes_on(tmp_path, synthetic
 
 
 def test_a_failing_model_is_recorded_the_others_run_and_resume_retries_it(tmp_path, synthetic_npz, monkeypatch, capsys):
-    build_model = explorer.training.build_model
+    build_model = explorer.models.variants.build_model
 
     def out_of_memory_for_the_wide_one(variant):
         if variant.name == "first":
@@ -117,7 +117,7 @@ def test_a_failing_model_is_recorded_the_others_run_and_resume_retries_it(tmp_pa
         return build_model(variant)
 
     config = write(tmp_path / "sweep.toml", TWO_MODELS)
-    monkeypatch.setattr(explorer.training, "build_model", out_of_memory_for_the_wide_one)
+    monkeypatch.setattr(explorer.engine.training, "build_model", out_of_memory_for_the_wide_one)
     assert (
         run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "run")
         == explorer.errors.EXIT_MODEL_FAILED
@@ -131,7 +131,7 @@ def test_a_failing_model_is_recorded_the_others_run_and_resume_retries_it(tmp_pa
     assert [row["status"] for row in json.loads((tmp_path / "run" / "summary.json").read_text())] == ["ok", "failed"]
     assert "Failed: first" in capsys.readouterr().out
 
-    monkeypatch.setattr(explorer.training, "build_model", build_model)
+    monkeypatch.setattr(explorer.engine.training, "build_model", build_model)
     assert run_loop("--config", config, "--data", synthetic_npz, "--resume", tmp_path / "run") == 0
     assert {name: r["status"] for name, r in results_by_name(tmp_path / "run").items()} == {
         "first": "ok",
@@ -140,11 +140,11 @@ def test_a_failing_model_is_recorded_the_others_run_and_resume_retries_it(tmp_pa
 
 
 def test_a_trial_with_no_folder_is_trained():
-    assert explorer.resume.trial_action(PROJECT_ROOT / "no-such-model", "k", test_samples=10).kind == "train"
+    assert explorer.store.resume.trial_action(PROJECT_ROOT / "no-such-model", "k", test_samples=10).kind == "train"
 
 
 def test_result_json_never_holds_nan(tmp_path):
-    explorer.run_folder.write_json_atomic(tmp_path / "r.json", {"loss": float("nan"), "curve": [1.0, float("inf")]})
+    explorer.store.files.write_json_atomic(tmp_path / "r.json", {"loss": float("nan"), "curve": [1.0, float("inf")]})
     assert json.loads((tmp_path / "r.json").read_text()) == {"loss": None, "curve": [1.0, None]}
 
 
@@ -229,6 +229,7 @@ def test_a_run_folder_of_the_earlier_layout_is_refused_in_one_line(tmp_path, syn
     assert sorted(path.name for path in run_dir.iterdir()) == ["run.json", "softmax_regression"]  # untouched
 
 
+@pytest.mark.backend
 def test_a_kill_between_an_epochs_weights_and_its_number_resumes_to_the_uninterrupted_numbers(
     tmp_path, synthetic_npz, monkeypatch
 ):

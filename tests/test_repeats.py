@@ -5,12 +5,13 @@ import json
 
 import numpy as np
 import pytest
+import scipy.stats
 
-import explorer.configs
-import explorer.run_folder
-import explorer.stats
-import explorer.trials
-import explorer.views
+import explorer.analysis.stats
+import explorer.config.models
+import explorer.models.trials
+import explorer.store.records
+import explorer.views.tables
 import model_builder_loop
 import model_builder_seq
 
@@ -18,7 +19,7 @@ from conftest import dense_trial, dense_variant
 
 
 def test_aggregate_matches_a_hand_computed_t_interval():
-    stats = explorer.stats.aggregate([0.97, 0.98, 0.99])
+    stats = explorer.analysis.stats.aggregate([0.97, 0.98, 0.99])
     # mean 0.98; sample std 0.01; standard error 0.01 / sqrt(3) = 0.0057735;
     # t(0.975, 2 degrees of freedom) = 4.3026527; half-width 0.0248414.
     assert stats["n"] == 3 and stats["mean"] == pytest.approx(0.98)
@@ -28,8 +29,20 @@ def test_aggregate_matches_a_hand_computed_t_interval():
 
 
 def test_aggregate_of_one_value_has_no_spread_and_identical_values_a_zero_interval():
-    assert explorer.stats.aggregate([0.5]) == {"n": 1, "mean": 0.5, "std": None, "ci_low": None, "ci_high": None}
-    assert explorer.stats.aggregate([0.5, 0.5]) == {"n": 2, "mean": 0.5, "std": 0.0, "ci_low": 0.5, "ci_high": 0.5}
+    assert explorer.analysis.stats.aggregate([0.5]) == {
+        "n": 1,
+        "mean": 0.5,
+        "std": None,
+        "ci_low": None,
+        "ci_high": None,
+    }
+    assert explorer.analysis.stats.aggregate([0.5, 0.5]) == {
+        "n": 2,
+        "mean": 0.5,
+        "std": 0.0,
+        "ci_low": 0.5,
+        "ci_high": 0.5,
+    }
 
 
 def _result(name, repeat, accuracy, parameters=101_770):
@@ -55,7 +68,7 @@ def test_paired_verdicts_against_the_best_and_the_reference():
     correct = {
         name: {seed: _correct(round(a * 1000)) for seed, a in enumerate(values)} for name, values in accuracy.items()
     }
-    rows = explorer.stats.summary_rows(results, correct, reference="close")
+    rows = explorer.analysis.stats.summary_rows(results, correct, reference="close")
     assert [(row["name"], row["vs_best"], row["vs_reference"], row["repeats"]) for row in rows] == [
         ("best", "best", "no detectable difference", 3),
         ("close", "no detectable difference", "reference", 3),
@@ -65,40 +78,26 @@ def test_paired_verdicts_against_the_best_and_the_reference():
     assert behind["vs_best_difference"] == pytest.approx(-0.030) and behind["vs_best_p"] < 1e-6
     assert behind["vs_best_ci_low"] == pytest.approx(-0.030) == behind["vs_best_ci_high"]  # the same gap each seed
     assert rows[0]["test_accuracy"] == pytest.approx(0.98) and rows[0]["seeds"] == [0, 1, 2]
-    table = explorer.views.format_leaderboard(rows)
+    table = explorer.views.tables.format_leaderboard(rows)
     assert "0.9800 ± 0.0025" in table and "no diff " in table and "worse" in table
     assert max(len(line) for line in table.splitlines()) <= 100
 
 
 def test_the_best_is_chosen_by_validation_accuracy_not_by_test_accuracy():
     results = [{**_result("tests_best", 0, 0.99), "val_accuracy": 0.90}, _result("validates_best", 0, 0.98)]
-    rows = explorer.stats.summary_rows(results)
+    rows = explorer.analysis.stats.summary_rows(results)
     assert [(row["name"], row["vs_best"]) for row in rows] == [("tests_best", None), ("validates_best", "best")]
 
 
 def test_repeats_get_distinct_recorded_seeds_and_folders():
     variants = [dense_variant("a"), dense_variant("b")]
-    trials = explorer.trials.plan_trials(variants, seed=42, repeats=3)
+    trials = explorer.models.trials.plan_trials(variants, seed=42, repeats=3)
     assert [(t.name, t.repeat) for t in trials] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
     seeds = [t.seed for t in trials[:3]]
     assert seeds[0] == 42 and len(set(seeds)) == 3 and [t.seed for t in trials[3:]] == seeds
     assert [t.folder for t in trials[:3]] == ["a", f"a@seed{seeds[1]}", f"a@seed{seeds[2]}"]
-    again = explorer.trials.plan_trials(variants, seed=42, repeats=3)
+    again = explorer.models.trials.plan_trials(variants, seed=42, repeats=3)
     assert [(t.folder, t.seed) for t in again] == [(t.folder, t.seed) for t in trials]  # derived, so reproducible
-
-
-@pytest.mark.backend
-def test_the_first_repeat_reproduces_a_single_run_exactly(tmp_path, synthetic_npz):
-    base = ["--quick", "--data", str(synthetic_npz), "--only", "dense_32_relu"]
-    assert model_builder_loop.main([*base, "--out", str(tmp_path / "single")]) == 0
-    assert model_builder_loop.main([*base, "--repeats", "2", "--out", str(tmp_path / "twice")]) == 0
-    single = json.loads((tmp_path / "single" / "dense_32_relu" / "result.json").read_text())
-    first = json.loads((tmp_path / "twice" / "dense_32_relu" / "result.json").read_text())
-    assert (first["seed"], first["test_loss"], first["test_accuracy"]) == (
-        single["seed"], single["test_loss"], single["test_accuracy"],
-    )  # fmt: skip
-    (second,) = [r for r in explorer.run_folder.read_results(tmp_path / "twice") if r["repeat"] == 1]
-    assert second["seed"] != single["seed"] and second["test_loss"] != single["test_loss"]
 
 
 def _assert_aggregate_files(run_dir, names, repeats):
@@ -111,21 +110,34 @@ def _assert_aggregate_files(run_dir, names, repeats):
         mine = [float(t["test_accuracy"]) for t in trials if t["name"] == row["name"]]
         assert row["repeats"] == repeats and len({t["seed"] for t in trials if t["name"] == row["name"]}) == repeats
         assert row["test_accuracy"] == pytest.approx(np.mean(mine))
-        assert row["test_accuracy_ci_low"] <= row["test_accuracy"] <= row["test_accuracy_ci_high"]
+        # The 95% t-interval over the repeats, computed here from the repeats' own accuracies.
+        half = scipy.stats.t.ppf(0.975, repeats - 1) * np.std(mine, ddof=1) / np.sqrt(repeats)
+        assert row["test_accuracy_ci_high"] - row["test_accuracy"] == pytest.approx(half, abs=1e-9)
+        assert row["test_accuracy"] - row["test_accuracy_ci_low"] == pytest.approx(half, abs=1e-9)
         assert (run_dir / "curves" / f"{row['name']}.png").is_file()
     assert {"comparison.png", "confusion_matrix.png", "misclassified.png"} <= {p.name for p in run_dir.iterdir()}
 
 
-def test_loop_script_quick_run_with_three_repeats_resumed_per_repeat(tmp_path, synthetic_npz, capsys):
+def test_a_single_run_is_the_first_repeat_and_more_repeats_resume_it(tmp_path, synthetic_npz, capsys):
     names = ["softmax_regression", "dense_32_relu"]
     argv = ["--quick", "--data", str(synthetic_npz), "--only", *names]
-    assert model_builder_loop.main([*argv, "--repeats", "2", "--out", str(tmp_path / "run")]) == 0
+    assert model_builder_loop.main([*argv, "--repeats", "1", "--out", str(tmp_path / "run")]) == 0
+    single = {name: (tmp_path / "run" / name / "result.json").read_bytes() for name in names}
     capsys.readouterr()
-    # Asking for a third repeat keeps the two finished ones of each configuration.
+    # A single run is the first repeat, exactly (its seed, folder and fingerprint): asking for three
+    # repeats keeps it and trains the other two.
     assert model_builder_loop.main([*argv, "--repeats", "3", "--resume", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert out.count("finished earlier with the same configuration; kept") == 4
-    assert "[1/1] 2 models fused: repeat 3 of 3" in out  # the third repeats share a seed: one fused group
+    assert out.count("finished earlier with the same configuration; kept") == 2
+    assert "2 models fused: repeat 2 of 3" in out and "2 models fused: repeat 3 of 3" in out  # a seed per repeat
+    assert {name: (tmp_path / "run" / name / "result.json").read_bytes() for name in names} == single
+    results = explorer.store.records.read_results(tmp_path / "run")
+    first = {r["name"]: r for r in results if r["repeat"] == 0}
+    assert all(
+        r["seed"] != first[r["name"]]["seed"] and r["test_loss"] != first[r["name"]]["test_loss"]
+        for r in results
+        if r["repeat"]
+    )
     _assert_aggregate_files(tmp_path / "run", names, repeats=3)
 
 

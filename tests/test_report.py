@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import explorer.options
-import explorer.report
-import explorer.run_folder
-import explorer.run_views
-import explorer.tensorboard
+import explorer.store.files
+import explorer.store.folders
+import explorer.store.records
+import explorer.views.report
+import explorer.views.summarize
+import explorer.views.tensorboard
 import model_builder_loop
 
 from conftest import make_synthetic_digits
@@ -102,12 +103,12 @@ def _hparams_plugin_data(folder: Path):
 def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensorboard_run):
     from tensorboard.util import tensor_util
 
-    log_root = tensorboard_run / explorer.options.TENSORBOARD_FOLDER
+    log_root = tensorboard_run / explorer.store.folders.TENSORBOARD_FOLDER
     (experiment,) = [data.experiment for data in _hparams_plugin_data(log_root) if data.HasField("experiment")]
-    assert [info.name for info in experiment.hparam_infos] == list(explorer.tensorboard.HPARAM_FIELDS)
-    assert [info.name.tag for info in experiment.metric_infos] == list(explorer.tensorboard.HPARAM_METRICS)
+    assert [info.name for info in experiment.hparam_infos] == list(explorer.views.tensorboard.HPARAM_FIELDS)
+    assert [info.name.tag for info in experiment.metric_infos] == list(explorer.views.tensorboard.HPARAM_METRICS)
 
-    results = {result["trial"]: result for result in explorer.run_folder.read_results(tensorboard_run)}
+    results = {result["trial"]: result for result in explorer.store.records.read_results(tensorboard_run)}
     assert len(results) == 2 * len(NAMES)
     for trial, result in results.items():
         (session,) = [
@@ -120,7 +121,7 @@ def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensor
             value.tag: float(tensor_util.make_ndarray(value.tensor))
             for event in _events(log_root / trial)
             for value in event.summary.value
-            if value.tag in explorer.tensorboard.HPARAM_METRICS
+            if value.tag in explorer.views.tensorboard.HPARAM_METRICS
         }
         assert scalars["test_accuracy"] == pytest.approx(result["test_accuracy"])
         assert scalars["parameters"] == result["parameters"]
@@ -194,11 +195,13 @@ def test_report_in_a_real_browser(tensorboard_run, tmp_path):
 
 
 def test_first_layer_of_a_network_without_hidden_layer_is_its_class_templates(tensorboard_run):
-    kernel, is_output = explorer.run_views.first_layer_kernel(tensorboard_run / "softmax_regression" / "model.keras")
+    kernel, is_output = explorer.views.summarize.first_layer_kernel(
+        tensorboard_run / "softmax_regression" / "model.keras"
+    )
     assert kernel.shape == (784, 10) and is_output
-    kernel, is_output = explorer.run_views.first_layer_kernel(tensorboard_run / "dense_32_relu" / "model.keras")
+    kernel, is_output = explorer.views.summarize.first_layer_kernel(tensorboard_run / "dense_32_relu" / "model.keras")
     assert kernel.shape == (784, 32) and not is_output
-    assert explorer.run_views.first_layer_kernel(tensorboard_run / "no_such_model.keras") is None
+    assert explorer.views.summarize.first_layer_kernel(tensorboard_run / "no_such_model.keras") is None
 
 
 def test_the_discordant_digits_compare_the_first_seed_both_finished():
@@ -206,17 +209,19 @@ def test_the_discordant_digits_compare_the_first_seed_both_finished():
         return {"name": name, "seed": seed, "status": status, "trial": f"{name}@seed{seed}"}
 
     results = [run("best", 1, "diverged"), run("ref", 1), run("best", 2), run("ref", 2), run("best", 3), run("ref", 3)]
-    seed, trials = explorer.run_views.discordant_pair(results, {"name": "best"}, "ref")
+    seed, trials = explorer.views.summarize.discordant_pair(results, {"name": "best"}, "ref")
     assert seed == 2 and [trial["trial"] for trial in trials] == ["best@seed2", "ref@seed2"]
-    assert explorer.run_views.discordant_pair(results, {"name": "ref"}, "ref") is None  # the best is the reference
-    assert explorer.run_views.discordant_pair(results, {"name": "best"}, None) is None
+    assert (
+        explorer.views.summarize.discordant_pair(results, {"name": "ref"}, "ref") is None
+    )  # the best is the reference
+    assert explorer.views.summarize.discordant_pair(results, {"name": "best"}, None) is None
 
 
 def test_a_report_on_the_embedded_sample_says_so_on_the_page(tmp_path):
     data = {"kind": "embedded-sample", "location": "mnist_5k.csv.gz", "train_size": 4_000, "test_size": 1_000}
-    explorer.run_folder.write_json_atomic(tmp_path / "run.json", {"data": data})
-    page = explorer.report.render_report(tmp_path, [], {}, {})
+    page = explorer.views.report.render_report({"data": data}, "run", [], {}, {}, {})
     assert '<p class="banner">These figures come from the embedded 5,000-digit sample' in page
     assert "(4,000 training and 1,000 test digits), not the full MNIST" in page
-    explorer.run_folder.write_json_atomic(tmp_path / "run.json", {"data": {**data, "kind": "path"}})
-    assert 'class="banner"' not in explorer.report.render_report(tmp_path, [], {}, {})
+    assert 'class="banner"' not in explorer.views.report.render_report(
+        {"data": {**data, "kind": "path"}}, "run", [], {}, {}, {}
+    )

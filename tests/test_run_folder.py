@@ -4,6 +4,7 @@ epoch is never lost, every file is checked before it is trusted, and nothing end
 import contextlib
 import errno
 import functools
+import io
 import json
 import os
 import shutil
@@ -16,23 +17,21 @@ import numpy as np
 import pytest
 
 import common
-import explorer.callbacks
-import explorer.data
+import explorer.config.options
+import explorer.data.loading
+import explorer.data.mnist
+import explorer.engine.callbacks
+import explorer.engine.recording
+import explorer.engine.sweep
+import explorer.engine.training
 import explorer.errors
-import explorer.folders
-import explorer.options
-import explorer.recording
-import explorer.run_folder
-import explorer.sweep
+import explorer.store.files
+import explorer.store.folders
+import explorer.store.records
+import explorer.views.summarize
 import model_builder_loop
 
-from conftest import PROJECT_ROOT, SYNTHETIC_TEST, SYNTHETIC_TRAIN, make_synthetic_digits
-
-TWO_MODELS = "[first]\nhidden_units = [16]\nepochs = {epochs}\n\n[second]\nhidden_units = [8]\nepochs = {epochs}\n"
-
-
-def run_loop(*arguments) -> int:
-    return model_builder_loop.main(["--repeats", "1", *(str(argument) for argument in arguments)])
+from conftest import PROJECT_ROOT, run_loop, sweep_files
 
 
 def one_line(capsys) -> str:
@@ -42,18 +41,7 @@ def one_line(capsys) -> str:
 
 
 def results(run_dir: Path) -> dict[str, dict]:
-    return {result["trial"]: result for result in explorer.run_folder.read_results(run_dir)}
-
-
-def sweep_files(folder: Path, epochs: int) -> list:
-    """A two-model sweep's configuration file and its data, written into `folder`."""
-    (x_train, y_train), (x_test, y_test) = (
-        make_synthetic_digits(SYNTHETIC_TRAIN, 1),
-        make_synthetic_digits(SYNTHETIC_TEST, 2),
-    )
-    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    (folder / "sweep.toml").write_text(TWO_MODELS.format(epochs=epochs))
-    return ["--config", folder / "sweep.toml", "--data", folder / "mnist.npz"]
+    return {result["trial"]: result for result in explorer.store.records.read_results(run_dir)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,28 +146,11 @@ def test_a_kill_after_the_last_epoch_trains_no_finished_epoch_again(tmp_path, ca
     }
     for name, history in histories.items():
         assert (tmp_path / "run" / name / "history.csv").read_text() == history
-    assert not (tmp_path / "run" / explorer.run_folder.FUSED_FOLDER).exists()
+    assert not (tmp_path / "run" / explorer.store.folders.FUSED_FOLDER).exists()
 
 
 # ---------------------------------------------------------------------------------------------
 # Every file is checked before it is trusted
-
-
-@pytest.fixture(scope="module")
-def finished_run_template(tmp_path_factory):
-    """A finished two-model run (2 epochs each); tests damage copies of it."""
-    folder = tmp_path_factory.mktemp("finished")
-    arguments = sweep_files(folder, epochs=2)
-    common.keras.utils.set_random_seed(0)
-    assert run_loop(*arguments, "--out", folder / "run") == 0
-    return folder, arguments
-
-
-@pytest.fixture
-def finished_run(finished_run_template, tmp_path):
-    folder, arguments = finished_run_template
-    shutil.copytree(folder / "run", tmp_path / "run")
-    return tmp_path / "run", arguments
 
 
 def _truncate(path: Path) -> None:
@@ -192,12 +163,9 @@ def _set_result_field(path: Path, field: str, value: object) -> None:
 
 DAMAGES = [
     ("model-truncated", lambda m: _truncate(m / "model.keras"), "its model.keras is not a complete Keras archive"),
-    ("model-deleted", lambda m: (m / "model.keras").unlink(), "its model.keras is missing"),
-    ("result-a-list", lambda m: (m / "result.json").write_text("[1, 2]"), "its result.json is not a JSON object"),
     ("accuracy-text", lambda m: _set_result_field(m / "result.json", "test_accuracy", "high"),
      "its result.json has test_accuracy = 'high', not a number"),
-    ("predictions-truncated", lambda m: _truncate(m / "test_predictions.npy"), "its test_predictions.npy"),
-    ("predictions-deleted", lambda m: (m / "test_predictions.npy").unlink(), "its test_predictions.npy is missing"),
+    ("predictions-truncated", lambda m: _truncate(m / "test_predictions.npy"), "its test_predictions.npy cannot be read"),
     ("history-row-removed",
      lambda m: (m / "history.csv").write_text("".join((m / "history.csv").read_text().splitlines(True)[:-1])),
      "its history.csv holds 1 epoch(s), its result.json 2"),
@@ -225,7 +193,7 @@ def test_a_damaged_run_record_is_set_aside(finished_run, capsys):
     (run_dir / "run.json").write_text("[]")
     assert run_loop(*arguments, "--resume", run_dir) == 0
     assert "run.json was damaged; kept as run.json.damaged-" in capsys.readouterr().out
-    assert json.loads((run_dir / "run.json").read_text())["layout"] == explorer.folders.LAYOUT
+    assert json.loads((run_dir / "run.json").read_text())["layout"] == explorer.store.folders.LAYOUT
 
 
 def test_a_lock_that_is_a_folder_is_one_line(finished_run, capsys):
@@ -236,22 +204,34 @@ def test_a_lock_that_is_a_folder_is_one_line(finished_run, capsys):
     assert "its .lock is a folder, not the lock file a sweep writes; remove that folder" in one_line(capsys)
 
 
-@pytest.fixture
-def interrupted_run(tmp_path, monkeypatch, capsys):
-    """A two-model fused run of 4 epochs stopped by Ctrl-C after its second epoch's checkpoint, and
-    what it printed."""
-    arguments = sweep_files(tmp_path, epochs=4)
-    save = explorer.callbacks.EpochBackupAndRestore._save_model
+@pytest.fixture(scope="module")
+def interrupted_run_template(tmp_path_factory):
+    """A two-model fused run of 4 epochs stopped by Ctrl-C after its second epoch's checkpoint, what
+    it printed, and the same sweep run to the end without interruption (the numbers to match)."""
+    folder = tmp_path_factory.mktemp("interrupted")
+    arguments = sweep_files(folder, epochs=4)
+    save = explorer.engine.callbacks.EpochBackupAndRestore.save_epoch
 
-    def interrupted_after_two_epochs(self):
-        save(self)
-        if self._current_epoch == 2:
+    def interrupted_after_two_epochs(self, finished_epochs):
+        save(self, finished_epochs)
+        if finished_epochs == 2:
             raise KeyboardInterrupt
 
-    with monkeypatch.context() as patch:
-        patch.setattr(explorer.callbacks.EpochBackupAndRestore, "_save_model", interrupted_after_two_epochs)
-        assert run_loop(*arguments, "--out", tmp_path / "run") == explorer.errors.EXIT_INTERRUPTED
-    return tmp_path / "run", arguments, capsys.readouterr().out
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(explorer.engine.callbacks.EpochBackupAndRestore, "save_epoch", interrupted_after_two_epochs)
+        assert run_loop(*arguments, "--out", folder / "run") == explorer.errors.EXIT_INTERRUPTED
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert run_loop(*arguments, "--out", folder / "uninterrupted") == 0
+    return folder, arguments, printed.getvalue()
+
+
+@pytest.fixture
+def interrupted_run(interrupted_run_template, tmp_path):
+    """A copy of the interrupted run, the arguments that made it, and what it printed."""
+    folder, arguments, printed = interrupted_run_template
+    shutil.copytree(folder / "run", tmp_path / "run")
+    return tmp_path / "run", arguments, printed
 
 
 def test_an_interruption_names_only_what_exists_and_the_epochs_kept(interrupted_run):
@@ -260,7 +240,7 @@ def test_an_interruption_names_only_what_exists_and_the_epochs_kept(interrupted_
     assert "No model has finished yet, so there is nothing to summarize." in out
     assert "Report:" not in out and "summary.csv" not in out
     assert " 0.0 s training" not in out  # the two epochs that ran are counted
-    assert f"{explorer.options.interpreter()} model_builder_loop.py" in out
+    assert f"{explorer.config.options.interpreter()} model_builder_loop.py" in out
 
 
 @pytest.mark.parametrize(
@@ -269,7 +249,7 @@ def test_an_interruption_names_only_what_exists_and_the_epochs_kept(interrupted_
      ("trial.json", "its trial.json is missing or damaged")],
 )  # fmt: skip
 def test_a_damaged_member_of_an_interrupted_group_trains_again_and_the_others_keep_their_epochs(
-    interrupted_run, tmp_path, capsys, damage, words
+    interrupted_run, interrupted_run_template, capsys, damage, words
 ):
     run_dir, arguments, _ = interrupted_run
     (run_dir / "first" / damage).unlink()
@@ -280,8 +260,9 @@ def test_a_damaged_member_of_an_interrupted_group_trains_again_and_the_others_ke
     assert resumed["second"]["resumed_from_epoch"] == 2 and resumed["first"]["resumed_from_epoch"] is None
     assert [len(common.read_history(run_dir / name / "history.csv")["loss"]) for name in ("first", "second")] == [4, 4]
     # Both end where an uninterrupted run ends.
-    assert run_loop(*arguments, "--out", tmp_path / "uninterrupted") == 0
-    for name, result in results(tmp_path / "uninterrupted").items():
+    uninterrupted = results(interrupted_run_template[0] / "uninterrupted")
+    assert sorted(uninterrupted) == ["first", "second"]
+    for name, result in uninterrupted.items():
         assert resumed[name]["val_loss"] == pytest.approx(result["val_loss"], rel=1e-5)
         assert resumed[name]["test_accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-9)
 
@@ -299,7 +280,7 @@ def _disk_full_on(name: str, monkeypatch) -> None:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: full(self) or write_text(self, *a, **k))
-    monkeypatch.setattr(explorer.run_folder.np, "save", lambda path, *a, **k: full(path) or save(path, *a, **k))
+    monkeypatch.setattr(explorer.store.files.np, "save", lambda path, *a, **k: full(path) or save(path, *a, **k))
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_a_resume_loses_nothing(tmp_path, monkeypatch, capsys):
@@ -330,14 +311,14 @@ def test_a_full_disk_on_resume_is_one_line(finished_run, monkeypatch, capsys):
 
 def test_one_failed_repeat_makes_the_exit_code_one(tmp_path, monkeypatch, capsys):
     arguments = sweep_files(tmp_path, epochs=1)
-    train_group = explorer.recording.train_group
+    train_group = explorer.engine.training.train_group
 
     def fails_for_the_second_seed(trials, *args, **kwargs):
         if trials[0].repeat == 1:
             raise RuntimeError("out of memory")
         return train_group(trials, *args, **kwargs)
 
-    monkeypatch.setattr(explorer.recording, "train_group", fails_for_the_second_seed)
+    monkeypatch.setattr(explorer.engine.recording, "train_group", fails_for_the_second_seed)
     code = model_builder_loop.main(
         [*map(str, arguments), "--repeats", "2", "--only", "first", "--out", str(tmp_path / "run")]
     )
@@ -351,14 +332,14 @@ def test_one_failed_repeat_makes_the_exit_code_one(tmp_path, monkeypatch, capsys
 def test_ctrl_c_that_python_swallows_while_summarizing_still_exits_130(tmp_path, monkeypatch, capsys):
     monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # the handler is the script's, not Jupyter's
     arguments = sweep_files(tmp_path, epochs=1)
-    build_views = explorer.sweep.build_views
+    build_views = explorer.views.summarize.build_views
 
     def swallowed(*args, **kwargs):
         with contextlib.suppress(KeyboardInterrupt):  # as when raised in a garbage-collection callback
             signal.raise_signal(signal.SIGINT)
         return build_views(*args, **kwargs)
 
-    monkeypatch.setattr(explorer.sweep, "build_views", swallowed)
+    monkeypatch.setattr(explorer.engine.sweep, "build_views", swallowed)
     before = signal.getsignal(signal.SIGINT)
     assert run_loop(*arguments, "--out", tmp_path / "run") == explorer.errors.EXIT_INTERRUPTED
     assert "Interrupted while summarizing; every finished model is kept" in capsys.readouterr().out
@@ -368,8 +349,8 @@ def test_ctrl_c_that_python_swallows_while_summarizing_still_exits_130(tmp_path,
 def test_the_resume_command_names_the_interpreter_that_ran(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
-    monkeypatch.setattr(explorer.options.shutil, "which", lambda name: None)
-    options = explorer.options.Options(prog="model_builder_loop.py", argv=("--epochs", "3", "--out", "runs/a"))
+    monkeypatch.setattr(explorer.config.options.shutil, "which", lambda name: None)
+    options = explorer.config.options.Options(prog="model_builder_loop.py", argv=("--epochs", "3", "--out", "runs/a"))
     assert options.resume_command(Path("runs/a")) == ".venv/bin/python model_builder_loop.py --epochs 3 --resume runs/a"
 
 
@@ -384,7 +365,9 @@ def test_every_line_the_explorer_prints_fits_100_columns_offline(tmp_path, monke
             "None -- [Errno -2] Name or service not known"
         )
 
-    monkeypatch.setattr(explorer.sweep, "load_mnist", functools.partial(explorer.data.load_mnist, keras_loader=offline))
+    monkeypatch.setattr(
+        explorer.data.loading, "load_mnist", functools.partial(explorer.data.mnist.load_mnist, keras_loader=offline)
+    )
     monkeypatch.delenv("MNIST_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
     assert run_loop("--quick", "--only", "softmax_regression", "dense_32_relu", "--out", "run") == 0

@@ -8,9 +8,10 @@ import pytest
 from matplotlib.figure import Figure
 
 import common
-import explorer.configs
-import explorer.stats
-import explorer.views
+import explorer.analysis.stats
+import explorer.config.models
+import explorer.views.figures
+import explorer.views.tables
 
 from conftest import dense_trial
 
@@ -42,16 +43,20 @@ RESULTS = [
 
 
 def test_summary_ranks_by_test_accuracy_then_size():
-    rows = explorer.stats.summary_rows(RESULTS)
+    rows = explorer.analysis.stats.summary_rows(RESULTS)
     assert [(row["rank"], row["name"]) for row in rows] == [(1, "tied_small"), (2, "wide"), (3, "narrow")]
-    assert list(rows[0]) == list(explorer.stats.SUMMARY_COLUMNS)
+    assert list(rows[0]) == list(explorer.analysis.stats.SUMMARY_COLUMNS)
     assert rows[1]["hidden_units"] == [512, 512] and rows[1]["dropout"] == 0.2 and rows[0]["activation"] == "tanh"
 
 
 def test_summary_csv_reads_back():
     parsed = list(
         csv.DictReader(
-            io.StringIO(explorer.stats.table_csv(explorer.stats.summary_rows(RESULTS), explorer.stats.SUMMARY_COLUMNS))
+            io.StringIO(
+                explorer.analysis.stats.table_csv(
+                    explorer.analysis.stats.summary_rows(RESULTS), explorer.analysis.stats.SUMMARY_COLUMNS
+                )
+            )
         )
     )
     assert [row["name"] for row in parsed] == ["tied_small", "wide", "narrow"]
@@ -59,7 +64,7 @@ def test_summary_csv_reads_back():
 
 
 def test_leaderboard_is_aligned():
-    table = explorer.views.format_leaderboard(explorer.stats.summary_rows(RESULTS))
+    table = explorer.views.tables.format_leaderboard(explorer.analysis.stats.summary_rows(RESULTS))
     lines = table.splitlines()
     assert len(lines) == 2 + len(RESULTS) and len({len(line) for line in lines}) == 1
     assert "0.9800" in lines[2] and "669,706" in lines[3]
@@ -70,17 +75,17 @@ def test_diverged_and_failed_models_rank_last_and_show_their_status():
     diverged = {**record("exploding", 0.0, 25_450), "status": "diverged", "test_accuracy": None, "test_loss": None}
     failed = {"name": "huge", "status": "failed", "reason": "MemoryError: out of memory", "test_accuracy": None,
               "config": dense_trial("huge", {}).facts.description}  # fmt: skip
-    rows = explorer.stats.summary_rows([failed, diverged, *RESULTS])
+    rows = explorer.analysis.stats.summary_rows([failed, diverged, *RESULTS])
     assert [(row["name"], row["status"]) for row in rows][-2:] == [("exploding", "diverged"), ("huge", "failed")]
     assert rows[-1]["reason"] == "MemoryError: out of memory"
-    lines = explorer.views.format_leaderboard(rows).splitlines()
+    lines = explorer.views.tables.format_leaderboard(rows).splitlines()
     assert "diverged" in lines[-2] and "failed" in lines[-1] and len({len(line) for line in lines}) == 1
 
 
 def test_confusion_matrix_counts_pairs():
     true = np.array([0, 1, 1, 2, 2, 2])
     predicted = np.array([0, 1, 2, 2, 2, 0])
-    counts = explorer.views.confusion_matrix(true, predicted, num_classes=3)
+    counts = explorer.views.figures.confusion_matrix(true, predicted, num_classes=3)
     assert counts.tolist() == [[1, 0, 0], [0, 1, 1], [1, 0, 2]]
 
 
@@ -90,8 +95,8 @@ def test_plots_return_labelled_figures():
     assert isinstance(curves, Figure) and [ax.get_title() for ax in curves.axes] == ["Accuracy", "Loss"]
     assert [line.get_label() for line in curves.axes[0].lines] == ["training accuracy", "validation accuracy"]
 
-    rows = explorer.stats.summary_rows(RESULTS)
-    comparison = explorer.views.plot_comparison(rows, {row["name"]: [history] for row in rows})
+    rows = explorer.analysis.stats.summary_rows(RESULTS)
+    comparison = explorer.views.figures.plot_comparison(rows, {row["name"]: [history] for row in rows})
     curves_ax, params_ax, _ = comparison.axes
     assert [line.get_label() for line in curves_ax.lines] == ["1. tied_small", "2. wide", "3. narrow"]
     assert params_ax.get_xscale() == "log" and len(params_ax.containers) == len(RESULTS)  # one errorbar each
@@ -112,34 +117,36 @@ def test_misclassified_gallery_shows_true_and_predicted_labels():
     true = np.arange(50) % 10
     predicted = true.copy()
     predicted[[3, 17, 41]] = 0
-    figure = explorer.views.plot_misclassified(images, true, predicted, title="x")
+    figure = explorer.views.figures.plot_misclassified(images, true, predicted, title="x")
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == ["true 3\npred 0", "true 7\npred 0", "true 1\npred 0"]
-    assert explorer.views.plot_misclassified(images, true, true).axes[0].texts[0].get_text() == "no mistakes"
+    assert explorer.views.figures.plot_misclassified(images, true, true).axes[0].texts[0].get_text() == "no mistakes"
 
 
 def test_the_pareto_front_of_constructed_points():
     # (cost, accuracy): b is dominated by a (dearer, no better); d is dominated by c; e ties c on
     # both and stays (neither is strictly better).
     points = [(1, 0.90), (2, 0.90), (3, 0.95), (4, 0.94), (3, 0.95), (5, 0.97)]
-    assert explorer.stats.pareto_front(points) == [True, False, True, False, True, True]
+    assert explorer.analysis.stats.pareto_front(points) == [True, False, True, False, True, True]
 
 
 def test_summary_flags_the_pareto_configurations():
-    rows = explorer.stats.summary_rows(RESULTS)
+    rows = explorer.analysis.stats.summary_rows(RESULTS)
     by_name = {row["name"]: row for row in rows}
-    fronts = explorer.stats.pareto_front([(row["parameters"], row["test_accuracy"]) for row in rows])
+    fronts = explorer.analysis.stats.pareto_front([(row["parameters"], row["test_accuracy"]) for row in rows])
     assert [row["pareto"] is not None for row in rows] == fronts
     assert by_name["narrow"]["pareto"] == "parameters"  # the cheapest is always on the front
 
 
 def test_fused_runs_plot_cost_in_flops_and_lone_runs_in_seconds():
-    lone = explorer.stats.summary_rows([{**result, "train_flops": 1e9 * (i + 1)} for i, result in enumerate(RESULTS)])
+    lone = explorer.analysis.stats.summary_rows(
+        [{**result, "train_flops": 1e9 * (i + 1)} for i, result in enumerate(RESULTS)]
+    )
     fused = [{**row, "fused_group_size": 3} for row in lone]
-    assert explorer.views.comparison_cost(lone)[0] == "train_seconds"
-    assert explorer.views.comparison_cost(fused)[0] == "train_flops"
+    assert explorer.views.figures.comparison_cost(lone)[0] == "train_seconds"
+    assert explorer.views.figures.comparison_cost(fused)[0] == "train_flops"
     histories = {row["name"]: [{"val_accuracy": [0.9, 0.95]}] for row in fused}
-    _, _, cost_ax = explorer.views.plot_comparison(fused, histories).axes
+    _, _, cost_ax = explorer.views.figures.plot_comparison(fused, histories).axes
     assert cost_ax.get_xscale() == "log" and "FLOPs" in cost_ax.get_xlabel()
 
 
@@ -161,15 +168,15 @@ def test_factor_groups_are_the_one_field_differences_from_the_reference():
         _factor_row("regression", hidden_units=[], activation=None),  # width, depth and activation differ
         _factor_row("broken", status="failed", activation="gelu"),  # not finished: in no group
     ]
-    groups = explorer.stats.factor_groups(rows, "ref")
+    groups = explorer.analysis.stats.factor_groups(rows, "ref")
     assert {field: [row["name"] for row in members] for field, members in groups.items()} == {
         "width": ["narrow", "ref", "wide"],
         "depth": ["ref", "deep"],
         "activation": ["ref", "tanh"],
         "learning_rate": ["ref", "fast"],
     }
-    assert explorer.stats.factor_groups(rows, "not-in-the-sweep") == {}
-    figure = explorer.views.plot_factors(groups, "ref")
+    assert explorer.analysis.stats.factor_groups(rows, "not-in-the-sweep") == {}
+    figure = explorer.views.figures.plot_factors(groups, "ref")
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles[:4] == [
         "Width (units of the widest hidden layer)",
@@ -177,7 +184,7 @@ def test_factor_groups_are_the_one_field_differences_from_the_reference():
         "Hidden activation",
         "Learning rate",
     ]
-    empty = explorer.views.plot_factors({}, "ref")
+    empty = explorer.views.figures.plot_factors({}, "ref")
     assert "differs from ref in exactly one field" in empty.axes[0].texts[0].get_text()
 
 
@@ -186,8 +193,8 @@ def test_per_class_accuracy_by_hand():
     correct = {
         "m": {1: np.array([True, False, True, True, True, True]), 2: np.array([True, True, False, True, True, False])}
     }
-    per_class = explorer.stats.per_class_accuracy(correct, labels, num_classes=3)
+    per_class = explorer.analysis.stats.per_class_accuracy(correct, labels, num_classes=3)
     # digit 0: 1/2 and 2/2; digit 1: 3/3 and 2/3; digit 2: 1/1 and 0/1.
     assert per_class["m"] == pytest.approx([0.75, 5 / 6, 0.5])
-    rows = explorer.stats.per_class_rows([{"name": "m"}, {"name": "absent"}], per_class)
+    rows = explorer.analysis.stats.per_class_rows([{"name": "m"}, {"name": "absent"}], per_class)
     assert rows == [{"name": "m", "digit_0": 0.75, "digit_1": pytest.approx(5 / 6), "digit_2": 0.5}]

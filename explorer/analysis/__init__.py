@@ -1,0 +1,1 @@
+"""Statistics of finished runs: aggregates, Pareto front, factors, paired comparisons. No Keras."""

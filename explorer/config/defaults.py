@@ -1,0 +1,72 @@
+"""Every default and limit of the explorer, each with its reason: the one place to change them.
+
+Plain values, without Keras: the command line and the configurations are checked against these
+before Keras (and JAX or TensorFlow) is imported, which takes seconds, so `--help` and a mistyped
+value answer at once.
+"""
+
+import math
+
+# --- MNIST's shape: facts of the data, not choices ---------------------------------------------
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+INPUT_DIM = math.prod(IMAGE_SHAPE)  # 784 pixels per flattened digit
+
+# --- The backend ----------------------------------------------------------------------------------
+BACKENDS = ("jax", "tensorflow")
+# JAX: on this project's 2-core machines it trained these dense networks 2-5x faster than
+# TensorFlow (see the performance guide); TensorFlow stays supported with --backend.
+DEFAULT_BACKEND = "jax"
+
+# --- A model's own training (each configuration may set its own) ----------------------------------
+DEFAULT_EPOCHS = 20  # where the default sweep's validation curves have flattened
+DEFAULT_BATCH_SIZE = 128  # Keras' MNIST examples' choice: fast on a CPU, still noisy enough to generalise
+# The default network: one hidden layer of 128 ReLU units and a softmax output, the smallest network
+# the Keras guides start from, trained with Adam at its default learning rate.
+DEFAULT_HIDDEN_UNITS = (128,)
+DEFAULT_ACTIVATION = "relu"
+DEFAULT_DROPOUT = 0.0  # no Dropout layers unless asked
+DEFAULT_OUTPUT_ACTIVATION = "softmax"
+DEFAULT_LOSS = "auto"  # the loss that suits the output activation (see config.models.AUTO_LOSS)
+DEFAULT_OPTIMIZER = "adam"
+DEFAULT_LEARNING_RATE = 1e-3  # Adam's own default
+
+# --- Limits that catch typos (an extra zero or three) before they allocate gigabytes -------------
+MAX_EPOCHS = 1_000
+MAX_BATCH_SIZE = 65_536
+MAX_UNITS = 16_384
+MAX_LAYERS = 32
+MAX_REPEATS = 100
+DEFAULT_MAX_TRIALS = 500  # a grid larger than this is refused unless sampled (`sample = N`)
+
+# --- A sweep ---------------------------------------------------------------------------------------
+DEFAULT_SEED = 42
+DEFAULT_VALIDATION_SPLIT = 0.1  # 6,000 of MNIST's 60,000 training digits, per class
+QUICK_TRAIN_DIGITS = 2_000  # --quick: enough for every class to appear, small enough for seconds
+QUICK_TEST_DIGITS = 500
+# Three repeats: the least that gives a t-interval of useful width (t = 4.30 at 2 degrees of
+# freedom, 12.7 at 1), for three times the cost of one run.
+DEFAULT_REPEATS = 3
+# Bounds one fused model's size: its memory and compile time grow with the number of branches.
+MAX_FUSED_MODELS = 16
+
+# --- How training runs (the numbers are the same either way; only the speed changes) -------------
+# Validation and test batches: inference only, so larger batches are faster and give the same
+# figures (means over samples; only the rounding of the sums differs). See `eval_batch_size`.
+EVAL_BATCH_SIZE = 1024
+# Batches per compiled call. Keras then dispatches (and runs callbacks) once per 16 steps instead
+# of every step; the computation is unchanged. Chosen with benchmarks/speed.py.
+STEPS_PER_EXECUTION = 16
+# Keras' urlretrieve has no timeout of its own; an offline machine would otherwise wait minutes.
+KERAS_DOWNLOAD_TIMEOUT_SECONDS = 15
+
+# --- Executors ---------------------------------------------------------------------------------------
+EXECUTORS = ("local", "ray")
+SCHEDULERS = ("fifo", "asha")  # asha stops weak configurations early (each then trains unfused)
+DEFAULT_CPUS_PER_TRIAL = 1.0  # one core per trial: trials run side by side on a cluster's cores
+RAY_MAX_FAILURES = 3  # retries of a trial whose worker or node died
+
+# --- Statistics ----------------------------------------------------------------------------------------
+# 5% and 95%: the convention a reader of papers expects; every interval and verdict uses these.
+ALPHA = 0.05
+CONFIDENCE = 1 - ALPHA

@@ -1,0 +1,1 @@
+"""The data: MNIST from its files, Keras or the embedded sample, checked; split, flattened, one-hot."""

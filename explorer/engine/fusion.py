@@ -1,0 +1,59 @@
+"""Fused training: several compiled models as the branches of one functional model, and back.
+
+Trials that see the same batches in the same order (same seed, batch size and epochs) and take the
+same optimizer steps (the same optimizer configuration) train as branches of one multi-output
+model, one forward and backward pass per batch for all of them. The branches share no weights and
+the total loss is the sum of theirs, so each branch's gradient is exactly its own model's, and
+Adam-style optimizers update every weight from its own gradient alone: each branch computes what
+its model computes alone (tests/test_fusion.py checks the weights). Small models are dominated by
+per-step overhead, which the group pays once.
+"""
+
+from collections.abc import Callable, Sequence
+
+from explorer.engine.callbacks import BRANCH_LOSS
+from explorer.models.backend import keras
+from explorer.models.variants import compile_for_training
+
+
+def per_sample_loss(loss: object) -> Callable:
+    """The compiled loss `loss` (a name, a Loss object or a function) giving one value per sample:
+    Keras' loss functions do; a Loss object does with `reduction=None`."""
+    if isinstance(loss, keras.losses.Loss):
+        return type(loss).from_config({**loss.get_config(), "reduction": None})
+    return keras.losses.get(loss) if isinstance(loss, str) else loss
+
+
+def fused_model(members: Sequence[keras.Model], steps_per_execution: int) -> keras.Model:
+    """One model with a branch per member (keyed by the member's name), compiled with each member's
+    own loss and a fresh optimizer configured as theirs (they agree: `models.trials.fusion_key`)."""
+    inputs = keras.Input(shape=members[0].inputs[0].shape[1:], name="fused_pixels")
+    model = keras.Model(inputs, {member.name: member(inputs) for member in members}, name="fused")
+    optimizer = members[0].optimizer
+    model.compile(
+        optimizer=type(optimizer).from_config(optimizer.get_config()),
+        loss={member.name: member.loss for member in members},
+        metrics={
+            member.name: [
+                keras.metrics.CategoricalAccuracy(name="accuracy"),
+                # Keras' own per-output loss figure averages batches without weighting them by size
+                # on TensorFlow; this one is the mean over samples, as a single model's loss is.
+                keras.metrics.MeanMetricWrapper(per_sample_loss(member.loss), name=BRANCH_LOSS),
+            ]
+            for member in members
+        },
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def hand_over_optimizer_state(fused: keras.Model, member: keras.Model, steps_per_execution: int) -> None:
+    """Compile `member` for training on its own and copy its branch's optimizer state (step count,
+    Adam's moments, ...) from the fused model's optimizer to its own, so its `model.keras` can train
+    on exactly as a model trained alone. Slot variables are named after the weight's path, which
+    is unique among the branches (`models.trials.plan_groups`)."""
+    compile_for_training(member, steps_per_execution)
+    member.optimizer.build(member.trainable_variables)
+    fused_state = {variable.path.split("/", 1)[1]: variable for variable in fused.optimizer.variables}
+    for variable in member.optimizer.variables:
+        variable.assign(fused_state[variable.path.split("/", 1)[1]])

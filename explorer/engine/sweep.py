@@ -1,0 +1,360 @@
+"""The sweep both scripts run: validate, prepare the data, plan, train through an executor, compare.
+
+Every variant is checked (its builder called once) before the data loads; then the trials are
+planned (one per variant and seed), grouped for fused training, and handed to the local or the
+Ray executor; finally the views are built from the run folder. A model that diverges or raises is
+recorded and the sweep goes on; Ctrl-C keeps every finished model, writes the summary of those and
+prints the command that resumes the run.
+"""
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from explorer.config.options import Options
+from explorer.data.loading import load_prepared, planned_digits
+from explorer.data.mnist import DataSource
+from explorer.data.prepare import PreparedData
+from explorer.engine.estimate import estimate_sweep, plan_text
+from explorer.engine.interrupts import interrupts_noted
+from explorer.engine.local import duration, run_groups_locally
+from explorer.engine.phases import PhaseTimes
+from explorer.engine.ray import import_ray, run_groups_on_ray
+from explorer.engine.recording import Work
+from explorer.errors import EXIT_INTERRUPTED, EXIT_MODEL_FAILED, ConfigError, shown
+from explorer.models.backend import check_backend, keras, versions
+from explorer.models.keras_compat import tensorflow_left_alone
+from explorer.models.trials import plan_groups, plan_trials, trial_key
+from explorer.models.variants import Variant, check_variants
+from explorer.store.files import (
+    RunFolderLock,
+    append_text,
+    default_run_dir,
+    now_iso,
+    prepare_run_dir,
+    read_json,
+    write_json_atomic,
+)
+from explorer.store.folders import FUSED_FOLDER, LAYOUT, LOG_FILE, check_new_run_folder, check_resume_folder
+from explorer.store.records import checkpoint_epochs, read_results
+from explorer.store.resume import plan_resume
+from explorer.views.summarize import SweepOutcome, Views, build_views
+from explorer.views.tables import FUSED_NOTE, format_leaderboard
+
+WIDTH = 100  # the explorer's own terminal lines fit this many columns (Keras' progress is Keras')
+
+
+def wrapped(text: str, indent: str = "") -> str:
+    """`text` within WIDTH columns; a path longer than a line stays whole on a line of its own."""
+    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
+class RunLog:
+    """The sweep's terminal lines, also appended to the run folder's `log.txt` once it is open (the
+    lines before are kept until then), so a run can be read after its terminal is gone; a resume
+    appends under a line of its own."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        self.echo, self.kept, self.path = echo, [], None
+
+    def __call__(self, line: str) -> None:
+        self.echo(line)
+        if self.path is None:
+            self.kept.append(line)
+        else:
+            append_text(self.path, line + "\n")
+
+    def open(self, path: Path) -> None:
+        self.path = path
+        append_text(path, f"=== {now_iso()}\n" + "".join(f"{line}\n" for line in self.kept))
+        self.kept = []
+
+
+def check_executor(options: Options) -> None:
+    """Refuse `--executor ray` without Ray installed (the options refused Ray settings without it)."""
+    if options.executor == "ray":
+        import_ray()
+
+
+def with_overrides(variants: Sequence[Variant], options: Options) -> list[Variant]:
+    """The variants with the command line's epochs and batch size, where it sets them."""
+    epochs, batch_size = options.epochs_override, options.batch_size
+    return [
+        dataclasses.replace(variant, epochs=epochs or variant.epochs, batch_size=batch_size or variant.batch_size)
+        for variant in variants
+    ]
+
+
+def _write_run_record(
+    run_dir: Path, options: Options, variants: Sequence[Variant], context: dict, log: Callable[[str], None]
+) -> None:
+    """`run.json`: how the sweep was started (kept from the first start when resuming; a damaged
+    one is kept aside, never overwritten)."""
+    record = {
+        "layout": LAYOUT,
+        "command": options.command,
+        "started_at": now_iso(),
+        "seed": options.seed,
+        "validation_split": options.validation_split,
+        "quick": options.quick,
+        "repeats": options.run_repeats,
+        "fuse": options.fused,
+        "executor": options.executor,
+        "models": [variant.name for variant in variants],
+        "reference": options.reference,
+        **context,
+    }
+    previous = read_json(run_dir / "run.json") if options.resume is not None else None
+    if isinstance(previous, dict) and isinstance(previous.get("command"), str) and "started_at" in previous:
+        resumed = previous.get("resumed") if isinstance(previous.get("resumed"), list) else []
+        record["resumed"] = [*resumed, {"command": options.command, "at": now_iso()}]
+        record["command"], record["started_at"] = previous["command"], previous["started_at"]
+    elif (run_dir / "run.json").exists():
+        aside = run_dir / f"run.json.damaged-{now_iso().replace(':', '')}"
+        os.replace(run_dir / "run.json", aside)
+        log(f"run.json was damaged; kept as {aside.name}, and a new one written")
+    write_json_atomic(run_dir / "run.json", record)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Opened:
+    """A sweep ready to train: its work, where its data came from, and the run folder's lock."""
+
+    work: Work
+    source: DataSource
+    lock: RunFolderLock
+
+
+def resolve_reference(names: Sequence[str], chosen: str | None, declared: str | None) -> str:
+    """The configuration the others are compared with: `--reference`, else the script's declared
+    reference when the sweep has it, else the first.
+
+    Raises:
+        ConfigError: for a `--reference` that is not a configuration of the sweep.
+    """
+    if chosen is not None:
+        if chosen not in names:
+            raise ConfigError(
+                f"--reference {shown(chosen)} is not a configuration of this sweep; valid names: {', '.join(names)}"
+            )
+        return chosen
+    return declared if declared in names else names[0]
+
+
+def _run_folder(options: Options) -> Path:
+    """The run folder, checked before anything heavy: `--resume` must be a run, a new run's folder
+    new or empty (`--plan` writes nothing)."""
+    if options.resume is not None:
+        check_resume_folder(options.resume)
+        return options.resume
+    run_dir = options.out or default_run_dir()
+    if not options.plan:
+        check_new_run_folder(run_dir)
+    return run_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    """A sweep's input after every check that needs no data: its trials, options and run folder."""
+
+    variants: list[Variant]
+    trials: list
+    options: Options
+    run_dir: Path
+
+
+def _check(
+    variants: Sequence[Variant], options: Options, declared_reference: str | None, timings: PhaseTimes
+) -> _Checked:
+    """Validate at the door, cheapest first: the backend, the executor, the run folder and the
+    reference (names only), then each builder, called once."""
+    check_backend(options.backend)
+    check_executor(options)
+    run_dir = _run_folder(options)
+    variants = with_overrides(variants, options)
+    reference = resolve_reference([variant.name for variant in variants], options.reference, declared_reference)
+    options = dataclasses.replace(options, reference=reference)
+    with timings.measure("checking"):
+        facts = check_variants(variants)
+    return _Checked(variants, plan_trials(variants, options.seed, options.run_repeats, facts), options, run_dir)
+
+
+def _print_plan(checked: _Checked, log: RunLog) -> None:
+    """--plan: the groups, their costs and an estimate, from the digit counts alone."""
+    options = checked.options
+    train, validation = planned_digits(
+        options.data, seed=options.seed, validation_split=options.validation_split, quick=options.quick
+    )
+    log(plan_text(plan_groups(checked.trials, fuse=options.fused), train, validation))
+
+
+def _open(
+    variants: Sequence[Variant],
+    options: Options,
+    declared_reference: str | None,
+    log: RunLog,
+    timings: PhaseTimes,
+) -> _Opened | None:
+    """Check the input, load the data and open the run folder with what is left to train (None for
+    --plan, which only prints the plan)."""
+    checked = _check(variants, options, declared_reference, timings)
+    if checked.options.plan:
+        _print_plan(checked, log)
+        return None
+    options, run_dir = checked.options, checked.run_dir
+    with timings.measure("data"):
+        loaded = load_prepared(
+            options.data, seed=options.seed, validation_split=options.validation_split, quick=options.quick, log=log
+        )
+    data = loaded.data
+    with timings.measure("planning"):
+        # Only now open the run folder, so that bad input leaves no empty one behind.
+        lock = prepare_run_dir(run_dir, resume=options.resume is not None)
+        try:
+            log.open(run_dir / LOG_FILE)
+            context = {"data": loaded.record, "versions": versions()}
+            _write_run_record(run_dir, options, checked.variants, context, log)
+            log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {options.seed}")
+            log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
+            keys = {trial: trial_key(trial, loaded.identity) for trial in checked.trials}
+            work = _plan_work(run_dir, checked.trials, keys, data, Work(
+                [], data, run_dir, keys, {}, context, options, log, timings))  # fmt: skip
+        except BaseException:
+            lock.close()
+            raise
+        return _Opened(work, loaded.source, lock)
+
+
+def _plan_work(run_dir: Path, trials: Sequence, keys: dict, data: PreparedData, work: Work) -> Work:
+    """`work` with what is left to train: finished trials are kept, the rest train in groups
+    (fused unless --no-fuse; see `resume.plan_resume`); leftovers of finished groups are removed."""
+    plan = plan_resume(run_dir, trials, keys, fuse=work.options.fused, test_samples=len(data.x_test))
+    for trial in trials:
+        if plan.actions[trial].kind == "skip":
+            work.log(f"{trial.folder}: finished earlier with the same configuration; kept")
+    for leftover in plan.stale:
+        shutil.rmtree(leftover, ignore_errors=True)
+    work.log(estimate_sweep(plan.groups, len(data.x_train), len(data.x_val)).line())
+    return dataclasses.replace(work, groups=plan.groups, keys=plan.keys, actions=plan.actions, riders=plan.riders)
+
+
+def _unfinished_epochs(work: Work) -> list[str]:
+    """A line per group that stopped part-way: the epochs its checkpoint keeps for --resume."""
+    lines = []
+    for group in work.groups:
+        checkpoint_dir, _ = work.contexts(group)
+        kept = checkpoint_epochs(checkpoint_dir)
+        unfinished = [
+            t.folder for t in group if t not in work.riders and not (work.run_dir / t.folder / "result.json").exists()
+        ]
+        if kept and unfinished:
+            lines.append(wrapped(f"  {', '.join(unfinished)}: {kept} of {group[0].variant.epochs} epochs kept", "    "))
+    return lines
+
+
+def _train(work: Work, log: Callable[[str], None]) -> int:
+    """Hand the groups to the executor; 130 when interrupted (finished trials are kept)."""
+    try:
+        if work.options.executor == "ray" and work.groups:
+            run_groups_on_ray(work)
+        else:
+            run_groups_locally(work)
+    except KeyboardInterrupt:
+        log(f"\nInterrupted: {len(read_results(work.run_dir))} finished model(s) are kept in")
+        log(f"  {work.run_dir}")
+        for line in _unfinished_epochs(work):
+            log(line)
+        log(f"To continue where it stopped:\n  {work.options.resume_command(work.run_dir)}")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _compare(work: Work, source: DataSource, seconds: float, log: Callable[[str], None]) -> Views:
+    """Build the views from the run folder and print the leaderboard, naming the files written."""
+    run_dir = work.run_dir
+    with contextlib.suppress(OSError):  # fused groups' checkpoints are gone once they finish
+        (run_dir / FUSED_FOLDER).rmdir()
+    views = build_views(run_dir, work.data, work.options.reference)
+    rows = views.rows
+    if not rows:
+        log("\nNo model has finished yet, so there is nothing to summarize.")
+        return views
+    log("\n" + format_leaderboard(rows))
+    if any((row["fused_group_size"] or 1) > 1 for row in rows):
+        log(wrapped(f"Training was {FUSED_NOTE}."))
+    log(f"\n{len(rows)} configuration(s) in {duration(seconds)}. Report: {run_dir / 'report.html'}")
+    written = ["summary.csv", *(f"{name}.png" for name in views.figures if "/" not in name)]
+    log(wrapped(f"(also {', '.join(written)}, and each model's folder: history, curves, model)"))
+    if source.kind == "embedded-sample":
+        log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
+    return views
+
+
+def run_sweep(
+    variants: Sequence[Variant], options: Options, log: Callable[[str], None] = print, reference: str | None = None
+) -> SweepOutcome:
+    """Validate, train and compare `variants`; return the exit code, run folder and views.
+
+    Args:
+        variants: the networks to train, in order (`Variant`: a name and a builder).
+        options: how to run (`Options`; the scripts build it from the command line).
+        log: where progress lines go (they also go to the run folder's `log.txt`).
+        reference: the configuration the others are compared with, unless `options.reference`
+            names one (the first when this one is not in the sweep).
+
+    Returns:
+        Its exit code: 0 when every model finished (diverged ones included), 1 when a run of any
+        configuration failed (the others still ran), 130 when interrupted, at any moment (finished
+        models are kept, and the command that continues the run is shown).
+
+    Raises:
+        UserInputError: for any bad input, before training starts; `RunFolderWriteError` when the
+            run folder can no longer be written (the run stops; finished models are intact).
+    """
+    with tensorflow_left_alone(active=not options.tensorboard), interrupts_noted() as stop_requested:
+        return _run_sweep(variants, options, RunLog(log), reference, stop_requested)
+
+
+def _run_sweep(
+    variants: Sequence[Variant],
+    options: Options,
+    log: RunLog,
+    reference: str | None,
+    stop_requested: Callable[[], bool],
+) -> SweepOutcome:
+    timings, started_unix, started = PhaseTimes(), time.time(), time.perf_counter()
+    try:
+        opened = _open(variants, options, reference, log, timings)
+    except KeyboardInterrupt:
+        log("\nInterrupted before training started; nothing was trained.")
+        return SweepOutcome(EXIT_INTERRUPTED)
+    if opened is None:  # --plan: printed; nothing trained, nothing written
+        return SweepOutcome(0)
+    work = dataclasses.replace(opened.work, stop_requested=stop_requested)
+    with contextlib.closing(opened.lock):  # the run folder is this process's until the end
+        training_started = time.perf_counter()
+        status = _train(work, log)
+        try:
+            with timings.measure("views"):
+                views = _compare(work, opened.source, time.perf_counter() - training_started, log)
+            write_json_atomic(
+                work.run_dir / "timings.json", timings.record(time.perf_counter() - started, started_unix)
+            )
+            log(timings.line())
+            if stop_requested() and status == 0:  # pressed while summarizing, and Python swallowed it
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            log(f"\nInterrupted while summarizing; every finished model is kept in {work.run_dir}.")
+            log(f"To summarize it (and train what is left):\n  {options.resume_command(work.run_dir)}")
+            return SweepOutcome(EXIT_INTERRUPTED, work.run_dir)
+    failed = sorted(result["trial"] for result in read_results(work.run_dir) if result["status"] == "failed")
+    if failed and status == 0:
+        log(wrapped(f"Failed: {', '.join(failed)} (the reason in each one's result.json and traceback.txt); "
+                    f"rerun them with --resume {work.run_dir}"))  # fmt: skip
+        status = EXIT_MODEL_FAILED
+    return SweepOutcome(status, work.run_dir, views)

@@ -1,0 +1,209 @@
+"""The one training function: seed, build, fit, predict and evaluate one group of trials.
+
+A group is one trial, or several fused (`explorer.engine.fusion`). `train_group` seeds before each
+builder, fits on the training split while watching the validation split (checkpointing every
+epoch), predicts the test digits once and reads the test figures from those predictions, and
+returns each trial's outcome in memory. The only files it writes are the ones a resumed run needs:
+each model's `history.csv` (a row per finished epoch) and the group's checkpoint. Every executor
+calls it.
+"""
+
+import contextlib
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from explorer.config.defaults import EVAL_BATCH_SIZE, STEPS_PER_EXECUTION
+from explorer.data.prepare import PreparedData
+from explorer.engine.callbacks import BranchHistory, EpochBackupAndRestore, EpochClock, EpochSeeds, GroupProgress
+from explorer.engine.fusion import fused_model, hand_over_optimizer_state, per_sample_loss
+from explorer.engine.phases import PhaseTimes
+from explorer.models.backend import device_description, keras, seed_everything
+from explorer.models.trials import Trial, fusion_key
+from explorer.models.variants import build_model, compile_for_training
+from explorer.store.records import finish_history, history_is_finite
+from explorer.store.resume import discard_stale_histories
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSetup:
+    """Where a group writes while it trains, and how it reports."""
+
+    model_dirs: Sequence[Path]  # each trial's folder, in the order of the trials
+    checkpoint_dir: Path  # Keras' BackupAndRestore folder of the group
+    verbose: int | str = "auto"  # Keras' fit verbosity; a fused group logs one short line per epoch instead
+    log: Callable[[str], None] = print  # where a fused group's epoch lines go
+    tensorboard_dir: Path | None = None  # Keras' TensorBoard callback logs here (one-trial groups)
+    steps_per_execution: int = STEPS_PER_EXECUTION
+    callbacks: Sequence[keras.callbacks.Callback] = ()  # an executor's own, after history and checkpoint
+    riders: frozenset[int] = frozenset()  # positions of members that train unrecorded (no outcome)
+    timings: PhaseTimes | None = None  # where the seconds of building, epochs and evaluating are added
+
+    def measure(self, phase: str) -> contextlib.AbstractContextManager:
+        return self.timings.measure(phase) if self.timings else contextlib.nullcontext()
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Outcome:
+    """One trained trial: its model, its history, its test figures and predicted digits (None when
+    it diverged), and the facts of how it was trained."""
+
+    trial: Trial
+    model: keras.Model
+    history: dict[str, list[float]]
+    test: dict[str, float] | None
+    predictions: np.ndarray | None
+    facts: dict[str, object]
+
+    @property
+    def diverged(self) -> bool:
+        return self.test is None
+
+
+def _build_members(trials: Sequence[Trial]) -> list[keras.Model]:
+    keras.backend.clear_session()  # free the previous models' graphs, so memory does not grow per model
+    members = []
+    for trial in trials:
+        # Seeded member by member, so each starts from the weights it would have on its own.
+        seed_everything(trial.seed)
+        members.append(build_model(trial.variant))
+    return members
+
+
+def _build_group(trials: Sequence[Trial], setup: GroupSetup) -> tuple[list[keras.Model], keras.Model]:
+    """The group's members, seeded one by one, and the model that trains them: the fused model of
+    several, or the one member compiled for training."""
+    with setup.measure("building"):
+        members = _build_members(trials)
+        if len(members) > 1:
+            return members, fused_model(members, setup.steps_per_execution)
+        return members, compile_for_training(members[0], setup.steps_per_execution)
+
+
+def _callbacks(
+    trials: Sequence[Trial], setup: GroupSetup, clock: EpochClock, checkpoint: EpochBackupAndRestore
+) -> list[keras.callbacks.Callback]:
+    names = [trial.name for trial in trials]
+    fused = len(trials) > 1
+    progress = [GroupProgress(names, trials[0].variant.epochs, setup.log)] if fused and setup.verbose else []
+    tensorboard = (
+        []
+        if setup.tensorboard_dir is None
+        else [keras.callbacks.TensorBoard(str(setup.tensorboard_dir), write_graph=False)]
+    )
+    # Order matters: an epoch's history rows are written before its checkpoint, so a resumed run
+    # never misses an epoch (it may repeat one, which finish_history folds away).
+    return [
+        EpochSeeds(trials[0].seed),
+        clock,
+        BranchHistory(names, [model_dir / "history.csv" for model_dir in setup.model_dirs]),
+        checkpoint,
+        *progress,
+        *tensorboard,
+        *setup.callbacks,
+    ]
+
+
+def _add_fit_times(
+    setup: GroupSetup, epoch_seconds: Sequence[float], checkpoint_seconds: float, fit_seconds: float
+) -> None:
+    """The first epoch (which compiles), the later ones, the checkpoints (written after each
+    epoch's clock stops) and the rest of `fit`, as phases."""
+    if setup.timings is None or not epoch_seconds:
+        return
+    setup.timings.add("first_epoch", epoch_seconds[0])
+    setup.timings.add("later_epochs", sum(epoch_seconds[1:]))
+    setup.timings.add("checkpointing", checkpoint_seconds)
+    setup.timings.add("fit_other", fit_seconds - sum(epoch_seconds) - checkpoint_seconds)
+
+
+def eval_batch_size(samples: int) -> int:
+    """At most EVAL_BATCH_SIZE samples a batch, in nearly equal batches: a last, smaller
+    batch is one more shape for XLA to compile (6,000 validation digits go in 6 batches of 1,000,
+    10,000 test digits in 10)."""
+    batches = max(1, math.ceil(samples / EVAL_BATCH_SIZE))
+    return math.ceil(samples / batches)
+
+
+def test_figures(model: keras.Model, outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Test accuracy and loss from the model's predicted `outputs` for one-hot `labels`, as
+    `model.evaluate` computes them (categorical accuracy; the compiled loss per sample, averaged),
+    so the test digits go through the network once for both the figures and the predictions."""
+    correct = outputs.argmax(axis=1) == labels.argmax(axis=1)
+    loss = keras.ops.mean(per_sample_loss(model.loss)(keras.ops.convert_to_tensor(labels), outputs))
+    return {"accuracy": float(np.mean(correct)), "loss": float(keras.ops.convert_to_numpy(loss))}
+
+
+def _group_facts(size: int, data: PreparedData, setup: GroupSetup, restored_epochs: int) -> dict[str, object]:
+    """How a group was trained, as every member's result records it."""
+    return {
+        "backend": keras.backend.backend(),
+        "device": device_description(),
+        "steps_per_execution": setup.steps_per_execution,
+        "fused_group_size": size,
+        "resumed_from_epoch": restored_epochs or None,  # epochs taken from the checkpoint
+        "samples": {"train": len(data.x_train), "validation": len(data.x_val), "test": len(data.x_test)},
+    }
+
+
+def _labels(labels: np.ndarray, names: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
+    return {name: labels for name in names} if len(names) > 1 else labels
+
+
+def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) -> list[Outcome | None]:
+    """Train one group of trials (one trial, or several fused), evaluate each on the test set.
+
+    A checkpoint left in `setup.checkpoint_dir` by an interrupted run of the same group is picked
+    up and training continues from it (with no epoch left when the run stopped after the last
+    one); a history without its checkpoint is stale and is started again. The checkpoint stays:
+    the caller removes it once every member's files are written. A loss that turns NaN or infinite stops that model (its outcome has no test figures);
+    the other models of the group train on.
+
+    Returns:
+        Each trial's outcome, in the order of `trials` (None for the riders of `setup.riders`).
+    """
+    if len({fusion_key(trial) for trial in trials}) != 1 or len({t.name for t in trials}) != len(trials):
+        raise ValueError("a fused group needs one seed, batch size, epochs and optimizer, and distinct names")
+    names = [trial.name for trial in trials]
+    members, model = _build_group(trials, setup)
+    fused = len(members) > 1
+    discard_stale_histories(setup.model_dirs, setup.checkpoint_dir)
+    clock, checkpoint = EpochClock(), EpochBackupAndRestore(str(setup.checkpoint_dir))
+    fit_started = time.perf_counter()
+    try:  # an interrupted fit's epochs still count in the sweep's timings
+        model.fit(
+            data.x_train,
+            _labels(data.y_train, names),
+            validation_data=(data.x_val, _labels(data.y_val, names)),
+            validation_batch_size=eval_batch_size(len(data.x_val)),
+            epochs=trials[0].variant.epochs,
+            batch_size=trials[0].variant.batch_size,
+            verbose=0 if fused else setup.verbose,
+            callbacks=_callbacks(trials, setup, clock, checkpoint),
+        )
+    finally:
+        _add_fit_times(setup, clock.seconds, checkpoint.seconds, time.perf_counter() - fit_started)
+    with setup.measure("evaluating"):
+        outputs = model.predict(data.x_test, batch_size=eval_batch_size(len(data.x_test)), verbose=0)
+    facts = _group_facts(len(trials), data, setup, checkpoint.restored_epochs)
+    outcomes: list[Outcome | None] = []
+    for position, (trial, member, model_dir) in enumerate(zip(trials, members, setup.model_dirs, strict=True)):
+        if position in setup.riders:  # trained only so that the checkpoint loaded: nothing to give back
+            outcomes.append(None)
+            continue
+        if fused:  # the member holds its trained weights; give it its optimizer state too
+            with setup.measure("evaluating"):
+                hand_over_optimizer_state(model, member, setup.steps_per_execution)
+        history = finish_history(model_dir / "history.csv")
+        finished = history_is_finite(history)
+        member_outputs = np.asarray(outputs[trial.name] if fused else outputs)
+        figures = test_figures(member, member_outputs, data.y_test)
+        predicted = member_outputs.argmax(axis=1).astype(np.uint8)
+        outcomes.append(
+            Outcome(trial, member, history, figures if finished else None, predicted if finished else None, facts)
+        )
+    return outcomes

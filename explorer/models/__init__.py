@@ -1,0 +1,3 @@
+"""What is trained: the backend and Keras, variants (a name and a builder), the dense builder,
+trials (a variant with a seed) and the uses of Keras internals, each guarded.
+"""

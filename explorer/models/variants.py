@@ -1,0 +1,258 @@
+"""Variants: a name, a model builder, epochs and a batch size; and what the engine reads off a model.
+
+A *builder* is a function with no arguments that returns a compiled Keras model: the network
+written out in Keras, `model.compile(optimizer=..., loss=...)` included. The engine seeds before
+it calls a builder, names the model after its variant, and owns the metric (accuracy: the arg-max
+of the ten outputs against the digit, whatever the loss), so any builder trains, is recorded,
+compared and resumed alike.
+
+`inspect_variant` calls each builder once, before anything trains, and turns bad input into one
+line; it reads from the model's own layers what the summaries show (`describe_model`), and a
+fingerprint of its architecture and compile configuration (`model_fingerprint`) that `--resume`
+compares and fusion groups by.
+"""
+
+import dataclasses
+import hashlib
+import json
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from explorer.config.checks import check_count, check_name, check_unique_names
+from explorer.config.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    INPUT_DIM,
+    MAX_BATCH_SIZE,
+    MAX_EPOCHS,
+    NUM_CLASSES,
+)
+from explorer.errors import ConfigError
+from explorer.models.backend import keras, seed_everything
+
+# Losses that want integer labels; the engine feeds one-hot labels, which serve every other loss.
+SPARSE_LOSSES = ("sparse_categorical_crossentropy", "sparse_categorical_hinge")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One network to train: its name, the builder that returns it compiled, epochs and batch size."""
+
+    name: str
+    build: Callable[[], keras.Model]
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFacts:
+    """What the engine reads off a built model, before any training."""
+
+    description: Mapping[str, object]  # the summary's architecture columns (`describe_model`)
+    fingerprint: str  # architecture and compile configuration (`model_fingerprint`)
+    optimizer: str  # the optimizer's configuration as JSON: models that agree on it may fuse
+    weight_paths: tuple[str, ...]  # fused branches need distinct ones
+    parameters: int
+    multiply_adds: int  # per sample, in the Dense layers' matrix products (`dense_multiply_adds`)
+    summary: str = ""  # what `model.summary()` prints for it (`summary_text`)
+
+    def flops_per_epoch(self, train_samples: int, validation_samples: int) -> int:
+        """Floating-point operations of one epoch's matrix products: 2 per multiply-add forward for
+        every training and validation sample, and 4 more backward (the gradients of the weights
+        and of the layer's input) for every training sample."""
+        return self.multiply_adds * (6 * train_samples + 2 * validation_samples)
+
+
+def build_model(variant: Variant) -> keras.Model:
+    """Call the builder, check what it returned, and name the model after the variant.
+
+    Raises:
+        ConfigError: one line naming the variant, when the builder raises or returns anything but
+            a compiled model with one input of `INPUT_DIM` features and one output of `NUM_CLASSES`.
+    """
+    where = f"variant {variant.name!r}"
+    try:
+        model = variant.build()
+    except Exception as error:  # a learner's builder may raise anything: say what, and where
+        first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(
+            f"{where}: its builder raised {type(error).__name__}: {first_line}{_raised_at(error)}"
+        ) from error
+    if not isinstance(model, keras.Model):
+        raise ConfigError(f"{where}: its builder returned {type(model).__name__}; expected a compiled keras.Model")
+    if getattr(model, "optimizer", None) is None or getattr(model, "loss", None) is None:
+        raise ConfigError(f"{where}: the model is not compiled; call model.compile(optimizer=..., loss=...) in it")
+    shapes = [tuple(tensor.shape) for tensor in (*model.inputs, *model.outputs)] if model.built else []
+    if shapes != [(None, INPUT_DIM), (None, NUM_CLASSES)]:
+        raise ConfigError(
+            f"{where}: the model's input and output shapes are {shapes or 'unknown (start it with keras.Input)'}; "
+            f"expected one input of shape (None, {INPUT_DIM}) and one output of shape (None, {NUM_CLASSES})"
+        )
+    loss = loss_name(model.loss)
+    if loss in SPARSE_LOSSES:
+        raise ConfigError(
+            f"{where}: loss {loss!r} wants integer labels, and the engine feeds one-hot labels; "
+            f"use {loss.removeprefix('sparse_')!r}"
+        )
+    model.name = variant.name
+    return model
+
+
+def _raised_at(error: BaseException) -> str:
+    """Where in the builder's own code `error` was raised (" (at file:line, in function)"): the
+    innermost frame outside Keras and the libraries, for a learner to find the line to fix."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if "site-packages" not in frame.filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (at {Path(frame.filename).name}:{frame.lineno}, in {frame.name})"
+
+
+def loss_name(loss: object) -> str:
+    """The name of a compiled loss: a string as given, a Loss object's name, or a function's."""
+    if isinstance(loss, str):
+        return loss
+    return getattr(loss, "name", None) or getattr(loss, "__name__", type(loss).__name__)
+
+
+def activation_name(function: Callable) -> str:
+    serialized = keras.activations.serialize(function)
+    return serialized if isinstance(serialized, str) else getattr(function, "__name__", str(function))
+
+
+def describe_model(model: keras.Model, variant: Variant) -> dict[str, object]:
+    """The architecture columns of the summary, read from the model's own layers: hidden units,
+    activations, dropout, output activation, loss, optimizer, learning rate, epochs and batch size.
+
+    A plain dense stack (Dense and Dropout layers, ending in Dense) fills every column; any other
+    model fills the architecture columns with None and says `"architecture": "other"`.
+    """
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    dense = [layer for layer in layers if isinstance(layer, keras.layers.Dense)]
+    stack_layers = (keras.layers.Dense, keras.layers.Dropout)
+    plain = bool(dense) and layers[-1] is dense[-1] and all(isinstance(layer, stack_layers) for layer in layers)
+    described: dict[str, object] = dict.fromkeys(("hidden_units", "activation", "dropout", "output_activation"))
+    if plain:
+        activations = [activation_name(layer.activation) for layer in dense[:-1]]
+        rates = [float(layer.rate) for layer in layers if isinstance(layer, keras.layers.Dropout)]
+        described.update(
+            hidden_units=[int(layer.units) for layer in dense[:-1]],
+            # One name when every hidden layer shares it, one per layer otherwise, none without any.
+            activation=activations[0] if len(set(activations)) == 1 else (activations or None),
+            dropout=rates[0] if len(set(rates)) == 1 else (rates or 0.0),
+            output_activation=activation_name(dense[-1].activation),
+        )
+    learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    return {
+        "architecture": "dense" if plain else "other",
+        **described,
+        "loss": loss_name(model.loss),
+        "from_logits": bool(getattr(model.loss, "from_logits", False)),
+        "optimizer": type(model.optimizer).__name__.lower(),
+        "learning_rate": float(f"{learning_rate:.6g}"),  # the float32 variable's value, as written
+        "epochs": variant.epochs,
+        "batch_size": variant.batch_size,
+    }
+
+
+def _without_names(value: object) -> object:
+    """A Keras configuration with every `name` left out: Keras' automatic names (dense_3, adam_2)
+    count models built earlier in the process, and say nothing about the network."""
+    if isinstance(value, Mapping):
+        return {key: _without_names(item) for key, item in value.items() if key != "name"}
+    if isinstance(value, (list, tuple)):
+        return [_without_names(item) for item in value]
+    return value
+
+
+def normalised_config(model: keras.Model) -> dict[str, object]:
+    """The model's architecture and compile configuration (optimizer and loss), names left out."""
+    compile_config = model.get_compile_config() or {}
+    return _without_names(
+        {
+            "model": model.get_config(),
+            "optimizer": compile_config.get("optimizer"),
+            "loss": compile_config.get("loss"),
+        }
+    )
+
+
+def dense_multiply_adds(layer: keras.layers.Layer) -> int:
+    """Multiply-adds per sample of the Dense layers in `layer` (a model, nested models included):
+    inputs x units each. Other layers' work is not counted (a dense network has none to speak of)."""
+    if isinstance(layer, keras.layers.Dense):
+        inputs, units = layer.kernel.shape
+        return int(inputs) * int(units)
+    return sum(dense_multiply_adds(inner) for inner in getattr(layer, "layers", ()))
+
+
+def model_fingerprint(model: keras.Model) -> str:
+    payload = json.dumps(normalised_config(model), sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def inspect_variant(variant: Variant) -> ModelFacts:
+    """Check a variant and build its model once, to read its facts (weights are not kept).
+
+    Raises:
+        ConfigError: for a bad name, epochs or batch size, or a builder that fails (`build_model`).
+    """
+    check_name(variant.name)
+    where = f"variant {variant.name!r}"
+    if not callable(variant.build):
+        raise ConfigError(f"{where}: its builder {variant.build!r} is not a function")
+    check_count(where, "epochs", variant.epochs, MAX_EPOCHS)
+    check_count(where, "batch_size", variant.batch_size, MAX_BATCH_SIZE)
+    model = build_model(variant)
+    optimizer = _without_names(model.optimizer.get_config())
+    return ModelFacts(
+        description=describe_model(model, variant),
+        fingerprint=model_fingerprint(model),
+        optimizer=json.dumps({"class": type(model.optimizer).__name__, **optimizer}, sort_keys=True, default=str),
+        weight_paths=tuple(weight.path for weight in model.weights),
+        parameters=int(model.count_params()),
+        multiply_adds=dense_multiply_adds(model),
+    )
+
+
+def summary_text(variant: Variant) -> str:
+    """What `model.summary()` prints for the variant's model built in a fresh Keras session: its
+    layers (named dense, dense_1, ... as in a script of its own), output shapes and parameters."""
+    # Only the names need resetting: Python's garbage collection (free_memory) took 0.24 s a model.
+    keras.backend.clear_session(free_memory=False)
+    lines: list[str] = []
+    build_model(variant).summary(print_fn=lambda line, **_: lines.append(line))
+    return "\n".join(lines).strip("\n")
+
+
+def compile_for_training(model: keras.Model, steps_per_execution: int) -> keras.Model:
+    """Compile again with the builder's optimizer and loss, the engine's accuracy metric and
+    `steps_per_execution`. Categorical accuracy (arg-max of the output against the one-hot label)
+    means the same for softmax, logits and one-vs-rest sigmoid outputs."""
+    model.compile(
+        optimizer=model.optimizer,
+        loss=model.loss,
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def check_variants(variants: Sequence[Variant]) -> list[ModelFacts]:
+    """Check every variant, in order, before anything trains; return each one's facts, with
+    its `model.summary()`.
+
+    Raises:
+        ConfigError: when there are none, for two names that differ only in case, or for the first
+            bad variant (`inspect_variant`).
+    """
+    check_unique_names([variant.name for variant in variants])
+    seed_everything(0)  # building may draw random numbers (and, on TensorFlow, import it): quietly
+    # Every model is built in one session first, as fused training builds them, so that the weight
+    # paths in the facts are the ones a fused group would see; only then each in a fresh session
+    # for its summary.
+    facts = [inspect_variant(variant) for variant in variants]
+    return [
+        dataclasses.replace(fact, summary=summary_text(variant)) for fact, variant in zip(facts, variants, strict=True)
+    ]

@@ -1,0 +1,94 @@
+"""Figures that look inside the digits: what a first layer learned, and where two networks differ.
+
+Pure functions like `views`: arrays in, a `matplotlib.figure.Figure` out.
+"""
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from explorer.config.defaults import NUM_CLASSES
+
+IMAGE_SIDE = 28  # MNIST digits are 28 x 28 pixels: a first-layer unit has one weight per pixel
+
+
+COLUMNS = 8
+
+
+def plot_first_layer(kernel: np.ndarray, title: str = "", limit: int = 64) -> Figure:
+    """The first Dense layer's weights, one 28 x 28 image per unit (up to `limit` units).
+
+    Red pixels raise the unit's input, blue ones lower it; each image has its own colour scale,
+    centred on zero. A layer of `NUM_CLASSES` units that is also the output (a network with no
+    hidden layer) is its ten class templates: each panel is titled with its digit.
+
+    Args:
+        kernel: the layer's kernel, shape (784, units).
+        title: the figure's title; it should say whether these are hidden units or class templates.
+    """
+    units = kernel.shape[1]
+    shown = min(units, limit)
+    columns = min(COLUMNS if units != NUM_CLASSES else 5, shown)
+    rows = math.ceil(shown / columns)
+    figure = Figure(figsize=(columns * 1.25, rows * 1.35 + 0.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for unit, ax in enumerate(axes[:shown]):
+        weights = kernel[:, unit].reshape(IMAGE_SIDE, IMAGE_SIDE)
+        scale = float(np.abs(weights).max()) or 1.0
+        ax.imshow(weights, cmap="RdBu_r", vmin=-scale, vmax=scale)
+        ax.set_title(f"digit {unit}" if units == NUM_CLASSES else f"unit {unit}", fontsize="small")
+    figure.suptitle(title if shown == units else f"{title} (the first {shown} of {units} units)")
+    return figure
+
+
+def _spread(indices: np.ndarray, limit: int) -> np.ndarray:
+    """Up to `limit` of `indices`, evenly spread, so one class early in the test set does not fill
+    the page."""
+    if len(indices) == 0:
+        return indices
+    return indices[np.unique(np.linspace(0, len(indices) - 1, min(limit, len(indices))).astype(int))]
+
+
+def plot_discordant(
+    images: np.ndarray,
+    labels: np.ndarray,
+    predicted: dict[str, np.ndarray],
+    title: str = "",
+    limit: int = 20,
+) -> Figure:
+    """What changed, digit by digit, between two networks: the test digits the first gets right
+    and the second wrong, then the reverse (the discordant pairs McNemar's test counts), each
+    group with its count and up to `limit` of its digits.
+
+    Args:
+        images: the test digits, (N, 28, 28).
+        labels: their true labels, (N,).
+        predicted: two names -> each network's predicted label per test digit, (N,).
+    """
+    (first, first_predicted), (second, second_predicted) = predicted.items()
+    first_right, second_right = first_predicted == labels, second_predicted == labels
+    figure = Figure(figsize=(10 * 1.2, 2 * (2 * 1.45 + 0.5)), layout="constrained")
+    ways = [
+        (first, second, second_predicted, first_right & ~second_right),
+        (second, first, first_predicted, second_right & ~first_right),
+    ]
+    for panel, (right, wrong, wrong_predicted, discordant) in zip(figure.subfigures(2, 1), ways, strict=True):
+        picks, count = _spread(np.flatnonzero(discordant), limit), int(discordant.sum())
+        axes = np.atleast_1d(panel.subplots(2, 10)).ravel()
+        for ax in axes:
+            ax.axis("off")
+        for ax, index in zip(axes, picks, strict=False):
+            ax.imshow(images[index], cmap="gray_r")
+            ax.set_title(f"true {labels[index]}\nsaid {wrong_predicted[index]}", fontsize="small")
+        if len(picks) == 0:
+            axes[0].text(0.5, 0.5, "none", ha="center", va="center")
+        panel.suptitle(
+            f"{right} right, {wrong} wrong: {count:,} digit{'' if count == 1 else 's'} ({len(picks)} shown; "
+            f"under each, the true digit and what {wrong} said)",
+            fontsize="medium",
+        )
+    figure.suptitle(title)
+    return figure

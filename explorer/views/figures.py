@@ -1,0 +1,314 @@
+"""Figures of a run, as pure functions: values in, a Matplotlib `Figure` out.
+
+Figures are `matplotlib.figure.Figure` objects, never pyplot, so nothing opens a window and
+nothing needs a display; `views.summarize` decides where they are saved.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # Figure, not pyplot: headless, no global state
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from explorer.analysis.stats import FACTORS, cell_text
+from explorer.config.defaults import NUM_CLASSES
+
+
+def _mean_and_band(histories: Sequence[Mapping[str, Sequence[float]]], metric: str):
+    """Per-epoch mean, min and max of `metric` over histories (over the epochs all of them ran)."""
+    length = min(len(history[metric]) for history in histories)
+    stacked = np.array([history[metric][:length] for history in histories], dtype=float)
+    return np.arange(1, length + 1), stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)
+
+
+def plot_history(
+    history: Mapping[str, Sequence[float]] | Sequence[Mapping[str, Sequence[float]]],
+    title: str = "",
+    axes: Sequence | None = None,
+) -> Figure:
+    """Accuracy and loss per epoch, training against validation.
+
+    Args:
+        history: Keras' `History.history` (or `read_history`): accuracy, loss, val_accuracy,
+            val_loss; or a list of them, one per repeat, drawn as the mean with a band from the
+            lowest to the highest repeat.
+        title: figure title, usually the model name.
+        axes: two Matplotlib axes to draw into; a new figure when None.
+
+    Returns:
+        The figure holding the axes.
+    """
+    histories = [history] if isinstance(history, Mapping) else list(history)
+    if axes is None:
+        figure = Figure(figsize=(10, 4), layout="constrained")
+        axes = figure.subplots(1, 2)
+    figure = axes[0].get_figure()
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        for key, label, color in ((metric, "training", "C0"), (f"val_{metric}", "validation", "C1")):
+            epochs, mean, low, high = _mean_and_band(histories, key)
+            suffix = f", mean of {len(histories)}" if len(histories) > 1 else ""
+            ax.plot(epochs, mean, marker="o", markersize=3, color=color, label=f"{label} {metric}{suffix}")
+            if len(histories) > 1:
+                ax.fill_between(epochs, low, high, color=color, alpha=0.2, label=f"{label} range over repeats")
+        ax.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def comparison_cost(rows: Sequence[Mapping]) -> tuple[str, str]:
+    """The cost the comparison plots: seconds when every model trained alone, else (fused models
+    share their group's seconds) the training FLOPs, which do not depend on the machine either."""
+    fused = any((row.get("fused_group_size") or 1) > 1 for row in rows)
+    if fused and all(row.get("train_flops") for row in rows if row.get("test_accuracy") is not None):
+        return "train_flops", "training FLOPs per run (matrix products, log scale)"
+    return "train_seconds", "training time per run, seconds"
+
+
+def plot_comparison(
+    rows: Sequence[Mapping], histories: Mapping[str, Sequence[Mapping[str, Sequence[float]]]]
+) -> Figure:
+    """Compare configurations: validation accuracy curves overlaid (the mean over repeats, with a
+    band from the lowest to the highest), then test accuracy against parameter count and against
+    training cost (`comparison_cost`), the mean with its 95% interval as an error bar when there
+    are repeats, and the configurations on the Pareto front (`pareto`) ringed. Configurations are
+    numbered in the order given (the leaderboard's); a point carries its number, the legend its
+    number and name, in the same color.
+
+    Args:
+        rows: summary rows (`summary_rows`), in legend order.
+        histories: configuration name -> the histories of its repeats (`read_history`).
+    """
+    figure = Figure(figsize=(17, 5.5), layout="constrained")
+    curves_ax, params_ax, cost_ax = figure.subplots(1, 3)
+    cost, cost_label = comparison_cost(rows)
+    styles = ("-", "--", ":", "-.")  # ten colors, then the next line style
+    for number, row in enumerate(rows, start=1):
+        color = f"C{(number - 1) % 10}"
+        if histories.get(row["name"]):
+            epochs, mean, low, high = _mean_and_band(histories[row["name"]], "val_accuracy")
+            curves_ax.plot(
+                epochs,
+                mean,
+                styles[(number - 1) // 10 % len(styles)],
+                marker="o" if len(epochs) <= 3 else None,  # a one-epoch run has no line to draw
+                color=color,
+                label=f"{number}. {row['name']}",
+            )
+            if len(histories[row["name"]]) > 1:
+                curves_ax.fill_between(epochs, low, high, color=color, alpha=0.15)
+        if row.get("test_accuracy") is None:  # diverged or failed: no test figures
+            continue
+        low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
+        error = None if low is None else [[row["test_accuracy"] - low], [high - row["test_accuracy"]]]
+        fronts = (row.get("pareto") or "").split("+")
+        for ax, key, front in ((params_ax, "parameters", "parameters"), (cost_ax, cost, "flops")):
+            point = (row[key], row["test_accuracy"])
+            ax.errorbar(*point, yerr=error, fmt="o", color=color, capsize=3, zorder=3)
+            ax.annotate(str(number), point, fontsize="small", xytext=(4, 3), textcoords="offset points")
+            if front in fronts and (key != "train_seconds"):
+                ax.plot(*point, "o", markersize=13, markerfacecolor="none", markeredgecolor="black", zorder=4)
+    _finish_comparison_axes(curves_ax, params_ax, cost_ax, rows, cost_label)
+    return figure
+
+
+def _finish_comparison_axes(curves_ax, params_ax, cost_ax, rows: Sequence[Mapping], cost_label: str) -> None:
+    curves_ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per epoch")
+    curves_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    curves_ax.grid(alpha=0.3)
+    curves_ax.legend(fontsize="small", loc="lower right")
+    params_ax.set(
+        xscale="log",
+        xlabel="trainable parameters (log scale)",
+        title="Test accuracy vs parameters (ringed: Pareto front)",
+    )
+    cost_ax.set(xlabel=cost_label, title="Test accuracy vs training cost")
+    if "FLOPs" in cost_label:
+        cost_ax.set(xscale="log", title="Test accuracy vs training FLOPs (ringed: Pareto front)")
+    for ax in (params_ax, cost_ax):
+        ax.set_ylabel(
+            "test accuracy" + (" (mean, 95% interval)" if any(r.get("test_accuracy_ci_low") for r in rows) else "")
+        )
+        ax.grid(alpha=0.3)
+
+
+def confusion_matrix(true_labels: np.ndarray, predicted: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Counts[true, predicted]."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (true_labels.astype(int), predicted.astype(int)), 1)
+    return counts
+
+
+def plot_confusion_matrix(counts: np.ndarray, title: str = "") -> Figure:
+    """A labelled heat map of a confusion matrix with the count in every cell."""
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    figure.colorbar(image, ax=ax, label="test digits")
+    ticks = np.arange(len(counts))
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted digit", ylabel="true digit", title=title)
+    threshold = counts.max() / 2
+    for (true, predicted), count in np.ndenumerate(counts):
+        ax.text(
+            predicted,
+            true,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize="small",
+            color="white" if count > threshold else "black",
+        )
+    return figure
+
+
+def plot_misclassified(
+    images: np.ndarray, true_labels: np.ndarray, predicted: np.ndarray, title: str = "", limit: int = 40
+) -> Figure:
+    """A gallery of up to `limit` wrongly classified test digits, spread evenly over all the
+    mistakes, each with its true and predicted label."""
+    wrong = np.flatnonzero(true_labels != predicted)
+    # Spread the picks over all mistakes, so one class early in the test set does not fill the page.
+    wrong = wrong[np.unique(np.linspace(0, len(wrong) - 1, min(limit, len(wrong))).astype(int))]
+    columns = 10
+    rows = max(1, math.ceil(len(wrong) / columns))
+    figure = Figure(figsize=(columns * 1.2, rows * 1.45 + 0.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, index in zip(axes, wrong, strict=False):
+        ax.imshow(images[index], cmap="gray_r")
+        ax.set_title(f"true {true_labels[index]}\npred {predicted[index]}", fontsize="small", color="firebrick")
+    if len(wrong) == 0:
+        axes[0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
+    figure.suptitle(title)
+    return figure
+
+
+def plot_parallel_coordinates(rows: Sequence[Mapping]) -> Figure:
+    """Configuration against mean test accuracy: one line per configuration across an axis per
+    hyperparameter (categories spread evenly, numbers scaled to the axis), colored by accuracy."""
+    # Width and depth are those of a dense stack; a model of other layers has neither.
+    finished = [row for row in rows if row.get("test_accuracy") is not None and row.get("hidden_units") is not None]
+    axes_spec = [
+        ("width", lambda row: max(row["hidden_units"], default=0), "number"),
+        ("depth", lambda row: len(row["hidden_units"]), "number"),
+        ("activation", lambda row: cell_text(row["activation"]) or "none", "category"),
+        ("output", lambda row: row["output_activation"], "category"),
+        ("dropout", lambda row: row["dropout"], "number"),
+        ("optimizer", lambda row: row["optimizer"], "category"),
+        ("learning rate", lambda row: row["learning_rate"], "number"),
+        ("batch size", lambda row: row["batch_size"], "number"),
+        ("test accuracy", lambda row: row["test_accuracy"], "number"),
+    ]
+    figure = Figure(figsize=(13, 5.5), layout="constrained")
+    ax = figure.subplots()
+    if not finished:
+        ax.text(0.5, 0.5, "no finished configurations", ha="center", va="center")
+        return figure
+    positions, labels = [], []
+    for column, (_, value_of, kind) in enumerate(axes_spec):
+        values = [value_of(row) for row in finished]
+        if kind == "category":
+            categories = sorted(set(values), key=str)
+            spread = {value: (index + 0.5) / len(categories) for index, value in enumerate(categories)}
+            positions.append([spread[value] for value in values])
+            labels.append([(spread[value], str(value)) for value in categories])
+        else:
+            low, high = min(values), max(values)
+            span = (high - low) or 1.0
+            positions.append([(value - low) / span if high > low else 0.5 for value in values])
+            ticks = sorted({low, high})
+            labels.append([((value - low) / span if high > low else 0.5, f"{value:g}") for value in ticks])
+        ax.axvline(column, color="0.6", linewidth=1)
+        for y, text in labels[-1]:
+            ax.text(column + 0.04, y, text, fontsize="x-small", va="center")
+    accuracies = np.array([row["test_accuracy"] for row in finished])
+    norm = matplotlib.colors.Normalize(
+        accuracies.min(), accuracies.max() if accuracies.max() > accuracies.min() else accuracies.min() + 1e-9
+    )
+    cmap = matplotlib.colormaps["viridis"]
+    for index, row in enumerate(finished):
+        ax.plot(range(len(axes_spec)), [axis[index] for axis in positions], color=cmap(norm(row["test_accuracy"])),
+                linewidth=1.5, alpha=0.85, label=row["name"])  # fmt: skip
+    figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="mean test accuracy")
+    ax.set(
+        xticks=range(len(axes_spec)), xticklabels=[title for title, _, _ in axes_spec], yticks=[], ylim=(-0.05, 1.05)
+    )
+    ax.set_title("Configuration against test accuracy (one line per configuration)")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return figure
+
+
+FACTOR_TITLES = {
+    "width": "Width (units of the widest hidden layer)", "depth": "Depth (hidden layers)",
+    "activation": "Hidden activation", "output_activation": "Output activation", "dropout": "Dropout",
+    "optimizer": "Optimizer", "learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs",
+}  # fmt: skip
+
+
+LOG_FACTORS = ("width", "learning_rate", "batch_size")
+
+
+def plot_factors(groups: Mapping[str, Sequence[Mapping]], reference: str) -> Figure:
+    """One panel per factor group (`stats.factor_groups`): the field's values across, mean test
+    accuracy up with each configuration's paired 95% interval against the reference (the reference
+    itself has none), and the training cost, FLOPs per epoch, on a second axis."""
+    columns = max(1, min(3, len(groups)))
+    rows = max(1, math.ceil(len(groups) / columns))
+    figure = Figure(figsize=(6 * columns, 4.4 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes[len(groups) :]:
+        ax.axis("off")
+    if not groups:
+        axes[0].text(0.5, 0.5, f"no configuration differs from {reference} in exactly one field", ha="center")
+        return figure
+    for ax, (field, members) in zip(axes, groups.items(), strict=False):
+        values = [FACTORS[field](row) for row in members]
+        numeric = all(isinstance(value, (int, float)) for value in values)
+        positions = values if numeric else list(range(len(values)))
+        for position, row in zip(positions, members, strict=True):
+            low, high = row.get("vs_reference_ci_low"), row.get("vs_reference_ci_high")
+            shift = row["test_accuracy"] - (row.get("vs_reference_difference") or 0.0)
+            error = (
+                None
+                if low is None
+                else [[row["test_accuracy"] - (shift + low)], [(shift + high) - row["test_accuracy"]]]
+            )
+            color = "black" if row["name"] == reference else "C0"
+            ax.errorbar(position, row["test_accuracy"], yerr=error, fmt="o", color=color, capsize=3, zorder=3)
+        ax.plot(positions, [row["test_accuracy"] for row in members], color="C0", alpha=0.4)
+        cost_ax = ax.twinx()
+        cost_ax.plot(positions, [row.get("flops_per_epoch") or np.nan for row in members], "s--", color="C3", alpha=0.6)
+        cost_ax.set_ylabel("GFLOP per epoch", color="C3")
+        cost_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1e9:g}"))
+        if numeric and field in LOG_FACTORS and min(values) > 0:
+            ax.set_xscale("log")
+            ax.minorticks_off()
+        ax.set_xticks(positions, [f"{value:g}" if numeric else str(value) for value in values])
+        ax.set(title=FACTOR_TITLES[field], ylabel="test accuracy (paired 95% interval)")
+        ax.grid(alpha=0.3)
+    figure.suptitle(f"One factor at a time, against {reference} (black); cost in red")
+    return figure
+
+
+def plot_per_class(rows: Sequence[Mapping], per_class: Mapping[str, Sequence[float]]) -> Figure:
+    """Configurations (leaderboard order) against digits: accuracy on each digit's test images,
+    the mean over the configuration's runs, as a labelled heat map."""
+    names = [row["name"] for row in rows if row["name"] in per_class]
+    values = np.array([per_class[name] for name in names]) if names else np.zeros((0, NUM_CLASSES))
+    figure = Figure(figsize=(11, 1.2 + 0.38 * max(1, len(names))), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    figure.colorbar(image, ax=ax, label="test accuracy on the digit")
+    ax.set(xticks=range(NUM_CLASSES), yticks=range(len(names)), yticklabels=names, xlabel="true digit")
+    ax.set_title("Accuracy per digit (mean over runs)")
+    for (row, digit), value in np.ndenumerate(values):
+        ax.text(digit, row, f"{value:.3f}", ha="center", va="center", fontsize="x-small",
+                color="white" if value < values.mean() else "black")  # fmt: skip
+    return figure

@@ -1,0 +1,178 @@
+"""The run's report: one self-contained HTML page built from the run folder.
+
+The page's HTML, CSS and script are files beside this module (`report_files/`); this module fills
+in the run's facts, the leaderboard and the figures, embedded so the page opens anywhere, offline.
+"""
+
+import base64
+import html
+import string
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from explorer.analysis.stats import cell_text
+from explorer.config.checks import is_number
+from explorer.views.tables import CELL_FORMATS, FUSED_NOTE
+
+REPORT_COLUMNS = (
+    ("rank", "#"), ("name", "model"), ("test_accuracy", "test acc"), ("test_accuracy_half_ci", "± 95% CI"),
+    ("vs_reference", "vs reference"), ("vs_best", "vs best"), ("test_loss", "test loss"),
+    ("val_accuracy", "val acc"), ("parameters", "params"), ("train_seconds", "train s"),
+    ("repeats", "runs"), ("configuration", "configuration"),
+)  # fmt: skip
+
+
+REPORT_FILES = Path(__file__).parent / "report_files"
+
+
+# The run folder's figures the report shows, in order, with their titles.
+REPORT_FIGURES = (
+    ("comparison.png", "Comparison"),
+    ("factors.png", "One factor at a time"),
+    ("per_class.png", "Accuracy per digit"),
+    ("parallel_coordinates.png", "Configuration against test accuracy"),
+    ("confusion_matrix.png", "Confusion matrix of the best configuration (by validation accuracy)"),
+    ("misclassified.png", "Its mistakes"),
+    ("first_layer.png", "What its first layer learned"),
+    ("discordant.png", "What changed against the reference, digit by digit"),
+)
+
+
+def _image_tag(png: bytes, alt: str) -> str:
+    """An <img> with the PNG embedded, so the report is one file that opens anywhere, offline."""
+    encoded = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">'
+
+
+def configuration_text(row: Mapping) -> str:
+    """A configuration in one cell: the network (hidden widths, activation, dropout, output), then
+    how it trains (optimizer, learning rate, batch size, epochs run)."""
+    training = f"{row.get('optimizer')} {cell_text(row.get('learning_rate'))}, batch {row.get('batch_size')}"
+    if row.get("epochs_run"):
+        training += f", {row['epochs_run']} epoch{'' if row['epochs_run'] == 1 else 's'}"
+    units = row.get("hidden_units")
+    if units is None:  # `architecture: "other"`: the model is not a plain stack of Dense layers
+        return f"not a plain dense stack (see its summary below); {training}"
+    network = f"{'-'.join(map(str, units))} {cell_text(row['activation'])}" if units else "no hidden layer"
+    if row.get("dropout"):
+        network += f", dropout {cell_text(row['dropout'])}"
+    return f"{network} → {row.get('output_activation')}; {training}"
+
+
+def _report_cell(value: object, key: str) -> tuple[str, str]:
+    """(what the cell shows, what it sorts by): numbers sort as numbers, the rest as text."""
+    if value is None:
+        return "-", ""
+    if is_number(value):
+        return CELL_FORMATS.get(key, "{}").format(value), repr(value)
+    return str(cell_text(value)), str(cell_text(value))
+
+
+def _facts(run: Mapping) -> dict[str, str]:
+    """How the run was made, as escaped HTML: command, seed, repeats, training, data, versions."""
+    data = run.get("data", {})
+    return {
+        "command": f"<code>{html.escape(str(run.get('command', '')))}</code>",
+        "started": html.escape(str(run.get("started_at", ""))),
+        "seed": html.escape(str(run.get("seed", ""))),
+        "runs per configuration": html.escape(str(run.get("repeats", 1))),
+        "training": html.escape(FUSED_NOTE if run.get("fuse") else "one model at a time")
+        + html.escape(f"; executor: {run.get('executor', 'local')}"),
+        "data": html.escape(f"{data.get('kind', '')} {data.get('location', '')} "
+                            f"({data.get('train_size', 0):,} train / {data.get('test_size', 0):,} test digits)"),
+        "versions": html.escape(", ".join(f"{key} {value}" for key, value in run.get("versions", {}).items())),
+        **({"runs compared": html.escape(", ".join(run["compared"])),
+            "differences": "<br>".join(map(html.escape, run.get("differences") or ["none found"]))}
+           if run.get("compared") else {}),
+    }  # fmt: skip
+
+
+def _leaderboard(rows: Sequence[Mapping]) -> tuple[str, str]:
+    """The sortable leaderboard's header and body rows, as HTML."""
+    table = []
+    for row in rows:
+        low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
+        half = None if low is None else (high - low) / 2
+        table.append({**row, "test_accuracy_half_ci": half, "configuration": configuration_text(row)})
+    # Columns of numbers align right, like their cells; the others left.
+    numeric = {key for key, _ in REPORT_COLUMNS if any(is_number(values.get(key)) for values in table)}
+    header = "".join(
+        f'<th class="{"" if key in numeric else "text"}" data-key="{key}">{html.escape(title)}</th>'
+        for key, title in REPORT_COLUMNS
+    )
+    body = []
+    for row, values in zip(rows, table, strict=True):
+        cells = []
+        for key, _ in REPORT_COLUMNS:
+            shown, sort_value = _report_cell(values.get(key), key)
+            css = "" if is_number(values.get(key)) else "text"
+            cells.append(f'<td class="{css}" data-value="{html.escape(sort_value)}">{html.escape(shown)}</td>')
+        row_class = row["status"] if row["status"] != "ok" else ("best" if row.get("vs_best") == "best" else "")
+        body.append(f'<tr class="{row_class}">{"".join(cells)}</tr>')
+    return header, "".join(body)
+
+
+def _model_summaries(rows: Sequence[Mapping], summaries: Mapping[str, str]) -> str:
+    """Each configuration's `model.summary()`, folded, in leaderboard order."""
+    folded = "".join(
+        f"<details><summary>{html.escape(row['name'])}</summary><pre>{html.escape(summaries[row['name']])}</pre></details>"
+        for row in rows
+        if row["name"] in summaries
+    )
+    return f'<h2>The networks, as Keras summarises them</h2><div class="summaries">{folded}</div>' if folded else ""
+
+
+def render_report(
+    run: Mapping,
+    run_name: str,
+    rows: Sequence[Mapping],
+    figures: Mapping[str, bytes],
+    curves: Mapping[str, bytes],
+    summaries: Mapping[str, str],
+) -> str:
+    """The run's report as one self-contained HTML page: how it was run, the sortable leaderboard,
+    the figures, every configuration's `model.summary()` (folded) and curves; images embedded.
+
+    Args:
+        run: the run's record (`run.json`).
+        run_name: the run folder's name, the page's title.
+        rows: the summary rows (`summary_rows`).
+        figures: a figure's file name in `REPORT_FIGURES` -> its PNG; those missing are left out.
+        curves: configuration name -> the PNG of its curves.
+        summaries: configuration name -> what `model.summary()` printed for it.
+    """
+    header, body = _leaderboard(rows)
+    sections = "".join(
+        f"<h2>{html.escape(title)}</h2>{_image_tag(figures[name], title)}"
+        for name, title in REPORT_FIGURES
+        if name in figures
+    )
+    if "factors.png" not in figures:
+        sections += (
+            "<h2>One factor at a time</h2><p>No configuration of this sweep differs from the reference in "
+            "exactly one field (width, depth, activation, output, dropout, optimizer, learning rate, batch "
+            "size or epochs), so there is no factor to show on its own.</p>"
+        )
+    sections += _model_summaries(rows, summaries)
+    curve_tags = "".join(_image_tag(png, f"curves of {name}") for name, png in curves.items())
+    page = string.Template((REPORT_FILES / "report.html").read_text(encoding="utf-8"))
+    data = run.get("data", {})
+    banner = (
+        '<p class="banner">These figures come from the embedded 5,000-digit sample of MNIST '
+        f"({data.get('train_size', 0):,} training and {data.get('test_size', 0):,} test digits), not the full "
+        "MNIST: they are lower and noisier, and not comparable with published MNIST results.</p>"
+        if data.get("kind") == "embedded-sample"
+        else ""
+    )
+    return page.substitute(
+        banner=banner,
+        run_name=html.escape(run_name),
+        reference=html.escape(str(run.get("reference") or "not recorded")),
+        style=(REPORT_FILES / "report.css").read_text(encoding="utf-8"),
+        script=(REPORT_FILES / "report.js").read_text(encoding="utf-8"),
+        facts="".join(f"<dt>{html.escape(key)}</dt><dd>{value}</dd>" for key, value in _facts(run).items()),
+        header=header,
+        body=body,
+        sections=sections,
+        curves=curve_tags,
+    )

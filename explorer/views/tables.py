@@ -1,0 +1,63 @@
+"""Tables of a run as text: the terminal leaderboard and the formats of its cells (the report
+uses the same formats).
+"""
+
+from collections.abc import Mapping, Sequence
+
+FUSED_NOTE = (
+    "fused: networks that share seed, epochs, batch size and optimizer trained together, as "
+    "branches of one model, so each one's seconds are its group's (--no-fuse times each alone)"
+)
+
+
+LEADERBOARD_COLUMNS = (
+    ("rank", "#"),
+    ("name", "model"),
+    ("test_accuracy", "test acc"),
+    ("vs_reference", "vs ref"),
+    ("vs_best", "vs best"),
+    ("test_loss", "test loss"),
+    ("parameters", "params"),
+    ("repeats", "runs"),
+)  # within 100 columns; seconds, FLOPs and validation figures are in summary.csv and the report
+
+
+SHORT_VERDICTS = {"no detectable difference": "no diff"}  # the terminal's narrower column
+
+
+# How numbers read in the terminal leaderboard and in the report.
+CELL_FORMATS = {
+    "test_accuracy": "{:.4f}", "test_accuracy_half_ci": "{:.4f}", "test_loss": "{:.4f}", "val_accuracy": "{:.4f}",
+    "parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch": "{:.2f}",
+}  # fmt: skip
+
+
+def _leaderboard_cell(row: Mapping, key: str) -> str:
+    value = row[key]
+    if key == "test_accuracy":
+        if value is None:
+            return row["status"]
+        low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
+        shown = CELL_FORMATS[key].format(value)
+        return shown if low is None else f"{shown} ± {CELL_FORMATS[key].format((high - low) / 2)}"
+    if key in ("vs_reference", "vs_best"):
+        return "-" if value is None else SHORT_VERDICTS.get(value, value)
+    return "-" if value is None else CELL_FORMATS.get(key, "{}").format(value)
+
+
+def format_leaderboard(rows: Sequence[Mapping]) -> str:
+    """An aligned text table of the summary rows, within 100 columns for names of up to 30
+    characters; with repeats, test accuracy reads `mean ± half the 95% interval`, and the verdicts
+    say "no diff" for "no detectable difference"."""
+    header = [title for _, title in LEADERBOARD_COLUMNS]
+    body = [[_leaderboard_cell(row, key) for key, _ in LEADERBOARD_COLUMNS] for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        # Names read best left-aligned, numbers right-aligned.
+        return "  ".join(
+            cell.ljust(width) if title in ("model", "vs best", "vs ref") else cell.rjust(width)
+            for cell, width, title in zip(cells, widths, header, strict=True)
+        )
+
+    return "\n".join([line(header), line(["-" * width for width in widths]), *map(line, body)])
