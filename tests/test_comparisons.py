@@ -46,12 +46,12 @@ def test_verdicts():
 def test_a_difference_must_show_on_every_shared_seed():
     many_right, few_right = answers("1" * 100), answers("0" * 30 + "1" * 70)
     # Better on seed 1, worse on seed 2: the seeds disagree, so no difference is claimed.
-    disagreeing = comparisons.compare({1: many_right, 2: few_right}, {1: few_right, 2: many_right}, "a", "b")
+    disagreeing = comparisons.paired_comparison({1: many_right, 2: few_right}, {1: few_right, 2: many_right}, "a", "b")
     assert disagreeing.p_value == 1.0 and disagreeing.seeds == 2
     # Better on both: the p-value is the larger of the two seeds' (here equal).
-    agreeing = comparisons.compare(
+    agreeing = comparisons.paired_comparison(
         {1: many_right, 2: many_right, 3: many_right}, {1: few_right, 2: few_right}, "a", "b"
     )
     assert agreeing.seeds == 2 and agreeing.difference == pytest.approx(0.30)
     assert agreeing.p_value == pytest.approx(comparisons.mcnemar_p(many_right, few_right))
-    assert comparisons.compare({1: many_right}, {2: few_right}, "a", "b") is None  # no shared seed
+    assert comparisons.paired_comparison({1: many_right}, {2: few_right}, "a", "b") is None  # no shared seed

@@ -112,7 +112,11 @@ def test_a_failed_fused_group_leaves_no_checkpoint_and_says_why(tmp_path, synthe
     config = tmp_path / "sweep.toml"
     config.write_text(TWO_MODELS.format(epochs=2))
     assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "run") == 0
-    assert "fused training failed (OSError: [Errno 28] No space left on device)" in capsys.readouterr().out
+    assert (
+        "fused training failed (OSError: [Errno 28] No space left on device; its traceback is in log.txt)"
+        in capsys.readouterr().out
+    )
+    assert "Traceback (most recent call last)" in (tmp_path / "run" / "log.txt").read_text()
     fused = tmp_path / "run" / explorer.store.folders.FUSED_FOLDER
     assert not fused.exists() or not list(fused.iterdir())
     assert {r["status"] for r in explorer.store.records.read_results(tmp_path / "run")} == {"ok"}

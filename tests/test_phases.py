@@ -3,7 +3,7 @@
 import pytest
 
 import explorer.engine.phases
-from explorer.engine.phases import PHASES, PhaseTimes
+from explorer.engine.phases import PhaseTimes
 
 
 def test_phases_sum_over_groups_and_keep_run_order():
@@ -13,7 +13,7 @@ def test_phases_sum_over_groups_and_keep_run_order():
     timings.add("first_epoch", 0.5)
     record = timings.record(wall_seconds=4.0, started_unix=100.0)
     assert record == {"started_unix": 100.0, "wall_seconds": 4.0, "phases": {"first_epoch": 2.5, "views": 1.0}}
-    assert list(record["phases"]) == [phase for phase in PHASES if phase in record["phases"]]
+    assert list(record["phases"]) == ["first_epoch", "views"]  # in run order, not in the order added
 
 
 def test_a_measured_phase_counts_even_when_it_raises(monkeypatch):

@@ -126,6 +126,7 @@ def test_a_finished_sound_trial_is_kept(tmp_path, trials):
             "its model.keras is not a complete Keras archive",
         ),
         (lambda folder: (folder / "model.keras").unlink(), "its model.keras is missing"),
+        (lambda folder: (folder / "test_predictions.npy").unlink(), "its test_predictions.npy is missing"),
         (
             lambda folder: np.save(folder / "test_predictions.npy", np.zeros(3, np.uint8)),
             "does not hold one digit for each of the 20",

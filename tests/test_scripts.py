@@ -105,7 +105,7 @@ def test_loop_script_quick_run_writes_every_file(tmp_path, synthetic_npz):
     timings = json.loads((out / "timings.json").read_text())
     phases = timings["phases"]
     assert {"checking", "data", "building", "first_epoch", "checkpointing", "saving", "views"} <= phases.keys()
-    assert list(phases) == [phase for phase in explorer.engine.phases.PHASES if phase in phases]  # in run order
+    assert list(phases)[:3] == ["checking", "data", "planning"] and list(phases)[-1] == "views"  # in run order
     assert sum(phases.values()) <= timings["wall_seconds"] and "s to start, " in finished.stdout
 
 

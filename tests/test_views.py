@@ -132,10 +132,12 @@ def test_the_pareto_front_of_constructed_points():
 
 def test_summary_flags_the_pareto_configurations():
     rows = explorer.analysis.stats.summary_rows(RESULTS)
-    by_name = {row["name"]: row for row in rows}
-    fronts = explorer.analysis.stats.pareto_front([(row["parameters"], row["test_accuracy"]) for row in rows])
-    assert [row["pareto"] is not None for row in rows] == fronts
-    assert by_name["narrow"]["pareto"] == "parameters"  # the cheapest is always on the front
+    # By hand: wide (669,706 parameters) is no more accurate than tied_small (101,770); narrow is cheapest.
+    assert {row["name"]: row["pareto"] for row in rows} == {
+        "tied_small": "parameters",
+        "wide": None,
+        "narrow": "parameters",
+    }
 
 
 def test_fused_runs_plot_cost_in_flops_and_lone_runs_in_seconds():

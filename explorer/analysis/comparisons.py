@@ -70,7 +70,7 @@ def mcnemar_p(correct: np.ndarray, anchor_correct: np.ndarray) -> float:
     return float(mcnemar(table, exact=True).pvalue)
 
 
-def compare(
+def paired_comparison(
     runs: Mapping[int, np.ndarray], anchor_runs: Mapping[int, np.ndarray], name: str, anchor: str
 ) -> Comparison | None:
     """Compare `name` with `anchor` over the seeds both ran.

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import scipy.stats
 
-from explorer.analysis.comparisons import compare, holm, verdict
+from explorer.analysis.comparisons import holm, paired_comparison, verdict
 from explorer.config.checks import is_int
 from explorer.config.defaults import CONFIDENCE
 
@@ -135,7 +135,7 @@ def _mark_comparisons(
             if row["name"] == anchor:
                 row[f"vs_{role}"] = role
             elif row["name"] in correct and anchor in correct:
-                comparison = compare(correct[row["name"]], correct[anchor], row["name"], anchor)
+                comparison = paired_comparison(correct[row["name"]], correct[anchor], row["name"], anchor)
                 if comparison is not None:
                     found.append((row, role, comparison))
     for (row, role, comparison), corrected in zip(found, holm([c.p_value for _, _, c in found]), strict=True):

@@ -18,8 +18,8 @@ from explorer.engine.recording import Work, result_line, train_and_record
 from explorer.engine.training import GroupSetup
 from explorer.errors import RunFolderWriteError
 from explorer.models.trials import Trial
-from explorer.store.files import write_json_atomic, write_text_atomic
-from explorer.store.folders import TENSORBOARD_FOLDER
+from explorer.store.files import append_text, write_json_atomic, write_text_atomic
+from explorer.store.folders import LOG_FILE, TENSORBOARD_FOLDER
 from explorer.store.records import failure_reason, result_record
 
 
@@ -66,7 +66,9 @@ def train_isolated(work: Work, group: Sequence[Trial], verbose: int | str) -> No
     except Exception as error:
         if fused:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the group's checkpoint is of no further use
-            work.log(f"    fused training failed ({failure_reason(error)[:200]}); training these models one by one")
+            append_text(work.run_dir / LOG_FILE, "".join(traceback.format_exception(error)))
+            work.log(f"    fused training failed ({failure_reason(error)[:200]}; its traceback is in {LOG_FILE}); "
+                     "training these models one by one")  # fmt: skip
             for trial in group:
                 if trial in work.riders or (work.run_dir / trial.folder / "result.json").exists():
                     continue  # finished before the group failed, or trained in a group of its own

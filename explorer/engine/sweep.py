@@ -44,7 +44,7 @@ from explorer.store.folders import FUSED_FOLDER, LAYOUT, LOG_FILE, check_new_run
 from explorer.store.records import checkpoint_epochs, read_results
 from explorer.store.resume import plan_resume
 from explorer.views.summarize import SweepOutcome, Views, build_views
-from explorer.views.tables import FUSED_NOTE, format_leaderboard
+from explorer.views.tables import closing_lines
 
 WIDTH = 100  # the explorer's own terminal lines fit this many columns (Keras' progress is Keras')
 
@@ -274,24 +274,14 @@ def _train(work: Work, log: Callable[[str], None]) -> int:
     return 0
 
 
-def _compare(work: Work, source: DataSource, seconds: float, log: Callable[[str], None]) -> Views:
-    """Build the views from the run folder and print the leaderboard, naming the files written."""
-    run_dir = work.run_dir
+def _summarize(work: Work, source: DataSource, seconds: float, log: Callable[[str], None]) -> Views:
+    """Build the views from the run folder and print what they say (`tables.closing_lines`)."""
     with contextlib.suppress(OSError):  # fused groups' checkpoints are gone once they finish
-        (run_dir / FUSED_FOLDER).rmdir()
-    views = build_views(run_dir, work.data, work.options.reference)
-    rows = views.rows
-    if not rows:
-        log("\nNo model has finished yet, so there is nothing to summarize.")
-        return views
-    log("\n" + format_leaderboard(rows))
-    if any((row["fused_group_size"] or 1) > 1 for row in rows):
-        log(wrapped(f"Training was {FUSED_NOTE}."))
-    log(f"\n{len(rows)} configuration(s) in {duration(seconds)}. Report: {run_dir / 'report.html'}")
+        (work.run_dir / FUSED_FOLDER).rmdir()
+    views = build_views(work.run_dir, work.data, work.options.reference)
     written = ["summary.csv", *(f"{name}.png" for name in views.figures if "/" not in name)]
-    log(wrapped(f"(also {', '.join(written)}, and each model's folder: history, curves, model)"))
-    if source.kind == "embedded-sample":
-        log("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
+    for line in closing_lines(views.rows, work.run_dir, written, duration(seconds), source.kind == "embedded-sample"):
+        log(line)
     return views
 
 
@@ -341,7 +331,7 @@ def _run_sweep(
         status = _train(work, log)
         try:
             with timings.measure("views"):
-                views = _compare(work, opened.source, time.perf_counter() - training_started, log)
+                views = _summarize(work, opened.source, time.perf_counter() - training_started, log)
             write_json_atomic(
                 work.run_dir / "timings.json", timings.record(time.perf_counter() - started, started_unix)
             )

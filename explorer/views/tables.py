@@ -2,7 +2,9 @@
 uses the same formats).
 """
 
+import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 FUSED_NOTE = (
     "fused: networks that share seed, epochs, batch size and optimizer trained together, as "
@@ -43,6 +45,27 @@ def _leaderboard_cell(row: Mapping, key: str) -> str:
     if key in ("vs_reference", "vs_best"):
         return "-" if value is None else SHORT_VERDICTS.get(value, value)
     return "-" if value is None else CELL_FORMATS.get(key, "{}").format(value)
+
+
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
+
+
+def closing_lines(
+    rows: Sequence[Mapping], run_dir: Path, written: Sequence[str], took: object, embedded_sample: bool
+) -> list[str]:
+    """What a sweep prints once its views are written: the leaderboard, how it trained, where the
+    report and the other files are, and a reminder when the digits were the embedded sample."""
+    if not rows:
+        return ["\nNo model has finished yet, so there is nothing to summarize."]
+    lines = ["\n" + format_leaderboard(rows)]
+    if any((row["fused_group_size"] or 1) > 1 for row in rows):
+        lines.append(_wrapped(f"Training was {FUSED_NOTE}."))
+    lines.append(f"\n{len(rows)} configuration(s) in {took}. Report: {run_dir / 'report.html'}")
+    lines.append(_wrapped(f"(also {', '.join(written)}, and each model's folder: history, curves, model)"))
+    if embedded_sample:
+        lines.append("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
+    return lines
 
 
 def format_leaderboard(rows: Sequence[Mapping]) -> str:
