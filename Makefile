@@ -7,13 +7,14 @@ ARGS ?=
 # that a file's shared runs (module fixtures) are trained once; PARALLEL= runs them one by one.
 PARALLEL ?= -n auto --maxprocesses=4 --dist loadfile
 
-.PHONY: run run-seq test lint check clean
+.PHONY: run run-seq notebook test lint check clean
 
 # Two steps: what running needs (requirements.txt), then what testing and linting add.
-$(BIN)/.installed: requirements.txt
+$(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .  # the engine, importable from any folder
 	touch $@
 
 $(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt requirements-ray.txt
@@ -27,6 +28,11 @@ run: $(BIN)/.installed
 ## run-seq: install, then train the same variants block by block (model_builder_seq.py)
 run-seq: $(BIN)/.installed
 	$(BIN)/python model_builder_seq.py $(ARGS)
+
+## notebook: install, add JupyterLab to .venv (once), and open notebooks/explore_mnist.ipynb
+notebook: $(BIN)/.installed
+	$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet jupyterlab
+	$(BIN)/jupyter lab notebooks/explore_mnist.ipynb
 
 ## test: install (with requirements-dev.txt: pytest, ruff, Ray, Selenium), then run the whole suite on
 ## the JAX backend, and the tests that depend on the backend (marked `backend`) again on TensorFlow

@@ -30,8 +30,8 @@ import numpy as np
 
 Keras 3 runs the same model code on JAX or TensorFlow and reads `KERAS_BACKEND` once, when it is
 first imported, so the choice (`--backend`, else `KERAS_BACKEND`, else JAX) is made here, before
-any `import keras`. JAX is the default: on this project's 2-core machines it trained these dense
-networks 2.5-5x faster than TensorFlow.
+any `import keras`. JAX is the default: it trains these dense networks faster than TensorFlow on a
+CPU (docs/performance.md has the figures).
 
 Keras itself (with JAX or TensorFlow) takes seconds to import, so this module does not import it:
 the names below that need it (`keras`, `sweep`, `Variant`, ...) import it when first used.

@@ -113,7 +113,7 @@ def parse_args(argv=None):
         default=None,
         help="train the configurations of a TOML file instead, one [name] table per network with "
         "any of the fields hidden_units, activation, dropout, output_activation, loss, optimizer, "
-        "learning_rate, epochs, batch_size (see the README, 'What it trains')",
+        "learning_rate, epochs, batch_size (see docs/sweeps.md)",
     )
     return common.parse_command_line(parser, argv)
 

@@ -204,7 +204,7 @@ def worker(task: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------
 
 
-# Tried and measured slower than TensorFlow's own choice (README, Performance): one inter-op thread.
+# Tried and measured slower than TensorFlow's own choice (docs/performance.md): one inter-op thread.
 ONE_INTER_OP_THREAD = {"TF_NUM_INTEROP_THREADS": "1"}
 
 

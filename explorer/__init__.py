@@ -24,3 +24,25 @@ below the store, because the run folder is laid out by trial.
 (`make lint` checks it too): the command line and the configurations are checked before Keras is
 imported, which takes seconds.
 """
+
+import importlib
+
+# What a notebook or a script in any folder needs (`from explorer import sweep`), imported on first
+# use (PEP 562): Keras loads only when a name that needs it is asked for.
+PUBLIC = {
+    "sweep": "explorer.api",
+    "Variant": "explorer.models.variants",
+    "read_history": "explorer.store.records",
+    "plot_history": "explorer.views.figures",
+    "INPUT_DIM": "explorer.config.defaults",
+    "NUM_CLASSES": "explorer.config.defaults",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in PUBLIC:
+        return getattr(importlib.import_module(PUBLIC[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(PUBLIC)

@@ -184,9 +184,7 @@ def _add_comparison_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_ray_options(parser: argparse.ArgumentParser) -> None:
-    ray = parser.add_argument_group(
-        "sweeps on Ray (pip install -r requirements-ray.txt; see the README, 'Sweeps on a Ray cluster')"
-    )
+    ray = parser.add_argument_group("sweeps on Ray (pip install -r requirements-ray.txt; see docs/ray.md)")
     ray.add_argument(
         "--executor",
         choices=EXECUTORS,

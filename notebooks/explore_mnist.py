@@ -16,8 +16,8 @@
 #
 # This notebook asks three questions of a dense (fully connected) Keras network on MNIST: how many
 # hidden units does one layer need, does a second layer help, and does the hidden activation
-# matter? It trains a small grid of networks with `common.sweep`, the function the two scripts
-# train through, and reads the answers from its leaderboard and figures.
+# matter? It trains a small grid of networks with `sweep`, the function the two scripts train
+# through, and reads the answers from its leaderboard and figures.
 #
 # The budget is small on purpose: `quick=True` trains on 2,000 digits for one epoch, so the whole
 # notebook runs in about a minute on a laptop CPU. Take `quick=True` out (and give `data=` the
@@ -26,11 +26,12 @@
 # %%
 # %matplotlib inline
 import os
-import sys
+from pathlib import Path
 
-sys.path.insert(0, os.path.abspath(".."))  # the project folder, where common.py is
+if Path.cwd().name == "notebooks":
+    os.chdir("..")  # the project folder: the runs go into its runs/, beside the scripts' runs
 
-import common
+from explorer import INPUT_DIM, NUM_CLASSES, sweep
 
 # %% [markdown]
 # ## One grid: width by depth by activation
@@ -49,7 +50,7 @@ configs = {
         }
     }
 }
-result = common.sweep(configs, quick=True, log=lambda line: None)  # into runs/<timestamp>
+result = sweep(configs, quick=True, log=lambda line: None)  # into the project's runs/<timestamp>
 result.exit_code, result.run_dir
 
 # %% [markdown]
@@ -94,7 +95,7 @@ result.figures["first_layer"]
 # %% [markdown]
 # ## Your own network, in Keras
 #
-# `common.sweep` also takes builders: functions that return a compiled Keras model with 784
+# `sweep` also takes builders: functions that return a compiled Keras model with 784
 # inputs and 10 outputs. The engine seeds before it calls each one and adds the accuracy metric.
 
 # %%
@@ -105,15 +106,15 @@ from keras import layers
 def wide_with_dropout():
     model = keras.Sequential(
         [
-            keras.Input(shape=(common.INPUT_DIM,)),
+            keras.Input(shape=(INPUT_DIM,)),
             layers.Dense(256, activation="relu"),
             layers.Dropout(0.2),
-            layers.Dense(common.NUM_CLASSES, activation="softmax"),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
         ]
     )
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     return model
 
 
-own = common.sweep({"wide_with_dropout": wide_with_dropout}, quick=True, log=lambda line: None)
+own = sweep({"wide_with_dropout": wide_with_dropout}, quick=True, log=lambda line: None)
 own.leaderboard[["test_accuracy", "parameters"]]

@@ -32,9 +32,9 @@ def backend_from_argv(argv: Sequence[str], environ: Mapping[str, str]) -> str:
 
 def choose_backend(argv: Sequence[str], environ: MutableMapping[str, str]) -> str:
     """Set, in `environ`, what Keras and its backends read when first imported: the backend
-    (`backend_from_argv`; JAX is the default: on this project's 2-core machines it trained these
-    dense networks 2.5-5x faster than TensorFlow), TensorFlow's log level and JAX's compile cache.
-    Returns the backend Keras will import. Idempotent: call it before Keras is imported."""
+    (`backend_from_argv`; JAX unless told otherwise, see `config.defaults.DEFAULT_BACKEND`),
+    TensorFlow's log level and JAX's compile cache. Returns the backend Keras will import.
+    Idempotent: call it before Keras is imported."""
     named = any(argument == "--backend" or argument.startswith("--backend=") for argument in argv)
     if named or environ.get("KERAS_BACKEND") is None:
         environ["KERAS_BACKEND"] = backend_from_argv(argv, environ)

@@ -14,8 +14,8 @@ INPUT_DIM = math.prod(IMAGE_SHAPE)  # 784 pixels per flattened digit
 
 # --- The backend ----------------------------------------------------------------------------------
 BACKENDS = ("jax", "tensorflow")
-# JAX: on this project's 2-core machines it trained these dense networks 2-5x faster than
-# TensorFlow (see the performance guide); TensorFlow stays supported with --backend.
+# JAX: it trains these dense networks faster than TensorFlow on a CPU (docs/performance.md has the
+# figures); TensorFlow stays supported with --backend.
 DEFAULT_BACKEND = "jax"
 
 # --- A model's own training (each configuration may set its own) ----------------------------------

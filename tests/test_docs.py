@@ -1,0 +1,62 @@
+"""The documentation: every relative link of the README and the guide resolves (its file, and its
+#anchor to a heading there), and the guide's script that classifies an image runs."""
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import PROJECT_ROOT
+
+PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as '-'."""
+    headings = re.findall(r"^#{1,6} (.+)$", page.read_text(), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
+def relative_links(page: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)  # code blocks hold no links
+    return [target for target in LINK.findall(text) if not re.match(r"[a-z]+:", target)]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
+def test_every_relative_link_resolves(page):
+    broken = []
+    for target in relative_links(page):
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+            broken.append(f"{target} (no such heading)")
+    assert not broken, f"{page.name}: {broken}"
+
+
+def test_the_readme_is_a_door_and_no_page_keeps_a_lab_notebook():
+    assert len((PROJECT_ROOT / "README.md").read_text().splitlines()) < 200
+    for page in PAGES:
+        text = page.read_text()
+        found = re.findall(r"this round|this issue|\bcommit [0-9a-f]{7}", text, re.IGNORECASE)
+        assert not found, f"{page.name}: {found}"
+
+
+def test_the_guides_script_classifies_an_image_with_a_runs_best_model(tmp_path, monkeypatch):
+    page = (PROJECT_ROOT / "docs" / "using-a-trained-model.md").read_text()
+    (script,) = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    shutil.copytree(PROJECT_ROOT / "tests" / "fixtures" / "run_layout_2", tmp_path / "run")
+    drawing = np.full((280, 280), 255, np.uint8)
+    drawing[60:220, 130:150] = 0  # a dark stroke on white, ten times MNIST's size
+    Image.fromarray(drawing).save(tmp_path / "my_digit.png")
+    monkeypatch.chdir(tmp_path)
+    printed = []
+    monkeypatch.setitem(__builtins__ if isinstance(__builtins__, dict) else vars(__builtins__), "print", printed.append)
+    exec(script.replace('Path("runs/<run-id>")', 'Path("run")'), {"__name__": "__main__"})
+    (line,) = printed
+    assert re.fullmatch(r"mid reads a \d; its ten outputs: \[.*\]", line, re.DOTALL), line
