@@ -18,7 +18,6 @@ Used on its own, in a notebook or a script of yours:
     common.plot_history(history.history).savefig("curves.png")
 """
 
-import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -92,6 +91,7 @@ a notebook: `common.sweep(configs, epochs=3, repeats=1).leaderboard`). The loop 
 Matplotlib figure: save it, or show it in a notebook.
 """
 
+from explorer import imported_on_first_use  # noqa: E402
 from explorer.cli import make_parser, parse_command_line  # noqa: E402
 from explorer.config.defaults import DEFAULT_MAX_TRIALS  # noqa: E402
 from explorer.config.grids import expand_grids, with_command_line_grid  # noqa: E402
@@ -111,12 +111,7 @@ NEEDS_KERAS = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """`common.keras`, `common.sweep`, ...: imported on first use (PEP 562)."""
-    if name in NEEDS_KERAS:
-        return getattr(importlib.import_module(NEEDS_KERAS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = imported_on_first_use(NEEDS_KERAS, __name__)  # `common.keras`, `common.sweep`, ...
 
 __all__ = [
     "BACKENDS",

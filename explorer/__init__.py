@@ -26,9 +26,22 @@ imported, which takes seconds.
 """
 
 import importlib
+from collections.abc import Callable, Mapping
 
-# What a notebook or a script in any folder needs (`from explorer import sweep`), imported on first
-# use (PEP 562): Keras loads only when a name that needs it is asked for.
+
+def imported_on_first_use(names: Mapping[str, str], module: str) -> Callable[[str], object]:
+    """A module's `__getattr__` (PEP 562) that imports each of `names` (name -> its module) when it
+    is first asked for, so that Keras loads only when a name that needs it is used."""
+
+    def __getattr__(name: str) -> object:
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+# What a notebook or a script in any folder needs: `from explorer import sweep`.
 PUBLIC = {
     "sweep": "explorer.api",
     "Variant": "explorer.models.variants",
@@ -37,12 +50,5 @@ PUBLIC = {
     "INPUT_DIM": "explorer.config.defaults",
     "NUM_CLASSES": "explorer.config.defaults",
 }
-
-
-def __getattr__(name: str) -> object:
-    if name in PUBLIC:
-        return getattr(importlib.import_module(PUBLIC[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
+__getattr__ = imported_on_first_use(PUBLIC, __name__)
 __all__ = list(PUBLIC)
