@@ -14,7 +14,8 @@ import explorer.store.records
 from conftest import PROJECT_ROOT, SYNTHETIC_TEST, SYNTHETIC_TRAIN, make_synthetic_digits
 
 # A quick run of {"narrow": [8], "mid": [16]} on the synthetic digits, read from "mnist.npz" in the
-# current folder, as layout 2 wrote it (its figures and report left out: the views rebuild them).
+# current folder, as layout 2 wrote it: its records, histories and predictions; its figures and report
+# left out (the views rebuild them), and its models too (no trained model enters the repository).
 KEPT_RUN = PROJECT_ROOT / "tests" / "fixtures" / "run_layout_2"
 
 
@@ -51,7 +52,7 @@ def test_a_kept_run_and_a_new_one_compared_in_one_report_with_their_differences_
     assert run["compared"] == ["a", "b"]
     page = (folder / "ab" / "report.html").read_text()
     assert "<dt>runs compared</dt>" in page and "mid: hidden_units [16] (a) vs [32] (b)" in page
-    assert {"comparison.png", "first_layer.png"} <= {path.name for path in (folder / "ab").iterdir()}
+    assert {"comparison.png", "factors.png"} <= {path.name for path in (folder / "ab").iterdir()}
     assert not list((folder / "ab").glob("*/result.json"))  # nothing was trained into it
     assert sorted(path.name for path in (folder / "a").rglob("*")) == sorted(path.name for path in KEPT_RUN.rglob("*"))
 

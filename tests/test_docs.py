@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import common
+import explorer.config.models
+import explorer.models.dense
+
 from conftest import PROJECT_ROOT
 
 PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
@@ -51,6 +55,12 @@ def test_the_guides_script_classifies_an_image_with_a_runs_best_model(tmp_path, 
     page = (PROJECT_ROOT / "docs" / "using-a-trained-model.md").read_text()
     (script,) = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
     shutil.copytree(PROJECT_ROOT / "tests" / "fixtures" / "run_layout_2", tmp_path / "run")
+    # The kept run holds no models: its best network, built and saved here (untrained is enough to
+    # read an image).
+    common.keras.utils.set_random_seed(0)
+    best = explorer.models.dense.dense_network(explorer.config.models.validate_config("mid", {"hidden_units": [16]}))
+    best.optimizer.build(best.trainable_variables)  # saved as a trained model is: with its optimizer's state
+    best.save(tmp_path / "run" / "mid" / "model.keras")
     drawing = np.full((280, 280), 255, np.uint8)
     drawing[60:220, 130:150] = 0  # a dark stroke on white, ten times MNIST's size
     Image.fromarray(drawing).save(tmp_path / "my_digit.png")
