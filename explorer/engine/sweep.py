@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,14 +43,7 @@ from explorer.store.folders import FUSED_FOLDER, LAYOUT, LOG_FILE, check_new_run
 from explorer.store.records import checkpoint_epochs, read_results
 from explorer.store.resume import plan_resume
 from explorer.views.summarize import SweepOutcome, Views, build_views
-from explorer.views.tables import closing_lines
-
-WIDTH = 100  # the explorer's own terminal lines fit this many columns (Keras' progress is Keras')
-
-
-def wrapped(text: str, indent: str = "") -> str:
-    """`text` within WIDTH columns; a path longer than a line stays whole on a line of its own."""
-    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+from explorer.views.tables import closing_lines, wrapped
 
 
 class RunLog:
@@ -73,12 +65,6 @@ class RunLog:
         self.path = path
         append_text(path, f"=== {now_iso()}\n" + "".join(f"{line}\n" for line in self.kept))
         self.kept = []
-
-
-def check_executor(options: Options) -> None:
-    """Refuse `--executor ray` without Ray installed (the options refused Ray settings without it)."""
-    if options.executor == "ray":
-        import_ray()
 
 
 def with_overrides(variants: Sequence[Variant], options: Options) -> list[Variant]:
@@ -174,7 +160,8 @@ def _check(
     """Validate at the door, cheapest first: the backend, the executor, the run folder and the
     reference (names only), then each builder, called once."""
     check_backend(options.backend)
-    check_executor(options)
+    if options.executor == "ray":
+        import_ray()  # refuses, in one line, when Ray is not installed
     run_dir = _run_folder(options)
     variants = with_overrides(variants, options)
     reference = resolve_reference([variant.name for variant in variants], options.reference, declared_reference)

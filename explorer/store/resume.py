@@ -217,8 +217,9 @@ def diverged_before(history_csv: Path) -> bool:
 
 
 def discard_stale_histories(model_dirs: Sequence[Path], checkpoint_dir: Path) -> None:
-    """Before a group trains: without a checkpoint to continue from, the histories its members
-    kept are stale (their epochs train again), so they go; with one, they continue."""
+    """Before a group trains, make each member's folder; without a checkpoint to continue from, the
+    histories its members kept are stale (their epochs train again), so they go; with one, they
+    continue."""
     resuming = bool(saved_epochs(checkpoint_dir))
     for model_dir in model_dirs:
         model_dir.mkdir(parents=True, exist_ok=True)

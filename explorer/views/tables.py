@@ -47,8 +47,12 @@ def _leaderboard_cell(row: Mapping, key: str) -> str:
     return "-" if value is None else CELL_FORMATS.get(key, "{}").format(value)
 
 
-def _wrapped(text: str) -> str:
-    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
+WIDTH = 100  # the explorer's own terminal lines fit this many columns (Keras' progress is Keras')
+
+
+def wrapped(text: str, indent: str = "") -> str:
+    """`text` within WIDTH columns; a path longer than a line stays whole on a line of its own."""
+    return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
 
 
 def closing_lines(
@@ -60,9 +64,9 @@ def closing_lines(
         return ["\nNo model has finished yet, so there is nothing to summarize."]
     lines = ["\n" + format_leaderboard(rows)]
     if any((row["fused_group_size"] or 1) > 1 for row in rows):
-        lines.append(_wrapped(f"Training was {FUSED_NOTE}."))
+        lines.append(wrapped(f"Training was {FUSED_NOTE}."))
     lines.append(f"\n{len(rows)} configuration(s) in {took}. Report: {run_dir / 'report.html'}")
-    lines.append(_wrapped(f"(also {', '.join(written)}, and each model's folder: history, curves, model)"))
+    lines.append(wrapped(f"(also {', '.join(written)}, and each model's folder: history, curves, model)"))
     if embedded_sample:
         lines.append("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
     return lines
