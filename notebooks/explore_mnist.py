@@ -57,13 +57,21 @@ result.exit_code, result.run_dir
 # ## The leaderboard
 #
 # One row per network, best first by mean test accuracy. `vs_reference` and `vs_best` are paired
-# verdicts: *better* or *worse* only when McNemar's test on the test digits shows it (Holm-corrected
-# over all comparisons), else *no detectable difference*. With one run of one epoch on 2,000
-# digits, expect few verdicts: that is the statistics being honest about a small budget.
+# verdicts: *better* or *worse* when the test shows it (Holm-corrected over all comparisons), else
+# *not detected*. With several runs the test is the paired t-test over seeds; with one run, as
+# here, it is McNemar's test on the test digits, which compares two trained models rather than two
+# configurations. With one run of one epoch on 2,000 digits, expect few verdicts: that is the
+# statistics being honest about a small budget.
 
 # %%
 leaderboard = result.leaderboard
 leaderboard[["test_accuracy", "vs_reference", "vs_best", "parameters", "flops_per_epoch"]]
+
+# %% [markdown]
+# What the sweep found, in sentences (the end of the terminal output and the top of the report):
+
+# %%
+print("\n\n".join(result.findings))
 
 # %% [markdown]
 # ## Width, depth and activation, one factor at a time

@@ -43,4 +43,7 @@ def test_every_cell_of_the_notebook_runs(tmp_path, monkeypatch):
     images = [output for output in results if "image/png" in output["data"]]
     assert len(tables) == 2 and "g-h128x128-relu" in tables[0]["data"]["text/html"]
     assert len(images) == 3  # factors, accuracy per digit, first layer
+    printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for output in cell.outputs if output.output_type == "stream")  # fmt: skip
+    assert "The best is " in printed and "With one run each, a verdict (McNemar's test" in printed
     assert len(list((tmp_path / "runs").glob("*/report.html"))) == 2 and not (tmp_path / "notebooks" / "runs").exists()

@@ -62,7 +62,7 @@ def _correct(right: int, total: int = 1000) -> np.ndarray:
 
 
 def test_paired_verdicts_against_the_best_and_the_reference():
-    accuracy = {"best": [0.980, 0.981, 0.979], "close": [0.979, 0.980, 0.978], "behind": [0.950, 0.951, 0.949]}
+    accuracy = {"best": [0.980, 0.981, 0.979], "close": [0.979, 0.981, 0.978], "behind": [0.950, 0.951, 0.949]}
     results = [_result(name, r, a) for name, values in accuracy.items() for r, a in enumerate(values)]
     # The same test digits each seed: "behind" misses a superset of what "best" misses, "close" one more.
     correct = {
@@ -70,8 +70,8 @@ def test_paired_verdicts_against_the_best_and_the_reference():
     }
     rows = explorer.analysis.stats.summary_rows(results, correct, reference="close")
     assert [(row["name"], row["vs_best"], row["vs_reference"], row["repeats"]) for row in rows] == [
-        ("best", "best", "no detectable difference", 3),
-        ("close", "no detectable difference", "reference", 3),
+        ("best", "best", "not detected", 3),
+        ("close", "not detected", "reference", 3),
         ("behind", "worse", "worse", 3),
     ]  # fmt: skip
     behind = rows[2]
@@ -79,7 +79,7 @@ def test_paired_verdicts_against_the_best_and_the_reference():
     assert behind["vs_best_ci_low"] == pytest.approx(-0.030) == behind["vs_best_ci_high"]  # the same gap each seed
     assert rows[0]["test_accuracy"] == pytest.approx(0.98) and rows[0]["seeds"] == [0, 1, 2]
     table = explorer.views.tables.format_leaderboard(rows)
-    assert "0.9800 ± 0.0025" in table and "no diff " in table and "worse" in table
+    assert "0.9800 ± 0.0025" in table and "· +0.07" in table and "▼ -3.00" in table
     assert max(len(line) for line in table.splitlines()) <= 100
 
 

@@ -76,8 +76,16 @@ def test_report_is_one_self_contained_page(tensorboard_run):
     assert ">no hidden layer → softmax; adam 0.001, batch 128, 1 epoch</td>" in page
     assert ">32 relu → softmax; adam 0.001, batch 128, 1 epoch</td>" in page
     assert "embedded 5,000-digit sample" not in page  # the data here is a file of synthetic digits
-    verdicts = ("no detectable difference", "better", "worse")
-    assert "vs reference" in page and any(f">{verdict}</td>" in page for verdict in verdicts)
+    # Verdicts as marks with the difference in points, and a legend saying what the marks mean.
+    assert "vs reference" in page and re.search(r">[▲▼·] [+-]\d+\.\d\d</td>", page)
+    assert "▲ better, ▼ worse, · not detected" in page
+    # The findings open the page, the same sentences as findings.json's.
+    findings = json.loads((tensorboard_run / "findings.json").read_text())
+    assert findings["sentences"] and page.index("What this sweep found") < page.index("Leaderboard")
+    assert all(f"<li>{html.escape(sentence)}</li>" in page for sentence in findings["sentences"])
+    # A fused group's seconds are given once, not on each of its members' rows.
+    if any(row["fused_group"] for row in json.loads((tensorboard_run / "summary.json").read_text())):
+        assert "Fused groups, trained as one model: <b>group A</b>: " in page and ">group A</td>" in page
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
 
 
@@ -219,9 +227,9 @@ def test_the_discordant_digits_compare_the_first_seed_both_finished():
 
 def test_a_report_on_the_embedded_sample_says_so_on_the_page(tmp_path):
     data = {"kind": "embedded-sample", "location": "mnist_5k.csv.gz", "train_size": 4_000, "test_size": 1_000}
-    page = explorer.views.report.render_report({"data": data}, "run", [], {}, {}, {})
+    page = explorer.views.report.render_report({"data": data}, "run", [], explorer.views.report.ReportParts())
     assert '<p class="banner">These figures come from the embedded 5,000-digit sample' in page
     assert "(4,000 training and 1,000 test digits), not the full MNIST" in page
     assert 'class="banner"' not in explorer.views.report.render_report(
-        {"data": {**data, "kind": "path"}}, "run", [], {}, {}, {}
+        {"data": {**data, "kind": "path"}}, "run", [], explorer.views.report.ReportParts()
     )

@@ -5,12 +5,14 @@ Pure functions of result records: each returns rows or text; the sweep decides w
 
 import csv
 import io
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import scipy.stats
 
-from explorer.analysis.comparisons import holm, paired_comparison, verdict
+from explorer.analysis.comparisons import NOT_DETECTED, holm, paired_comparison, verdict
+from explorer.analysis.power import detectable_difference, runs_needed, strictest_alpha
 from explorer.config.checks import is_int
 from explorer.config.defaults import CONFIDENCE
 
@@ -18,10 +20,12 @@ SUMMARY_COLUMNS = (
     "rank", "name", "status", "vs_best", "vs_reference", "repeats",
     "test_accuracy", "test_accuracy_std", "test_accuracy_ci_low", "test_accuracy_ci_high",
     "test_loss", "test_loss_std", "test_loss_ci_low", "test_loss_ci_high",
-    "vs_best_difference", "vs_best_ci_low", "vs_best_ci_high", "vs_best_p",
-    "vs_reference_difference", "vs_reference_ci_low", "vs_reference_ci_high", "vs_reference_p",
+    "vs_best_difference", "vs_best_ci_low", "vs_best_ci_high", "vs_best_p", "vs_best_test", "vs_best_runs",
+    "vs_reference_difference", "vs_reference_ci_low", "vs_reference_ci_high", "vs_reference_p", "vs_reference_test",
+    "vs_reference_runs",
+    "vs_reference_detectable", "vs_reference_runs_needed",
     "val_accuracy", "val_loss", "parameters", "flops_per_epoch", "train_flops", "pareto",
-    "train_seconds", "seconds_per_epoch", "fused_group_size", "epochs_run",
+    "train_seconds", "seconds_per_epoch", "fused_group_size", "fused_group", "epochs_run",
     "hidden_units", "activation", "dropout", "output_activation", "loss_function", "optimizer",
     "learning_rate", "batch_size", "seeds", "backend", "reason",
 )  # fmt: skip
@@ -75,6 +79,7 @@ def _configuration_row(name: str, group: Sequence[Mapping]) -> dict[str, object]
         "flops_per_epoch": first.get("flops_per_epoch"),
         "epochs_run": first.get("epochs_run"),
         "fused_group_size": first.get("fused_group_size", 1),
+        "fused_group": first.get("fused_group"),  # its first run's group: the same members on every seed
         "reason": "; ".join(r["reason"] for r in group if r.get("reason")) or None,
         **{key: config[key] for key in SUMMARY_COLUMNS if key in config},
     }
@@ -117,37 +122,45 @@ def _mark_pareto(rows: Sequence[dict]) -> None:
         row["pareto"] = "+".join(marks) or None
 
 
-def _mark_comparisons(
-    rows: Sequence[dict], correct: Mapping[str, Mapping[int, np.ndarray]], reference: str | None
-) -> None:
-    """`vs_best` and `vs_reference`: each finished configuration's verdict against the best (by mean
-    validation accuracy) and the reference, with the mean paired difference in test accuracy, its
-    95% interval and the Holm-corrected McNemar p-value (`explorer.analysis.comparisons`)."""
-    finished = [row for row in rows if row["status"] == "ok"]
+def _anchors(finished: Sequence[Mapping], reference: str | None) -> dict[str, str]:
+    """Role -> configuration: the best by mean validation accuracy, and the reference if it finished."""
     anchors = {}
     if finished:
         anchors["best"] = max(finished, key=lambda row: (row["val_accuracy"], -row["rank"]))["name"]
     if reference in {row["name"] for row in finished}:
         anchors["reference"] = reference
+    return anchors
+
+
+def _mark_comparisons(
+    rows: Sequence[dict], correct: Mapping[str, Mapping[int, np.ndarray]], reference: str | None
+) -> None:
+    """`vs_best` and `vs_reference`: each finished configuration's verdict against the best (by mean
+    validation accuracy) and the reference, with the mean paired difference in test accuracy, its
+    95% interval, the test that gave them, its runs and its Holm-corrected p-value
+    (`explorer.analysis.comparisons`); against the reference also the smallest difference the
+    sweep could detect and, when none was detected, about how many runs would detect the one seen
+    (`explorer.analysis.power`, at Holm's strictest level over the run's comparisons)."""
+    finished = [row for row in rows if row["status"] == "ok"]
+    anchors = _anchors(finished, reference)
     found = []
-    for row in finished:
-        for role, anchor in anchors.items():
-            if row["name"] == anchor:
-                row[f"vs_{role}"] = role
-            elif row["name"] in correct and anchor in correct:
-                comparison = paired_comparison(correct[row["name"]], correct[anchor], row["name"], anchor)
-                if comparison is not None:
-                    found.append((row, role, comparison))
+    for row, (role, anchor) in itertools.product(finished, anchors.items()):
+        if row["name"] == anchor:
+            row[f"vs_{role}"] = role
+        elif row["name"] in correct and anchor in correct:
+            comparison = paired_comparison(correct[row["name"]], correct[anchor], row["name"], anchor)
+            if comparison is not None:
+                found.append((row, role, comparison))
+    alpha = strictest_alpha(len(found))
     for (row, role, comparison), corrected in zip(found, holm([c.p_value for _, _, c in found]), strict=True):
-        row.update(
-            {
-                f"vs_{role}": verdict(comparison.difference, corrected),
-                f"vs_{role}_difference": comparison.difference,
-                f"vs_{role}_ci_low": comparison.ci_low,
-                f"vs_{role}_ci_high": comparison.ci_high,
-                f"vs_{role}_p": corrected,
-            }
-        )
+        row[f"vs_{role}"] = verdict(comparison.difference, corrected)
+        for key in ("difference", "ci_low", "ci_high", "test"):
+            row[f"vs_{role}_{key}"] = getattr(comparison, key)
+        row[f"vs_{role}_p"], row[f"vs_{role}_runs"] = corrected, comparison.seeds
+        if role == "reference":
+            row["vs_reference_detectable"] = detectable_difference(comparison.spread, comparison.seeds, alpha)
+            if row["vs_reference"] == NOT_DETECTED:
+                row["vs_reference_runs_needed"] = runs_needed(comparison.difference, comparison.spread, alpha)
 
 
 def summary_rows(

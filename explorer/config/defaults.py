@@ -70,3 +70,9 @@ RAY_MAX_FAILURES = 3  # retries of a trial whose worker or node died
 # 5% and 95%: the convention a reader of papers expects; every interval and verdict uses these.
 ALPHA = 0.05
 CONFIDENCE = 1 - ALPHA
+# The power a "smallest detectable difference" and a "runs needed" are sized for: Cohen's
+# convention, the one statsmodels' examples and most power tables use.
+POWER = 0.8
+# Past this many runs, "runs needed" says only "more than 1,000": the observed difference is then
+# too small beside the spread between runs for more seeds to be the way to see it.
+MAX_RUNS_NEEDED = 1000

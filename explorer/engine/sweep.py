@@ -267,7 +267,8 @@ def _summarize(work: Work, source: DataSource, seconds: float, log: Callable[[st
         (work.run_dir / FUSED_FOLDER).rmdir()
     views = build_views(work.run_dir, work.data, work.options.reference)
     written = ["summary.csv", *(f"{name}.png" for name in views.figures if "/" not in name)]
-    for line in closing_lines(views.rows, work.run_dir, written, duration(seconds), source.kind == "embedded-sample"):
+    embedded = source.kind == "embedded-sample"
+    for line in closing_lines(views.rows, work.run_dir, written, duration(seconds), embedded, views.findings):
         log(line)
     return views
 

@@ -5,6 +5,7 @@ in the run's facts, the leaderboard and the figures, embedded so the page opens 
 """
 
 import base64
+import dataclasses
 import html
 import string
 from collections.abc import Mapping, Sequence
@@ -12,17 +13,20 @@ from pathlib import Path
 
 from explorer.analysis.stats import cell_text
 from explorer.config.checks import is_number
-from explorer.views.tables import CELL_FORMATS, FUSED_NOTE
+from explorer.views.tables import CELL_FORMATS, FUSED_NOTE, VERDICT_LEGEND, verdict_cell
 
 REPORT_COLUMNS = (
     ("rank", "#"), ("name", "model"), ("test_accuracy", "test acc"), ("test_accuracy_half_ci", "± 95% CI"),
     ("vs_reference", "vs reference"), ("vs_best", "vs best"), ("test_loss", "test loss"),
-    ("val_accuracy", "val acc"), ("parameters", "params"), ("train_seconds", "train s"),
+    ("val_accuracy", "val acc"), ("parameters", "params"), ("trained", "train s"),
     ("repeats", "runs"), ("configuration", "configuration"),
 )  # fmt: skip
 
 
 REPORT_FILES = Path(__file__).parent / "report_files"
+
+# Columns whose cells are a mark or a group's name rather than a plain number; they sort by number.
+MARKED = frozenset({"vs_reference", "vs_best", "trained"})
 
 
 # The run folder's figures the report shows, in order, with their titles.
@@ -87,8 +91,34 @@ def _facts(run: Mapping) -> dict[str, str]:
     }  # fmt: skip
 
 
+def fused_groups(rows: Sequence[Mapping]) -> dict[str, list[Mapping]]:
+    """Fused group identity -> its members' rows, in leaderboard order, in order of first member."""
+    groups: dict[str, list[Mapping]] = {}
+    for row in rows:
+        if row.get("fused_group"):
+            groups.setdefault(row["fused_group"], []).append(row)
+    return groups
+
+
+def _trained_cells(rows: Sequence[Mapping]) -> tuple[dict[str, tuple[str, object]], str]:
+    """Each configuration's "train s" cell (its own seconds, or its fused group's letter) with its
+    sort value, and the paragraph that gives each fused group's seconds once."""
+    cells = {row["name"]: (CELL_FORMATS["train_seconds"].format(row["train_seconds"]), row["train_seconds"])
+             for row in rows if row.get("train_seconds") is not None}  # fmt: skip
+    notes = []
+    for index, (_, members) in enumerate(fused_groups(rows).items()):
+        letter = chr(ord("A") + index) if index < 26 else str(index + 1)
+        seconds = members[0]["train_seconds"]
+        cells.update({row["name"]: (f"group {letter}", seconds) for row in members})
+        names = ", ".join(row["name"] for row in members)
+        notes.append(f"<b>group {letter}</b>: {seconds:.1f} s a run for {len(members)} networks together ({names})")
+    paragraph = "<p>Fused groups, trained as one model: " + "; ".join(notes) + ".</p>" if notes else ""
+    return cells, paragraph
+
+
 def _leaderboard(rows: Sequence[Mapping]) -> tuple[str, str]:
     """The sortable leaderboard's header and body rows, as HTML."""
+    trained, _ = _trained_cells(rows)
     table = []
     for row in rows:
         low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
@@ -96,6 +126,7 @@ def _leaderboard(rows: Sequence[Mapping]) -> tuple[str, str]:
         table.append({**row, "test_accuracy_half_ci": half, "configuration": configuration_text(row)})
     # Columns of numbers align right, like their cells; the others left.
     numeric = {key for key, _ in REPORT_COLUMNS if any(is_number(values.get(key)) for values in table)}
+    numeric |= MARKED
     header = "".join(
         f'<th class="{"" if key in numeric else "text"}" data-key="{key}">{html.escape(title)}</th>'
         for key, title in REPORT_COLUMNS
@@ -104,12 +135,26 @@ def _leaderboard(rows: Sequence[Mapping]) -> tuple[str, str]:
     for row, values in zip(rows, table, strict=True):
         cells = []
         for key, _ in REPORT_COLUMNS:
-            shown, sort_value = _report_cell(values.get(key), key)
-            css = "" if is_number(values.get(key)) else "text"
-            cells.append(f'<td class="{css}" data-value="{html.escape(sort_value)}">{html.escape(shown)}</td>')
+            if key in ("vs_reference", "vs_best"):
+                shown, sort_by = verdict_cell(row, key.removeprefix("vs_")), row.get(f"{key}_difference")
+                sort_value = "" if sort_by is None else repr(sort_by)
+            elif key == "trained":
+                shown, sort_by = trained.get(row["name"], ("-", None))
+                sort_value = "" if sort_by is None else repr(sort_by)
+            else:
+                shown, sort_value = _report_cell(values.get(key), key)
+            css = ("" if key in numeric else "text") + (" mark" if key in MARKED else "")
+            cells.append(f'<td class="{css.strip()}" data-value="{html.escape(sort_value)}">{html.escape(shown)}</td>')
         row_class = row["status"] if row["status"] != "ok" else ("best" if row.get("vs_best") == "best" else "")
         body.append(f'<tr class="{row_class}">{"".join(cells)}</tr>')
     return header, "".join(body)
+
+
+def _findings(findings: Sequence[str]) -> str:
+    if not findings:
+        return ""
+    items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in findings)
+    return f'<h2>What this sweep found</h2><ul class="findings">{items}</ul>'
 
 
 def _model_summaries(rows: Sequence[Mapping], summaries: Mapping[str, str]) -> str:
@@ -122,25 +167,28 @@ def _model_summaries(rows: Sequence[Mapping], summaries: Mapping[str, str]) -> s
     return f'<h2>The networks, as Keras summarises them</h2><div class="summaries">{folded}</div>' if folded else ""
 
 
-def render_report(
-    run: Mapping,
-    run_name: str,
-    rows: Sequence[Mapping],
-    figures: Mapping[str, bytes],
-    curves: Mapping[str, bytes],
-    summaries: Mapping[str, str],
-) -> str:
-    """The run's report as one self-contained HTML page: how it was run, the sortable leaderboard,
-    the figures, every configuration's `model.summary()` (folded) and curves; images embedded.
+@dataclasses.dataclass(frozen=True)
+class ReportParts:
+    """What the report shows beside the summary rows, read from the run folder."""
+
+    figures: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # file name in REPORT_FIGURES -> PNG
+    curves: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # configuration -> PNG of its curves
+    summaries: Mapping[str, str] = dataclasses.field(default_factory=dict)  # configuration -> `model.summary()`
+    findings: Sequence[str] = ()  # what the sweep found, in sentences (`views.findings`)
+
+
+def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: ReportParts) -> str:
+    """The run's report as one self-contained HTML page: what the sweep found, how it was run, the
+    sortable leaderboard with its fused groups' seconds, the figures (those missing are left out),
+    every configuration's `model.summary()` (folded) and curves; images embedded.
 
     Args:
         run: the run's record (`run.json`).
         run_name: the run folder's name, the page's title.
         rows: the summary rows (`summary_rows`).
-        figures: a figure's file name in `REPORT_FIGURES` -> its PNG; those missing are left out.
-        curves: configuration name -> the PNG of its curves.
-        summaries: configuration name -> what `model.summary()` printed for it.
+        parts: the figures, curves, summaries and findings to show.
     """
+    figures, curves, summaries, findings = parts.figures, parts.curves, parts.summaries, parts.findings
     header, body = _leaderboard(rows)
     sections = "".join(
         f"<h2>{html.escape(title)}</h2>{_image_tag(figures[name], title)}"
@@ -171,6 +219,9 @@ def render_report(
         style=(REPORT_FILES / "report.css").read_text(encoding="utf-8"),
         script=(REPORT_FILES / "report.js").read_text(encoding="utf-8"),
         facts="".join(f"<dt>{html.escape(key)}</dt><dd>{value}</dd>" for key, value in _facts(run).items()),
+        findings=_findings(findings),
+        legend=html.escape(VERDICT_LEGEND),
+        groups=_trained_cells(rows)[1],
         header=header,
         body=body,
         sections=sections,

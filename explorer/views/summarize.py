@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from explorer.analysis.findings import as_record, find
 from explorer.analysis.stats import (
     REPEAT_COLUMNS,
     SUMMARY_COLUMNS,
@@ -41,7 +42,8 @@ from explorer.views.figures import (
     plot_parallel_coordinates,
     plot_per_class,
 )
-from explorer.views.report import REPORT_FIGURES, render_report
+from explorer.views.findings import finding_sentences
+from explorer.views.report import REPORT_FIGURES, ReportParts, render_report
 from explorer.views.tensorboard import write_tensorboard_hparams
 
 PER_CLASS_COLUMNS = ("name", *(f"digit_{digit}" for digit in range(10)))
@@ -56,6 +58,7 @@ class Views:
 
     rows: list[dict]
     figures: dict[str, Figure]
+    findings: tuple[str, ...] = ()  # what the sweep found, in sentences (`views.findings`)
 
 
 def trial_folder(run_dir: Path, result: Mapping) -> Path:
@@ -88,7 +91,8 @@ def build_views(
 ) -> Views:
     """Write the sweep's summaries and figures from what is on disk in `run_dir`.
 
-    Writes `summary.csv` and `summary.json` (one row per configuration), `repeats.csv` (one row
+    Writes `summary.csv` and `summary.json` (one row per configuration), `findings.json` (what
+    the sweep found, as data and as sentences: `analysis.findings`, `views.findings`), `repeats.csv` (one row
     per trial), `comparison.png`, `parallel_coordinates.png`, `curves/<name>.png` for
     configurations with several repeats (mean and band), for the best configuration by mean
     *validation* accuracy (the test set is not used to choose) its first repeat's
@@ -101,8 +105,8 @@ def build_views(
     `stats.summary_rows`). `results` replaces the run folder's own (`--compare` gathers several).
 
     Returns:
-        The summary rows, best first, and every figure written, by its path in the run folder
-        without ".png" ("comparison", "curves/dense_128_relu", ...).
+        The summary rows, best first, every figure written, by its path in the run folder
+        without ".png" ("comparison", "curves/dense_128_relu", ...), and the findings' sentences.
     """
     results = read_results(run_dir) if results is None else results
     if not results:
@@ -117,6 +121,9 @@ def build_views(
     rows = summary_rows(results, correct, reference)
     write_text_atomic(run_dir / "summary.csv", table_csv(rows, SUMMARY_COLUMNS))
     write_json_atomic(run_dir / "summary.json", rows)
+    findings = find(rows, reference)
+    sentences = tuple(finding_sentences(findings))
+    write_json_atomic(run_dir / "findings.json", {**as_record(findings), "sentences": list(sentences)})
     write_text_atomic(run_dir / "repeats.csv", table_csv(repeat_rows(results), REPEAT_COLUMNS))
     _write_curves(run_dir, rows, results, save)
     save(plot_parallel_coordinates(rows), run_dir / "parallel_coordinates.png")
@@ -129,17 +136,18 @@ def build_views(
     if best is not None:
         _write_best_model_views(run_dir, data, results, best, save)
     _write_inside_views(run_dir, data, results, best, reference if reference in correct else None, save)
-    write_text_atomic(run_dir / "report.html", _report(run_dir, rows, results))
-    return Views(rows, figures)
+    write_text_atomic(run_dir / "report.html", _report(run_dir, rows, results, sentences))
+    return Views(rows, figures, sentences)
 
 
-def _report(run_dir: Path, rows: Sequence[Mapping], results: Sequence[Mapping]) -> str:
+def _report(run_dir: Path, rows: Sequence[Mapping], results: Sequence[Mapping], findings: Sequence[str]) -> str:
     """The report's page, from what the run folder holds: its run.json, figures and curves."""
     figures = {name: (run_dir / name).read_bytes() for name, _ in REPORT_FIGURES if (run_dir / name).is_file()}
     curves = {name: path.read_bytes() for name, path in _curve_images(run_dir, rows, results).items() if path.is_file()}
     run = read_json(run_dir / "run.json")
     run = run if isinstance(run, dict) else {}
-    return render_report(run, run_dir.name, rows, figures, curves, model_summaries(run_dir, results))
+    parts = ReportParts(figures, curves, model_summaries(run_dir, results), findings)
+    return render_report(run, run_dir.name, rows, parts)
 
 
 def _write_curves(run_dir: Path, rows: Sequence[Mapping], results: Sequence[Mapping], save: Save) -> None:
@@ -304,3 +312,9 @@ class SweepOutcome:
         """The figures written into the run folder, as Matplotlib `Figure`s, by their path without
         ".png": "comparison", "factors", "per_class", "first_layer", "curves/dense_128_relu", ..."""
         return self.views.figures
+
+    @property
+    def findings(self) -> tuple[str, ...]:
+        """What the sweep found, in sentences: the same as the terminal's last lines and the top of
+        the report (`findings.json` holds them with the numbers they come from)."""
+        return self.views.findings

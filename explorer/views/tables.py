@@ -24,7 +24,24 @@ LEADERBOARD_COLUMNS = (
 )  # within 100 columns; seconds, FLOPs and validation figures are in summary.csv and the report
 
 
-SHORT_VERDICTS = {"no detectable difference": "no diff"}  # the terminal's narrower column
+# A verdict as a short mark, followed in its cell by the difference in points.
+VERDICT_MARKS = {"better": "▲", "worse": "▼", "not detected": "·"}
+VERDICT_LEGEND = (
+    "vs ref, vs best: ▲ better, ▼ worse, · not detected, then the difference in test accuracy in points "
+    "(paired t-test over seeds, McNemar's test with one run; Holm-corrected at 5%). The best is chosen by "
+    "mean validation accuracy, not test accuracy."
+)
+
+
+def verdict_cell(row: Mapping, role: str) -> str:
+    """`▲ +0.52`: a comparison's verdict mark and its difference in points; `best` or `ref` for
+    the anchors themselves, `-` when not compared."""
+    verdict = row.get(f"vs_{role}")
+    if verdict is None:
+        return "-"
+    if verdict not in VERDICT_MARKS:
+        return {"reference": "ref"}.get(verdict, verdict)
+    return f"{VERDICT_MARKS[verdict]} {row[f'vs_{role}_difference'] * 100:+.2f}"
 
 
 # How numbers read in the terminal leaderboard and in the report.
@@ -43,7 +60,7 @@ def _leaderboard_cell(row: Mapping, key: str) -> str:
         shown = CELL_FORMATS[key].format(value)
         return shown if low is None else f"{shown} ± {CELL_FORMATS[key].format((high - low) / 2)}"
     if key in ("vs_reference", "vs_best"):
-        return "-" if value is None else SHORT_VERDICTS.get(value, value)
+        return verdict_cell(row, key.removeprefix("vs_"))
     return "-" if value is None else CELL_FORMATS.get(key, "{}").format(value)
 
 
@@ -56,26 +73,37 @@ def wrapped(text: str, indent: str = "") -> str:
 
 
 def closing_lines(
-    rows: Sequence[Mapping], run_dir: Path, written: Sequence[str], took: object, embedded_sample: bool
+    rows: Sequence[Mapping],
+    run_dir: Path,
+    written: Sequence[str],
+    took: object,
+    embedded_sample: bool,
+    findings: Sequence[str] = (),
 ) -> list[str]:
     """What a sweep prints once its views are written: the leaderboard, how it trained, where the
-    report and the other files are, and a reminder when the digits were the embedded sample."""
+    report and the other files are, a reminder when the digits were the embedded sample, and last
+    what the sweep found (`views.findings`), one wrapped paragraph per sentence."""
     if not rows:
         return ["\nNo model has finished yet, so there is nothing to summarize."]
-    lines = ["\n" + format_leaderboard(rows)]
+    lines = ["\n" + format_leaderboard(rows), wrapped(VERDICT_LEGEND)]
     if any((row["fused_group_size"] or 1) > 1 for row in rows):
         lines.append(wrapped(f"Training was {FUSED_NOTE}."))
     lines.append(f"\n{len(rows)} configuration(s) in {took}. Report: {run_dir / 'report.html'}")
-    lines.append(wrapped(f"(also {', '.join(written)}, and each model's folder: history, curves, model)"))
+    lines.append(
+        wrapped(f"(also {', '.join(written)}, findings.json, and each model's folder: history, curves, model)")
+    )
     if embedded_sample:
         lines.append("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
+    if findings:
+        lines.append("\nWhat this sweep found:")
+        lines += [wrapped(f"- {sentence}", indent="  ") for sentence in findings]
     return lines
 
 
 def format_leaderboard(rows: Sequence[Mapping]) -> str:
     """An aligned text table of the summary rows, within 100 columns for names of up to 30
     characters; with repeats, test accuracy reads `mean ± half the 95% interval`, and the verdicts
-    say "no diff" for "no detectable difference"."""
+    read as marks and differences (`verdict_cell`, `VERDICT_LEGEND`)."""
     header = [title for _, title in LEADERBOARD_COLUMNS]
     body = [[_leaderboard_cell(row, key) for key, _ in LEADERBOARD_COLUMNS] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(header, *body, strict=True)]

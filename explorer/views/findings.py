@@ -1,0 +1,153 @@
+"""The findings in plain language: one sentence per factor the sweep varied, one on why the best is
+the best, and one on how sure the verdicts are. Each number is one of `summary.json`'s, in
+percentage points (a difference of 0.0052 in accuracy reads "+0.52 points").
+
+"Not detected" is said with its number of runs, never as "no effect": a sweep that cannot tell two
+configurations apart has not shown that they are the same.
+"""
+
+from collections.abc import Sequence
+
+from explorer.analysis.comparisons import MCNEMAR, NOT_DETECTED, PAIRED_T
+from explorer.analysis.findings import BestFinding, Effect, FactorFinding, Findings
+from explorer.config.defaults import MAX_RUNS_NEEDED, POWER
+
+# How each factor and its values read: (the factor's name, a value's wording).
+FACTOR_WORDS = {
+    "width": ("Width", "{} units"),
+    "depth": ("Depth", "{} hidden layer(s)"),
+    "activation": ("Hidden activation", "{}"),
+    "output_activation": ("Output activation", "{}"),
+    "dropout": ("Dropout", "rate {}"),
+    "optimizer": ("Optimizer", "{}"),
+    "learning_rate": ("Learning rate", "{}"),
+    "batch_size": ("Batch size", "{}"),
+    "epochs": ("Epochs", "{}"),
+}
+
+
+def value_text(factor: str, value: object) -> str:
+    """A factor's value in words: "512 units", "2 hidden layers", "tanh"."""
+    text = FACTOR_WORDS[factor][1].format(value)
+    return text.replace("(s)", "" if value == 1 else "s")
+
+
+def points(fraction: float) -> str:
+    return f"{fraction * 100:+.2f}"
+
+
+def percent(fraction: float) -> str:
+    return f"{fraction * 100:.2f}%"
+
+
+def runs_text(runs: int | None) -> str:
+    return f"{runs} run{'' if runs == 1 else 's'}"
+
+
+def _numbers(effect: Effect) -> str:
+    """An effect's figures in brackets: the difference, then its interval or McNemar's p."""
+    if effect.test == MCNEMAR:
+        return f"{points(effect.difference)} points, p = {effect.p_value:.3g} after Holm"
+    return f"{points(effect.difference)} points, 95% CI {points(effect.ci_low)} to {points(effect.ci_high)}"
+
+
+def _sizing(effect: Effect) -> str:
+    """For a difference not detected: what this sweep could have detected, and the runs needed."""
+    if effect.detectable is None:
+        return ""
+    text = f"; this sweep could detect about {effect.detectable * 100:.2f} points"
+    if effect.runs_needed is None:
+        return text
+    if effect.runs_needed > MAX_RUNS_NEEDED:
+        return (
+            text
+            + f"; {points(effect.difference)} is too small beside the spread between runs for even {MAX_RUNS_NEEDED:,} runs"
+        )
+    return text + f"; about {effect.runs_needed} runs would detect {points(effect.difference)}"
+
+
+def _effect_text(effect: Effect, label: str) -> str:
+    if effect.verdict == NOT_DETECTED:
+        return f"{label} ({_numbers(effect)}{_sizing(effect)})"
+    return f"{label} ({_numbers(effect)})"
+
+
+def _grouped(effects: Sequence[Effect], label_of) -> str:
+    """ "better at A (…) and B (…); worse at C (…); not detected with 3 runs at D (…)"."""
+    clauses = []
+    for verdict in ("better", "worse", NOT_DETECTED):
+        chosen = [effect for effect in effects if effect.verdict == verdict]
+        if not chosen:
+            continue
+        runs = {effect.runs for effect in chosen}
+        lead = f"not detected with {runs_text(runs.pop())}" if verdict == NOT_DETECTED and len(runs) == 1 else verdict
+        texts = [_effect_text(effect, label_of(effect)) for effect in chosen]
+        clauses.append(f"{lead} at {', '.join(texts[:-1]) + ' and ' if len(texts) > 1 else ''}{texts[-1]}")
+    return "; ".join(clauses)
+
+
+def factor_sentence(finding: FactorFinding, reference: str) -> str:
+    runs = {effect.runs for effect in finding.effects}
+    each = f", {runs_text(runs.pop())} each" if len(runs) == 1 else ""
+    body = _grouped(finding.effects, lambda effect: value_text(finding.factor, effect.value))
+    reference_value = value_text(finding.factor, finding.reference_value)
+    return f"{FACTOR_WORDS[finding.factor][0]} (against {reference}, {reference_value}{each}): {body}."
+
+
+def best_sentences(best: BestFinding) -> list[str]:
+    lines = [
+        f"The best is {best.name}, chosen by mean validation accuracy ({percent(best.val_accuracy)}), never by "
+        f"test accuracy; its mean test accuracy is {percent(best.test_accuracy)} over {runs_text(best.runs)}."
+    ]
+    for effect in best.higher_on_test:
+        against = (
+            f"its difference from the best was not detected with {runs_text(effect.runs)} ({_numbers(effect)})"
+            if effect.verdict == NOT_DETECTED
+            else f"it is {effect.verdict} than the best on the test digits ({_numbers(effect)})"
+        )
+        lines.append(
+            f"{effect.name} has a higher mean test accuracy ({percent(effect.test_accuracy)}) but a lower "
+            f"validation accuracy, so it is not the best; {against}."
+        )
+    return lines
+
+
+def finding_sentences(findings: Findings) -> list[str]:
+    """The findings as sentences, in the order a reader wants them: the best, each factor, the
+    configurations that vary several fields, the unfinished, and how sure the verdicts are."""
+    lines = best_sentences(findings.best) if findings.best else []
+    reference = findings.reference
+    lines += [factor_sentence(finding, reference) for finding in findings.factors]
+    if findings.others:
+        lines.append(
+            f"Varying several fields at once, against {reference}: "
+            f"{_grouped(findings.others, lambda effect: effect.name)}."
+        )
+    if reference is None:
+        lines.append("No reference configuration finished, so no factor could be judged against it.")
+    lines += [f"{name} {status}: it is left out of the comparisons." for name, status in findings.unfinished]
+    return lines + _how_sure(findings)
+
+
+def _how_sure(findings: Findings) -> list[str]:
+    if not findings.comparisons:
+        return []
+    lines = [
+        f"How sure: each verdict is a test at 5% after Holm's correction over the run's {findings.comparisons} "
+        f'comparisons; "not detected" means this sweep could not tell with its runs, not that there is no '
+        "effect."
+    ]
+    if PAIRED_T in findings.tests:
+        lines[0] += (
+            f" The verdicts come from the paired t-test over seeds; detectable differences and runs needed are "
+            f"sized for it at {POWER:.0%} power and at the strictest level of the correction "
+            f"({findings.strictest_alpha:.2g}). A 95% interval is for its comparison alone, so one that excludes "
+            'zero can still be "not detected" once the run\'s comparisons are corrected together.'
+        )
+    if MCNEMAR in findings.tests:
+        lines.append(
+            "With one run each, a verdict (McNemar's test on the same test digits) compares two trained models, "
+            "not two configurations: another seed may reverse it, and one run measures no spread between runs, "
+            "so nothing says how many runs a question needs. Train 3 runs or more (--repeats 3) to compare configurations."
+        )
+    return lines
