@@ -11,6 +11,9 @@ import math
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 INPUT_DIM = math.prod(IMAGE_SHAPE)  # 784 pixels per flattened digit
+# MNIST's digits were scaled, keeping their aspect ratio, to fit a 20x20 box, then centred in 28x28
+# by their centre of mass (LeCun et al.); a digit drawn in the report is made the same way.
+DIGIT_BOX = 20
 
 # --- The backend ----------------------------------------------------------------------------------
 BACKENDS = ("jax", "tensorflow")
@@ -65,6 +68,15 @@ EXECUTORS = ("local", "ray")
 SCHEDULERS = ("fifo", "asha")  # asha stops weak configurations early (each then trains unfused)
 DEFAULT_CPUS_PER_TRIAL = 1.0  # one core per trial: trials run side by side on a cluster's cores
 RAY_MAX_FAILURES = 3  # retries of a trial whose worker or node died
+
+# --- The report's "Draw a digit" panel ----------------------------------------------------------------
+# The page embeds each network's weights as float32, 5.3 bytes a parameter in base64: the default
+# sweep's 13 networks (2.1 million parameters) make about 11 MB of page, which opens in a second.
+# A network past a million parameters (two hidden layers of 1,000 units) would add 5 MB on its own,
+# and past 4 million in all the page grows past 21 MB; such networks are left out, with a note.
+DRAWING_MAX_PARAMETERS = 1_000_000  # per network
+DRAWING_MAX_TOTAL_PARAMETERS = 4_000_000  # all the page's networks together, in leaderboard order
+DRAWING_TEST_DIGITS = 40  # the best network's mistakes the page carries for "show me a test digit"
 
 # --- Statistics ----------------------------------------------------------------------------------------
 # 5% and 95%: the convention a reader of papers expects; every interval and verdict uses these.

@@ -175,18 +175,19 @@ class ReportParts:
     curves: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # configuration -> PNG of its curves
     summaries: Mapping[str, str] = dataclasses.field(default_factory=dict)  # configuration -> `model.summary()`
     findings: Sequence[str] = ()  # what the sweep found, in sentences (`views.findings`)
+    drawing: str = ""  # the "Draw a digit" panel's HTML (`views.drawing`), after the leaderboard
 
 
 def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: ReportParts) -> str:
     """The run's report as one self-contained HTML page: what the sweep found, how it was run, the
-    sortable leaderboard with its fused groups' seconds, the figures (those missing are left out),
+    sortable leaderboard with its fused groups' seconds, the "Draw a digit" panel, the figures (those missing are left out),
     every configuration's `model.summary()` (folded) and curves; images embedded.
 
     Args:
         run: the run's record (`run.json`).
         run_name: the run folder's name, the page's title.
         rows: the summary rows (`summary_rows`).
-        parts: the figures, curves, summaries and findings to show.
+        parts: the figures, curves, summaries, findings and "Draw a digit" panel to show.
     """
     figures, curves, summaries, findings = parts.figures, parts.curves, parts.summaries, parts.findings
     header, body = _leaderboard(rows)
@@ -224,6 +225,7 @@ def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: R
         groups=_trained_cells(rows)[1],
         header=header,
         body=body,
+        drawing=parts.drawing,
         sections=sections,
         curves=curve_tags,
     )

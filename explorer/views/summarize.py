@@ -32,6 +32,7 @@ from explorer.store.folders import (
 )
 from explorer.store.records import read_history, read_results
 from explorer.views.digits import plot_discordant, plot_first_layer
+from explorer.views.drawing import PanelInputs, best_runs, drawing_panel
 from explorer.views.figures import (
     confusion_matrix,
     plot_comparison,
@@ -136,17 +137,21 @@ def build_views(
     if best is not None:
         _write_best_model_views(run_dir, data, results, best, save)
     _write_inside_views(run_dir, data, results, best, reference if reference in correct else None, save)
-    write_text_atomic(run_dir / "report.html", _report(run_dir, rows, results, sentences))
+    write_text_atomic(run_dir / "report.html", _report(run_dir, rows, results, sentences, data))
     return Views(rows, figures, sentences)
 
 
-def _report(run_dir: Path, rows: Sequence[Mapping], results: Sequence[Mapping], findings: Sequence[str]) -> str:
-    """The report's page, from what the run folder holds: its run.json, figures and curves."""
+def _report(
+    run_dir: Path, rows: Sequence[Mapping], results: Sequence[Mapping], findings: Sequence[str], data: PreparedData
+) -> str:
+    """The report's page, from what the run folder holds: its run.json, figures, curves and models."""
     figures = {name: (run_dir / name).read_bytes() for name, _ in REPORT_FIGURES if (run_dir / name).is_file()}
     curves = {name: path.read_bytes() for name, path in _curve_images(run_dir, rows, results).items() if path.is_file()}
     run = read_json(run_dir / "run.json")
     run = run if isinstance(run, dict) else {}
-    parts = ReportParts(figures, curves, model_summaries(run_dir, results), findings)
+    folders = {name: trial_folder(run_dir, result) for name, result in best_runs(results).items()}
+    drawing = drawing_panel(PanelInputs(rows, folders, data.test_images, data.test_labels))
+    parts = ReportParts(figures, curves, model_summaries(run_dir, results), findings, drawing)
     return render_report(run, run_dir.name, rows, parts)
 
 
