@@ -302,3 +302,48 @@ def test_predict_in_the_page_equals_keras_predict_for_every_network(browser, def
     for name in answers[0]:
         expected = keras_outputs(default_run / name / "model.keras", np.array(digits))
         np.testing.assert_allclose([answer[name] for answer in answers], expected, atol=1e-4, err_msg=name)
+
+
+def zoo_network(name: str, activation: str, output: str, normalized: bool = False):
+    """A small untrained network reading 784 pixels: two hidden layers of `activation` (Dropout
+    between them; BatchNormalization and an Activation layer if `normalized`), random biases."""
+    layers = [keras.Input((784,)), keras.layers.Dense(24, activation=activation), keras.layers.Dropout(0.3)]
+    if normalized:
+        layers += [keras.layers.BatchNormalization(epsilon=0.01), keras.layers.Activation(activation)]
+    model = keras.Sequential([*layers, keras.layers.Dense(16, activation=activation),
+                              keras.layers.Dense(10, activation=output)], name=name)  # fmt: skip
+    rng = np.random.default_rng(len(name))
+    model.set_weights([w * 3 if w.ndim == 2 else rng.uniform(0.2, 2, w.shape) for w in model.get_weights()])
+    return model
+
+
+@needs_browser
+def test_predict_in_the_page_equals_keras_for_every_activation_and_layer_the_page_computes(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    zoo = [zoo_network(f"hidden_{name}", name, "softmax") for name in drawing.HIDDEN_ACTIVATIONS]
+    zoo += [zoo_network(f"output_{name}", "relu", name) for name in drawing.OUTPUT_ACTIVATIONS]
+    zoo += [
+        zoo_network("normalized_tanh", "tanh", "softmax", normalized=True),
+        zoo_network("left_out", "relu", "linear"),
+    ]
+    for model in zoo:
+        (tmp_path / model.name).mkdir()
+        model.save(tmp_path / model.name / "model.keras")
+    images, labels = make_synthetic_digits(20, 3)
+    rows = [{"name": model.name, "parameters": model.count_params()} for model in zoo]
+    budget = drawing.DrawingBudget(max_total=sum(row["parameters"] for row in rows) - 1)  # all but the last
+    inputs = drawing.PanelInputs(rows, {row["name"]: tmp_path / row["name"] for row in rows}, images, labels)
+    (tmp_path / "page.html").write_text(f"<!DOCTYPE html><body>{drawing.drawing_panel(inputs, budget)}</body>")
+    browser.get((tmp_path / "page.html").as_uri())
+    pixels = images.reshape(len(images), -1) / 255
+    answers = [browser.execute_script("return window.explorer.predict(arguments[0]);", row) for row in pixels.tolist()]
+    assert set(answers[0]) == {model.name for model in zoo[:-1]}
+    for model in zoo[:-1]:
+        expected = model.predict(pixels.astype("float32"), verbose=0)
+        np.testing.assert_allclose([answer[model.name] for answer in answers], expected, atol=1e-4, err_msg=model.name)
+    note = browser.find_element(By.CSS_SELECTOR, ".drawing-notes").text
+    assert (
+        note
+        == f"left_out: left out, its {zoo[-1].count_params():,} parameters would take the page past its budget of {budget.max_total:,} in all."
+    )
