@@ -100,7 +100,8 @@ def build_views(
     `confusion_matrix.png` and `misclassified.png`, the TensorBoard HParams summaries when the run
     logs to TensorBoard, `per_class.csv` and `per_class.png` (accuracy per digit), `factors.png`
     (one panel per factor varied alone), the best configuration's `first_layer.png` and, against
-    the reference, `discordant.png`, and last `report.html`, which shows all of it.
+    the reference, `discordant.png`, and last `report.html`, which shows all of it and computes
+    each configuration's best network by validation on a digit drawn in it (`views.drawing`).
 
     Every finished configuration is compared with `reference` and with the best (see
     `stats.summary_rows`). `results` replaces the run folder's own (`--compare` gathers several).
