@@ -1,6 +1,6 @@
 """Every use of a Keras internal, in one place, each with why; `keras_assumptions` checks them.
 
-Keras' public API does not offer three things the explorer needs, so it leans on Keras' own
+Keras' public API does not offer four things the explorer needs, so it leans on Keras' own
 private names here and nowhere else:
 
 1. `BackupAndRestore` saves and restores one checkpoint per run and reads its epoch from a separate
@@ -11,14 +11,22 @@ private names here and nowhere else:
    `on_train_begin`: what `BackupAndRestore` itself does.
 3. Keras imports TensorFlow whenever it is installed, even on JAX, through the lazy handle
    `keras.src.utils.module_utils.tensorflow`; marking it unavailable saves seconds at every start.
+4. The FLOPs of a model that is not a dense stack are XLA's count of its compiled training step
+   (`compiled_step_flops`): on JAX, `model._symbolic_build` builds the optimizer, loss and
+   metrics' variables as `fit` does before its first step, and the step is the JAX trainer's
+   stateless `train_step(state, data)` (and `test_step`), which `make_train_function` jits.
 
-A Keras upgrade that changes any of these would silently break resume (or slow every start):
+A Keras upgrade that changes any of these would silently break resume (or slow every start, or
+lose a convnet's FLOPs):
 `tests/test_keras_compat.py` runs `keras_assumptions` and fails loudly, naming the one that broke.
 """
 
 import contextlib
+import inspect
 import sys
 from collections.abc import Iterator
+
+import numpy as np
 
 from explorer.models.backend import keras
 
@@ -65,8 +73,39 @@ def tensorflow_left_alone(active: bool = True) -> Iterator[None]:
             handle._available = None
 
 
+def compiled_step_flops(model: keras.Model, batch_size: int) -> tuple[float, float] | None:
+    """XLA's FLOPs for one training step and one evaluation step of a compiled `model` on a batch
+    of `batch_size` zeros, from the cost analysis of each step compiled as `fit` compiles it
+    (elementwise work, the loss and the optimizer's update included); None on TensorFlow, whose
+    steps this cannot see. Compiling takes about a second; the model's weights are not changed."""
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    x = np.zeros((batch_size, *model.inputs[0].shape[1:]), "float32")
+    y = np.zeros((batch_size, *model.outputs[0].shape[1:]), "float32")
+    model._symbolic_build(data_batch=(x, y))  # fit's own build, before its first step
+    trainable, non_trainable, metrics = (
+        [variable.value for variable in variables]
+        for variables in (model.trainable_variables, model.non_trainable_variables, model.metrics_variables)
+    )
+    optimizer = [variable.value for variable in model.optimizer.variables]
+    train = jax.jit(model.train_step).lower((trainable, non_trainable, optimizer, metrics), (x, y))
+    test = jax.jit(model.test_step).lower((trainable, non_trainable, metrics), (x, y))
+    return _xla_flops(train), _xla_flops(test)
+
+
+def _xla_flops(lowered) -> float:
+    """The "flops" of XLA's cost analysis of a lowered function (a dict, or a list of one dict in
+    some JAX versions)."""
+    analysis = lowered.compile().cost_analysis()
+    if isinstance(analysis, list):
+        analysis = analysis[0]
+    return float(analysis["flops"])
+
+
 def keras_assumptions() -> list[str]:
-    """What no longer holds of the three uses above in the installed Keras, one line each (empty:
+    """What no longer holds of the four uses above in the installed Keras, one line each (empty:
     all hold). Cheap: it inspects Keras' code and trains nothing (the test also trains)."""
     problems = []
     base = keras.callbacks.BackupAndRestore
@@ -84,4 +123,16 @@ def keras_assumptions() -> list[str]:
             problems.append("keras.src.utils.module_utils.tensorflow has no _available flag")
     if not hasattr(keras.Model(), "_initial_epoch"):
         problems.append("keras.Model has no _initial_epoch for fit to read")
+    return problems + _step_assumptions()
+
+
+def _step_assumptions() -> list[str]:
+    """What no longer holds of the fourth use (`compiled_step_flops`), one line each."""
+    problems = []
+    if not callable(getattr(keras.Model, "_symbolic_build", None)):
+        problems.append("keras.Model has no _symbolic_build to build the optimizer and metrics before a step")
+    if keras.backend.backend() == "jax":
+        for step in ("train_step", "test_step"):
+            if list(inspect.signature(getattr(keras.Model, step)).parameters) != ["self", "state", "data"]:
+                problems.append(f"the JAX trainer's {step} is no longer {step}(state, data)")
     return problems
