@@ -78,11 +78,13 @@ class Estimate:
         )
 
 
-def estimate_sweep(groups: Sequence[Sequence[Trial]], train_samples: int, validation_samples: int) -> Estimate:
-    """Estimate the wall time of training `groups` (each trained as one) on these sample counts.
-    A model whose FLOPs are unknown adds no FLOP time: the group's cost per step and per model
-    still count it."""
-    rate = matmul_rate()
+def estimate_sweep(
+    groups: Sequence[Sequence[Trial]], train_samples: int, validation_samples: int, rate: float | None = None
+) -> Estimate:
+    """Estimate the wall time of training `groups` (each trained as one) on these sample counts, at
+    `rate` FLOP/s (measured here, `matmul_rate`, when None). A model whose FLOPs are unknown adds no
+    FLOP time: the group's cost per step and per model still count it."""
+    rate = matmul_rate() if rate is None else rate
     flops, seconds, uncounted = 0, SECONDS_PER_RUN, 0
     for group in groups:
         variant = group[0].variant
