@@ -212,28 +212,31 @@ def test_a_dense_configuration_and_its_keras_twin_share_a_fingerprint():
 
 
 @pytest.mark.parametrize(
-    ("fields", "multiply_adds"),
+    ("fields", "first", "later"),
     [
-        ({"hidden_units": [128]}, 784 * 128 + 128 * 10),  # 101,632
-        ({"hidden_units": [512, 512], "dropout": 0.2}, 784 * 512 + 512 * 512 + 512 * 10),  # 668,672
-        ({"hidden_units": []}, 784 * 10),
+        ({"hidden_units": [128]}, 784 * 128, 128 * 10),
+        ({"hidden_units": [512, 512], "dropout": 0.2}, 784 * 512, 512 * 512 + 512 * 10),
+        ({"hidden_units": []}, 784 * 10, 0),
     ],
 )
-def test_flops_are_counted_from_the_layer_shapes(fields, multiply_adds):
+def test_flops_are_counted_from_the_layer_shapes(fields, first, later):
     facts = explorer.models.variants.inspect_variant(dense_variant("m", fields))
-    assert facts.multiply_adds == multiply_adds
-    # 54,000 training digits forward and backward (6 FLOPs per multiply-add), 6,000 validation
-    # digits forward (2): 784-128-10 costs 34.1 GFLOP per epoch.
-    assert facts.flops_per_epoch(54_000, 6_000) == multiply_adds * (6 * 54_000 + 2 * 6_000)
+    # 54,000 training digits forward and backward (6 FLOPs per multiply-add, 4 in the first layer,
+    # whose input needs no gradient), 6,000 validation digits forward (2): 784-128-10 costs 23.3
+    # GFLOP per epoch.
+    per_epoch = first * (4 * 54_000 + 2 * 6_000) + later * (6 * 54_000 + 2 * 6_000)
+    assert facts.flops.counted_by == "layers"
+    assert facts.flops_per_epoch(54_000, 6_000) == per_epoch
     if fields["hidden_units"] == [128]:
-        assert facts.flops_per_epoch(54_000, 6_000) == 34_148_352_000
+        assert facts.flops_per_epoch(54_000, 6_000) == 23_310_336_000
 
 
 def test_results_record_flops(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     (trial,) = explorer.models.trials.plan_trials([dense_variant("m", {"hidden_units": [16], "epochs": 2})], seed=1)
     result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
-    per_epoch = (784 * 16 + 16 * 10) * (6 * len(data.x_train) + 2 * len(data.x_val))
+    forward = 2 * (784 * 16 + 16 * 10)
+    per_epoch = (2 * forward + 2 * 16 * 10) * len(data.x_train) + forward * len(data.x_val)
     assert (result["flops_per_epoch"], result["train_flops"]) == (per_epoch, 2 * per_epoch)
 
 

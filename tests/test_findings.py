@@ -7,6 +7,7 @@ import pytest
 import explorer.analysis.findings as findings_data
 import explorer.analysis.stats as stats
 import explorer.views.findings as findings_text
+from explorer.analysis.comparisons import PAIRED_T
 
 REFERENCE_FIELDS = {
     "hidden_units": [128], "activation": "relu", "dropout": 0.0, "output_activation": "softmax",
@@ -123,3 +124,15 @@ def test_findings_are_data_before_they_are_text(sweep_rows):
     assert [(effect["value"], effect["verdict"]) for effect in width["effects"]] == [
         (32, "worse"), (256, "not detected"), (512, "better")
     ]  # fmt: skip
+
+
+def test_two_runs_at_a_strict_level_cannot_detect_any_possible_difference():
+    # Two runs leave the t-test one degree of freedom: at Holm's strictest level the smallest
+    # detectable difference can pass 100 points, which no two accuracies can differ by.
+    effect = findings_data.Effect("wide", 512, "not detected", 0.041, -0.35, 0.43, 1.0, 2, PAIRED_T,
+                                  detectable=12.14, runs_needed=23)  # fmt: skip
+    text = findings_text._effect_text(effect, "512 units")
+    assert text == (
+        "512 units (+4.10 points, 95% CI -35.00 to +43.00; with 2 runs this sweep could not detect even a "
+        "100-point difference; about 23 runs would detect +4.10)"
+    )

@@ -50,3 +50,17 @@ def test_tensorflow_is_left_alone_only_inside_the_block():
     assert module_utils.tensorflow._available == before
     hidden = keras.backend.backend() == "jax" and before is None and "tensorflow" not in __import__("sys").modules
     assert inside is (False if hidden else before)
+
+
+@pytest.mark.backend
+def test_the_compiled_steps_flops_are_read_on_jax_without_training():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    before = [np.array(weight) for weight in model.get_weights()]
+    counted = keras_compat.compiled_step_flops(model, batch_size=8)
+    if keras.backend.backend() != "jax":
+        assert counted is None
+        return
+    train_step, test_step = counted
+    assert train_step > test_step >= 2 * 8 * 4 * 2  # at least the forward product of 8 samples
+    assert all(np.array_equal(old, new) for old, new in zip(before, model.get_weights(), strict=True))

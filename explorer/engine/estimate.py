@@ -1,6 +1,7 @@
 """What a sweep will cost before it starts: its FLOPs, and an estimate of its wall time.
 
-The estimate is a model, said as one: the sweep's matrix-product FLOPs (`ModelFacts.flops_per_epoch`)
+The estimate is a model, said as one: the sweep's FLOPs (`ModelFacts.flops_per_epoch`, counted by
+`models.flops`; a model whose FLOPs are unknown adds only its steps' and its own fixed costs)
 at a rate measured here and now (NumPy's float32 matrix product, the best of ten bursts in 0.5 s),
 scaled by how much of that rate Keras' fused training step reached in measured sweeps, plus a cost
 per training step, per group (compiling), per model (evaluating and saving) and per run (start-up
@@ -15,11 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from explorer.models.trials import Trial
+from explorer.models.variants import ModelFacts
 
 # Measured on this project's 2-core CPU (JAX, its compile cache warm, full MNIST): the fused step
-# reached about 0.9 of NumPy's matrix-product rate (a 6-network grid, 5 epochs: 2.3 s an epoch for
-# 358 GFLOP at 173 GFLOP/s; the default sweep: about 5 s for 713 GFLOP), and these fixed costs.
-STEP_EFFICIENCY = 0.9
+# reached about 0.66 of NumPy's matrix-product rate (a 6-network grid, 5 epochs: 2.3 s an epoch for
+# 245 GFLOP at 173 GFLOP/s; the default sweep: about 5 s for 520 GFLOP), and these fixed costs.
+# It was 0.9 under the old count, which gave the first layer an input gradient too: scaled by the
+# default sweep's new/old FLOPs (10.40 / 14.27 TFLOP), so that sweep's estimate stays where it was.
+STEP_EFFICIENCY = 0.66
 
 
 SECONDS_PER_STEP = 0.0005  # dispatching a batch, beyond its matrix products
@@ -53,33 +57,54 @@ def matmul_rate(seconds: float = 0.2, bursts: int = 8) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Estimate:
-    """A sweep's cost: FLOPs of its matrix products, and the estimated wall time."""
+    """A sweep's cost: the FLOPs counted (`models.flops`), and the estimated wall time."""
 
     flops: int
     seconds: float
     rate: float  # the measured FLOP/s it was estimated from
+    uncounted: int = 0  # models whose FLOPs are unknown: only their steps' fixed costs are in `seconds`
 
     def line(self) -> str:
         minutes, seconds = divmod(round(self.seconds), 60)
         took = f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+        unknown = (
+            f"; {self.uncounted} model(s) of unknown FLOPs left out of both, their time per step only"
+            if self.uncounted
+            else ""
+        )
         return (
-            f"Estimate: about {took} ({self.flops / 1e12:.2f} TFLOP of matrix products; "
+            f"Estimate: about {took} ({self.flops / 1e12:.2f} TFLOP counted{unknown}; "
             f"NumPy here: {self.rate / 1e9:.0f} GFLOP/s)"
         )
 
 
-def estimate_sweep(groups: Sequence[Sequence[Trial]], train_samples: int, validation_samples: int) -> Estimate:
-    """Estimate the wall time of training `groups` (each trained as one) on these sample counts."""
-    rate = matmul_rate()
-    flops, seconds = 0, SECONDS_PER_RUN
+def estimate_sweep(
+    groups: Sequence[Sequence[Trial]], train_samples: int, validation_samples: int, rate: float | None = None
+) -> Estimate:
+    """Estimate the wall time of training `groups` (each trained as one) on these sample counts, at
+    `rate` FLOP/s (measured here, `matmul_rate`, when None). A model whose FLOPs are unknown adds no
+    FLOP time: the group's cost per step and per model still count it."""
+    rate = matmul_rate() if rate is None else rate
+    flops, seconds, uncounted = 0, SECONDS_PER_RUN, 0
     for group in groups:
         variant = group[0].variant
-        group_flops = sum(trial.facts.flops_per_epoch(train_samples, validation_samples) for trial in group)
+        counts = [trial.facts.flops_per_epoch(train_samples, validation_samples) for trial in group]
+        group_flops = sum(count for count in counts if count is not None)
+        uncounted += counts.count(None)
         steps = math.ceil(train_samples / variant.batch_size) + math.ceil(validation_samples / variant.batch_size)
         flops += group_flops * variant.epochs
         seconds += SECONDS_PER_GROUP + SECONDS_PER_MODEL * len(group)
         seconds += variant.epochs * (group_flops / (rate * STEP_EFFICIENCY) + steps * SECONDS_PER_STEP)
-    return Estimate(flops, seconds, rate)
+    return Estimate(flops, seconds, rate, uncounted)
+
+
+def _flops_column(facts: ModelFacts, train_samples: int, validation_samples: int) -> str:
+    """A model's FLOPs per epoch for the plan: in GFLOP, marked when XLA counted them, or unknown."""
+    flops = facts.flops_per_epoch(train_samples, validation_samples)
+    if flops is None:
+        return f"{'unknown':>9} GFLOP/epoch"
+    by_xla = " (XLA)" if facts.flops.counted_by == "XLA" else ""
+    return f"{flops / 1e9:>9.1f} GFLOP/epoch{by_xla}"
 
 
 def plan_text(groups: Sequence[Sequence[Trial]], train_samples: int, validation_samples: int) -> str:
@@ -93,9 +118,7 @@ def plan_text(groups: Sequence[Sequence[Trial]], train_samples: int, validation_
             f"[{number}/{len(groups)}] {together}: seed {trial.seed}, {variant.epochs} epochs, batch {variant.batch_size}"
         )
         for member in group:
-            flops = member.facts.flops_per_epoch(train_samples, validation_samples)
-            lines.append(
-                f"    {member.folder:<40} {member.facts.parameters:>11,} params  {flops / 1e9:>9.1f} GFLOP/epoch"
-            )
+            flops = _flops_column(member.facts, train_samples, validation_samples)
+            lines.append(f"    {member.folder:<40} {member.facts.parameters:>11,} params  {flops}")
     lines.append(estimate_sweep(groups, train_samples, validation_samples).line())
     return "\n".join(lines)

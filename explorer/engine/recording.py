@@ -37,7 +37,8 @@ def record_outcome(outcome: Outcome, model_dir: Path, context: Mapping[str, obje
     trial, history = outcome.trial, outcome.history
     samples = outcome.facts["samples"]
     flops = trial.facts.flops_per_epoch(samples["train"], samples["validation"])
-    context = {**context, **outcome.facts, "flops_per_epoch": flops, "train_flops": flops * len(history["loss"])}
+    train_flops = None if flops is None else flops * len(history["loss"])  # unknown stays unknown
+    context = {**context, **outcome.facts, "flops_per_epoch": flops, "train_flops": train_flops}
     if outcome.diverged:
         reason = f"loss became {history['loss'][-1]} in epoch {len(history['loss']) - 1}; training stopped"
         result = result_record(trial, "diverged", context, history=history, reason=reason)

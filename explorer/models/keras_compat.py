@@ -1,6 +1,6 @@
 """Every use of a Keras internal, in one place, each with why; `keras_assumptions` checks them.
 
-Keras' public API does not offer four things the explorer needs, so it leans on Keras' own
+Keras' public API does not offer five things the explorer needs, so it leans on Keras' own
 private names (or file layout) here and nowhere else:
 
 1. `BackupAndRestore` saves and restores one checkpoint per run and reads its epoch from a separate
@@ -15,13 +15,19 @@ private names (or file layout) here and nowhere else:
    `.keras` file (its `config.json` and `model.weights.h5`) is about 30 times faster than
    `keras.saving.load_model`, which builds and compiles each model. Where the weights sit in the
    HDF5 file (`layers/<snake_case class name>[_<n>]/vars/<i>`) is Keras' saving code's choice.
+5. The FLOPs of a model that is not a dense stack are XLA's count of its compiled training step
+   (`compiled_step_flops`): on JAX, `model._symbolic_build` builds the optimizer, loss and
+   metrics' variables as `fit` does before its first step, and the step is the JAX trainer's
+   stateless `train_step(state, data)` (and `test_step`), which `make_train_function` jits.
 
-A Keras upgrade that changes any of these would silently break resume (or slow every start):
+A Keras upgrade that changes any of these would silently break resume (or slow every start, or
+lose a convnet's FLOPs):
 `tests/test_keras_compat.py` runs `keras_assumptions` and fails loudly, naming the one that broke.
 """
 
 import contextlib
 import dataclasses
+import inspect
 import io
 import json
 import re
@@ -150,8 +156,39 @@ def _saved_layers_problem() -> str | None:
     return None if same else "model.weights.h5 no longer keeps a layer's weights at layers/<class>[_<n>]/vars/<i>"
 
 
+def compiled_step_flops(model: keras.Model, batch_size: int) -> tuple[float, float] | None:
+    """XLA's FLOPs for one training step and one evaluation step of a compiled `model` on a batch
+    of `batch_size` zeros, from the cost analysis of each step compiled as `fit` compiles it
+    (elementwise work, the loss and the optimizer's update included); None on TensorFlow, whose
+    steps this cannot see. Compiling takes about a second; the model's weights are not changed."""
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    x = np.zeros((batch_size, *model.inputs[0].shape[1:]), "float32")
+    y = np.zeros((batch_size, *model.outputs[0].shape[1:]), "float32")
+    model._symbolic_build(data_batch=(x, y))  # fit's own build, before its first step
+    trainable, non_trainable, metrics = (
+        [variable.value for variable in variables]
+        for variables in (model.trainable_variables, model.non_trainable_variables, model.metrics_variables)
+    )
+    optimizer = [variable.value for variable in model.optimizer.variables]
+    train = jax.jit(model.train_step).lower((trainable, non_trainable, optimizer, metrics), (x, y))
+    test = jax.jit(model.test_step).lower((trainable, non_trainable, metrics), (x, y))
+    return _xla_flops(train), _xla_flops(test)
+
+
+def _xla_flops(lowered) -> float:
+    """The "flops" of XLA's cost analysis of a lowered function (a dict, or a list of one dict in
+    some JAX versions)."""
+    analysis = lowered.compile().cost_analysis()
+    if isinstance(analysis, list):
+        analysis = analysis[0]
+    return float(analysis["flops"])
+
+
 def keras_assumptions() -> list[str]:
-    """What no longer holds of the four uses above in the installed Keras, one line each (empty:
+    """What no longer holds of the five uses above in the installed Keras, one line each (empty:
     all hold). Cheap: it inspects Keras' code, saves one small model and trains nothing (the test
     also trains)."""
     problems = []
@@ -173,4 +210,16 @@ def keras_assumptions() -> list[str]:
     saved = _saved_layers_problem()
     if saved:
         problems.append(saved)
+    return problems + _step_assumptions()
+
+
+def _step_assumptions() -> list[str]:
+    """What no longer holds of the fifth use (`compiled_step_flops`), one line each."""
+    problems = []
+    if not callable(getattr(keras.Model, "_symbolic_build", None)):
+        problems.append("keras.Model has no _symbolic_build to build the optimizer and metrics before a step")
+    if keras.backend.backend() == "jax":
+        for step in ("train_step", "test_step"):
+            if list(inspect.signature(getattr(keras.Model, step)).parameters) != ["self", "state", "data"]:
+                problems.append(f"the JAX trainer's {step} is no longer {step}(state, data)")
     return problems

@@ -30,6 +30,7 @@ from explorer.config.defaults import (
 )
 from explorer.errors import ConfigError
 from explorer.models.backend import keras, seed_everything
+from explorer.models.flops import SampleFlops, model_flops
 
 # Losses that want integer labels; the engine feeds one-hot labels, which serve every other loss.
 SPARSE_LOSSES = ("sparse_categorical_crossentropy", "sparse_categorical_hinge")
@@ -54,14 +55,13 @@ class ModelFacts:
     optimizer: str  # the optimizer's configuration as JSON: models that agree on it may fuse
     weight_paths: tuple[str, ...]  # fused branches need distinct ones
     parameters: int
-    multiply_adds: int  # per sample, in the Dense layers' matrix products (`dense_multiply_adds`)
+    flops: SampleFlops | None  # per sample (`flops.model_flops`); None: unknown, never a partial count
     summary: str = ""  # what `model.summary()` prints for it (`summary_text`)
 
-    def flops_per_epoch(self, train_samples: int, validation_samples: int) -> int:
-        """Floating-point operations of one epoch's matrix products: 2 per multiply-add forward for
-        every training and validation sample, and 4 more backward (the gradients of the weights
-        and of the layer's input) for every training sample."""
-        return self.multiply_adds * (6 * train_samples + 2 * validation_samples)
+    def flops_per_epoch(self, train_samples: int, validation_samples: int) -> int | None:
+        """Floating-point operations of one epoch (`flops.SampleFlops.per_epoch`): every training
+        sample forward and backward, every validation sample forward; None when unknown."""
+        return None if self.flops is None else self.flops.per_epoch(train_samples, validation_samples)
 
 
 def build_model(variant: Variant) -> keras.Model:
@@ -178,15 +178,6 @@ def normalised_config(model: keras.Model) -> dict[str, object]:
     )
 
 
-def dense_multiply_adds(layer: keras.layers.Layer) -> int:
-    """Multiply-adds per sample of the Dense layers in `layer` (a model, nested models included):
-    inputs x units each. Other layers' work is not counted (a dense network has none to speak of)."""
-    if isinstance(layer, keras.layers.Dense):
-        inputs, units = layer.kernel.shape
-        return int(inputs) * int(units)
-    return sum(dense_multiply_adds(inner) for inner in getattr(layer, "layers", ()))
-
-
 def model_fingerprint(model: keras.Model) -> str:
     payload = json.dumps(normalised_config(model), sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -212,7 +203,7 @@ def inspect_variant(variant: Variant) -> ModelFacts:
         optimizer=json.dumps({"class": type(model.optimizer).__name__, **optimizer}, sort_keys=True, default=str),
         weight_paths=tuple(weight.path for weight in model.weights),
         parameters=int(model.count_params()),
-        multiply_adds=dense_multiply_adds(model),
+        flops=model_flops(model, variant.batch_size),
     )
 
 

@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure  # Figure, not pyplot: headless, no global state
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from explorer.analysis.stats import FACTORS, cell_text
 from explorer.config.defaults import NUM_CLASSES
+from explorer.views.marks import Style, configuration_styles, place_labels
 
 
 def _mean_and_band(histories: Sequence[Mapping[str, Sequence[float]]], metric: str):
@@ -63,10 +65,11 @@ def plot_history(
 
 def comparison_cost(rows: Sequence[Mapping]) -> tuple[str, str]:
     """The cost the comparison plots: seconds when every model trained alone, else (fused models
-    share their group's seconds) the training FLOPs, which do not depend on the machine either."""
+    share their group's seconds) the training FLOPs, which do not depend on the machine either; a
+    model whose FLOPs are unknown is then left off that axis rather than put on it at a guess."""
     fused = any((row.get("fused_group_size") or 1) > 1 for row in rows)
-    if fused and all(row.get("train_flops") for row in rows if row.get("test_accuracy") is not None):
-        return "train_flops", "training FLOPs per run (matrix products, log scale)"
+    if fused and any(row.get("train_flops") for row in rows if row.get("test_accuracy") is not None):
+        return "train_flops", "training FLOPs per run (log scale)"
     return "train_seconds", "training time per run, seconds"
 
 
@@ -77,51 +80,60 @@ def plot_comparison(
     band from the lowest to the highest), then test accuracy against parameter count and against
     training cost (`comparison_cost`), the mean with its 95% interval as an error bar when there
     are repeats, and the configurations on the Pareto front (`pareto`) ringed. Configurations are
-    numbered in the order given (the leaderboard's); a point carries its number, the legend its
-    number and name, in the same color.
+    numbered in the order given (the leaderboard's); each has its own colour and marker
+    (`marks.configuration_styles`), its points carry its number (placed apart, `marks.place_labels`)
+    and the legend on the right its number and name.
 
     Args:
         rows: summary rows (`summary_rows`), in legend order.
         histories: configuration name -> the histories of its repeats (`read_history`).
     """
-    figure = Figure(figsize=(17, 5.5), layout="constrained")
+    figure = Figure(figsize=(19, 5.8), layout="constrained")
     curves_ax, params_ax, cost_ax = figure.subplots(1, 3)
     cost, cost_label = comparison_cost(rows)
-    styles = ("-", "--", ":", "-.")  # ten colors, then the next line style
-    for number, row in enumerate(rows, start=1):
-        color = f"C{(number - 1) % 10}"
+    _scale_comparison_axes(curves_ax, params_ax, cost_ax, rows, cost_label)
+    styles = configuration_styles(len(rows))
+    labelled: dict[object, list] = {params_ax: [], cost_ax: []}
+    for number, (row, style) in enumerate(zip(rows, styles, strict=True), start=1):
         if histories.get(row["name"]):
-            epochs, mean, low, high = _mean_and_band(histories[row["name"]], "val_accuracy")
-            curves_ax.plot(
-                epochs,
-                mean,
-                styles[(number - 1) // 10 % len(styles)],
-                marker="o" if len(epochs) <= 3 else None,  # a one-epoch run has no line to draw
-                color=color,
-                label=f"{number}. {row['name']}",
-            )
-            if len(histories[row["name"]]) > 1:
-                curves_ax.fill_between(epochs, low, high, color=color, alpha=0.15)
+            _validation_curve(curves_ax, histories[row["name"]], style, f"{number}. {row['name']}")
         if row.get("test_accuracy") is None:  # diverged or failed: no test figures
             continue
         low, high = row["test_accuracy_ci_low"], row["test_accuracy_ci_high"]
         error = None if low is None else [[row["test_accuracy"] - low], [high - row["test_accuracy"]]]
         fronts = (row.get("pareto") or "").split("+")
         for ax, key, front in ((params_ax, "parameters", "parameters"), (cost_ax, cost, "flops")):
+            if row.get(key) is None:  # a cost that is unknown stays off the axis, never a guess
+                continue
             point = (row[key], row["test_accuracy"])
-            ax.errorbar(*point, yerr=error, fmt="o", color=color, capsize=3, zorder=3)
-            ax.annotate(str(number), point, fontsize="small", xytext=(4, 3), textcoords="offset points")
+            ax.errorbar(*point, yerr=error, fmt=style.marker, color=style.color, capsize=3, zorder=3)
+            labelled[ax].append((point, str(number)))
             if front in fronts and (key != "train_seconds"):
-                ax.plot(*point, "o", markersize=13, markerfacecolor="none", markeredgecolor="black", zorder=4)
-    _finish_comparison_axes(curves_ax, params_ax, cost_ax, rows, cost_label)
+                ax.plot(*point, "o", markersize=15, markerfacecolor="none", markeredgecolor="black", zorder=4)
+    # One legend for the three panels, from the styles: a configuration without curves is named too.
+    handles = [Line2D([], [], color=style.color, marker=style.marker, linestyle=style.line_style) for style in styles]
+    labels = [f"{number}. {row['name']}" for number, row in enumerate(rows, start=1)]
+    figure.legend(handles, labels, loc="outside right upper", fontsize="small")
+    place_labels(labelled)
     return figure
 
 
-def _finish_comparison_axes(curves_ax, params_ax, cost_ax, rows: Sequence[Mapping], cost_label: str) -> None:
+def _validation_curve(ax, histories: Sequence[Mapping], style: Style, label: str) -> None:
+    """A configuration's mean validation accuracy per epoch, in its style, with the band from its
+    lowest to its highest run."""
+    epochs, mean, low, high = _mean_and_band(histories, "val_accuracy")
+    ax.plot(epochs, mean, style.line_style, color=style.color, marker=style.marker,
+            markevery=max(1, len(epochs) // 6), markersize=5, label=label)  # fmt: skip
+    if len(histories) > 1:
+        ax.fill_between(epochs, low, high, color=style.color, alpha=0.12)
+
+
+def _scale_comparison_axes(curves_ax, params_ax, cost_ax, rows: Sequence[Mapping], cost_label: str) -> None:
+    """Titles, labels and scales, set before the points so that their labels are placed on the
+    final scales."""
     curves_ax.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per epoch")
     curves_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     curves_ax.grid(alpha=0.3)
-    curves_ax.legend(fontsize="small", loc="lower right")
     params_ax.set(
         xscale="log",
         xlabel="trainable parameters (log scale)",
@@ -256,45 +268,64 @@ LOG_FACTORS = ("width", "learning_rate", "batch_size")
 
 
 def plot_factors(groups: Mapping[str, Sequence[Mapping]], reference: str) -> Figure:
-    """One panel per factor group (`stats.factor_groups`): the field's values across, mean test
-    accuracy up with each configuration's paired 95% interval against the reference (the reference
-    itself has none), and the training cost, FLOPs per epoch, on a second axis."""
+    """One panel per factor group (`stats.factor_groups`), and no empty panels: the field's values
+    across, mean test accuracy up with each configuration's paired 95% interval against the
+    reference (the reference itself has none; a configuration compared on one seed has none
+    either and is drawn hollow). Numeric values are joined by a line; categories (activations,
+    optimizers) are points only, since their order means nothing. The cost, FLOPs per epoch, gets a
+    second axis only where it varies across the panel."""
     columns = max(1, min(3, len(groups)))
     rows = max(1, math.ceil(len(groups) / columns))
     figure = Figure(figsize=(6 * columns, 4.4 * rows), layout="constrained")
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
-    for ax in axes[len(groups) :]:
-        ax.axis("off")
+    for ax in axes[max(1, len(groups)) :]:
+        ax.remove()
     if not groups:
         axes[0].text(0.5, 0.5, f"no configuration differs from {reference} in exactly one field", ha="center")
+        axes[0].axis("off")
         return figure
     for ax, (field, members) in zip(axes, groups.items(), strict=False):
-        values = [FACTORS[field](row) for row in members]
-        numeric = all(isinstance(value, (int, float)) for value in values)
-        positions = values if numeric else list(range(len(values)))
-        for position, row in zip(positions, members, strict=True):
-            low, high = row.get("vs_reference_ci_low"), row.get("vs_reference_ci_high")
-            shift = row["test_accuracy"] - (row.get("vs_reference_difference") or 0.0)
-            error = (
-                None
-                if low is None
-                else [[row["test_accuracy"] - (shift + low)], [(shift + high) - row["test_accuracy"]]]
-            )
-            color = "black" if row["name"] == reference else "C0"
-            ax.errorbar(position, row["test_accuracy"], yerr=error, fmt="o", color=color, capsize=3, zorder=3)
+        _factor_panel(ax, field, members, reference)
+    hollow = any(row.get("vs_reference_ci_low") is None and row["name"] != reference
+                 for members in groups.values() for row in members)  # fmt: skip
+    note = "; hollow: no interval (one shared run)" if hollow else ""
+    figure.suptitle(f"One factor at a time, against {reference} (black){note}")
+    return figure
+
+
+def _factor_panel(ax, field: str, members: Sequence[Mapping], reference: str) -> None:
+    """One factor's panel: accuracy with paired intervals, and the cost where it varies."""
+    values = [FACTORS[field](row) for row in members]
+    numeric = all(isinstance(value, (int, float)) for value in values)
+    positions = values if numeric else list(range(len(values)))
+    for position, row in zip(positions, members, strict=True):
+        low, high = row.get("vs_reference_ci_low"), row.get("vs_reference_ci_high")
+        shift = row["test_accuracy"] - (row.get("vs_reference_difference") or 0.0)
+        accuracy = row["test_accuracy"]
+        error = None if low is None else [[accuracy - (shift + low)], [(shift + high) - accuracy]]
+        color = "black" if row["name"] == reference else "C0"
+        hollow = low is None and row["name"] != reference
+        ax.errorbar(position, accuracy, yerr=error, fmt="o", color=color, capsize=3, zorder=3,
+                    markerfacecolor="white" if hollow else color)  # fmt: skip
+    if numeric:
         ax.plot(positions, [row["test_accuracy"] for row in members], color="C0", alpha=0.4)
+    else:
+        ax.set_xlim(-0.5, len(values) - 0.5)
+    costs = [row.get("flops_per_epoch") for row in members]
+    if all(costs) and len(set(costs)) > 1:
         cost_ax = ax.twinx()
-        cost_ax.plot(positions, [row.get("flops_per_epoch") or np.nan for row in members], "s--", color="C3", alpha=0.6)
+        cost_ax.plot(positions, costs, "s--" if numeric else "s", color="C3", alpha=0.6)
         cost_ax.set_ylabel("GFLOP per epoch", color="C3")
         cost_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value / 1e9:g}"))
-        if numeric and field in LOG_FACTORS and min(values) > 0:
-            ax.set_xscale("log")
-            ax.minorticks_off()
-        ax.set_xticks(positions, [f"{value:g}" if numeric else str(value) for value in values])
-        ax.set(title=FACTOR_TITLES[field], ylabel="test accuracy (paired 95% interval)")
-        ax.grid(alpha=0.3)
-    figure.suptitle(f"One factor at a time, against {reference} (black); cost in red")
-    return figure
+    elif all(costs):  # a flat line on an axis of its own would only show the tick labels' noise
+        ax.text(0.98, 0.03, f"the same cost throughout: {costs[0] / 1e9:.3g} GFLOP per epoch", ha="right",
+                transform=ax.transAxes, fontsize="small", color="C3")  # fmt: skip
+    if numeric and field in LOG_FACTORS and min(values) > 0:
+        ax.set_xscale("log")
+        ax.minorticks_off()
+    ax.set_xticks(positions, [f"{value:g}" if numeric else str(value) for value in values])
+    ax.set(title=FACTOR_TITLES[field], ylabel="test accuracy (paired 95% interval)")
+    ax.grid(alpha=0.3)
 
 
 def plot_per_class(rows: Sequence[Mapping], per_class: Mapping[str, Sequence[float]]) -> Figure:

@@ -55,7 +55,10 @@ def _sizing(effect: Effect) -> str:
     """For a difference not detected: what this sweep could have detected, and the runs needed."""
     if effect.detectable is None:
         return ""
-    text = f"; this sweep could detect about {effect.detectable * 100:.2f} points"
+    if effect.detectable >= 1:  # a difference of more than 100 points does not exist: say so
+        text = f"; with {runs_text(effect.runs)} this sweep could not detect even a 100-point difference"
+    else:
+        text = f"; this sweep could detect about {effect.detectable * 100:.2f} points"
     if effect.runs_needed is None:
         return text
     if effect.runs_needed > MAX_RUNS_NEEDED:
