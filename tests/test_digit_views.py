@@ -30,11 +30,12 @@ def test_discordant_digits_both_ways_with_their_counts():
     wide[[7]] = 3  # narrow alone right on one
     wide[[9]], narrow[[9]] = 1, 2  # both wrong: not discordant
     figure = explorer.views.digits.plot_discordant(images, labels, {"wide": wide, "narrow": narrow}, "x")
-    first, second = figure.subfigs
+    heading, first, second = figure.subfigs
+    assert heading.get_suptitle() == "x"
     assert first.get_suptitle().startswith("wide right, narrow wrong: 4 digits (4 shown")
     assert second.get_suptitle().startswith("narrow right, wide wrong: 1 digit (1 shown")
     titles = [ax.get_title() for ax in first.axes if ax.images]
     assert titles == ["true 1\nsaid 0", "true 2\nsaid 0", "true 3\nsaid 0", "true 1\nsaid 0"]
     assert [ax.get_title() for ax in second.axes if ax.images] == ["true 7\nsaid 3"]
     same = explorer.views.digits.plot_discordant(images, labels, {"a": labels, "b": labels})
-    assert all(subfigure.axes[0].texts[0].get_text() == "none" for subfigure in same.subfigs)
+    assert all(subfigure.axes[0].texts[0].get_text() == "none" for subfigure in same.subfigs[1:])

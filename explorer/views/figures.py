@@ -15,6 +15,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from explorer.analysis.stats import FACTORS, cell_text
 from explorer.config.defaults import NUM_CLASSES
+from explorer.views.digits import image_grid
 from explorer.views.marks import Style, configuration_styles, place_labels
 
 
@@ -188,10 +189,9 @@ def plot_misclassified(
     wrong = wrong[np.unique(np.linspace(0, len(wrong) - 1, min(limit, len(wrong))).astype(int))]
     columns = 10
     rows = max(1, math.ceil(len(wrong) / columns))
-    figure = Figure(figsize=(columns * 1.2, rows * 1.45 + 0.6), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
-    for ax in axes:
-        ax.axis("off")
+    size = (columns * 1.2, rows * 1.45 + 0.6)
+    figure = Figure(figsize=size)
+    axes = image_grid(figure, rows, columns, size[1], title_lines=2)
     for ax, index in zip(axes, wrong, strict=False):
         ax.imshow(images[index], cmap="gray_r")
         ax.set_title(f"true {true_labels[index]}\npred {predicted[index]}", fontsize="small", color="firebrick")

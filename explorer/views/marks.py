@@ -64,10 +64,13 @@ _RADII = (9, 15, 23, 33)
 def _axes_sizes_points(axes: Sequence) -> list[tuple[float, float]]:
     """Each axes' width and height in points, once the figure's layout engine (if any) has placed
     them: constrained layout resizes the axes, which moves the points apart or together. The
-    layout runs once for all of them (it costs about as much as drawing the figure's text)."""
+    layout runs once for all of them, and is then kept."""
     figure = axes[0].get_figure(root=True)
     if figure.get_layout_engine() is not None:
         figure.get_layout_engine().execute(figure)
+        # Frozen where it was measured: the labels stay out of the layout, so saving need not run it
+        # again (it costs about as much as the rest of the figure's drawing).
+        figure.set_layout_engine("none")
     width, height = figure.get_size_inches()
     return [(ax.get_position().width * width * 72, ax.get_position().height * height * 72) for ax in axes]
 
