@@ -150,3 +150,22 @@ def finished_run(finished_run_template, tmp_path):
     folder, arguments = finished_run_template
     shutil.copytree(folder / "run", tmp_path / "run")
     return tmp_path / "run", arguments
+
+
+# --- A real browser, for the report's page tests ----------------------------------------------------
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+NO_BROWSER = "Chromium and ChromeDriver are not installed (apt-get install chromium chromium-driver)"
+
+
+def headless_chromium(profile: Path, window: str = "1280,2000"):
+    """A headless Chromium driven by Selenium, with its own profile folder and nothing fetched in
+    the background; the caller quits it. Skips the test when Selenium is not installed."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", f"--window-size={window}"):  # fmt: skip
+        options.add_argument(flag)
+    return webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)

@@ -15,13 +15,10 @@ import explorer.views.drawing as drawing
 import model_builder_loop
 from explorer.models.keras_compat import SavedLayer
 
-from conftest import make_synthetic_digits
+from conftest import CHROMEDRIVER, CHROMIUM, NO_BROWSER, headless_chromium, make_synthetic_digits
 
 keras = common.keras
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-needs_browser = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER), reason="no chromium and chromedriver on PATH to open the report in"
-)
+needs_browser = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=NO_BROWSER)
 DEFAULT_NETWORKS = len(model_builder_loop.CONFIGS)  # the default sweep's 13 configurations
 
 
@@ -199,15 +196,8 @@ def test_a_missing_or_damaged_model_is_left_out_with_a_note(default_run, tmp_pat
 def browser(tmp_path_factory):
     """One headless Chromium for the module's page tests."""
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("no chromium and chromedriver on PATH to open the report in")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path_factory.mktemp('profile')}", "--window-size=1300,1600"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+        pytest.skip(NO_BROWSER)
+    driver = headless_chromium(tmp_path_factory.mktemp("profile"), window="1300,1600")
     yield driver
     driver.quit()
 

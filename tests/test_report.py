@@ -4,7 +4,6 @@ TensorBoard's own reader, and the report in a real headless Chromium (where one 
 import html
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import explorer.views.summarize
 import explorer.views.tensorboard
 import model_builder_loop
 
-from conftest import make_synthetic_digits
+from conftest import CHROMEDRIVER, CHROMIUM, NO_BROWSER, headless_chromium, make_synthetic_digits
 
 NAMES = ["dense_32_relu", "softmax_regression", "dense_128_relu_sigmoid_out"]
 REFERENCE = "softmax_regression"
@@ -137,24 +136,11 @@ def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensor
         assert "epoch_accuracy" in epoch_tags  # Keras' TensorBoard callback logged the epochs
 
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="Chromium and ChromeDriver are not installed (apt-get install chromium chromium-driver)",
-)
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=NO_BROWSER)
 def test_report_in_a_real_browser(tensorboard_run, tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
+    browser = headless_chromium(tmp_path / "profile")
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000"):  # fmt: skip
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
     try:
         browser.get((tensorboard_run / "report.html").as_uri())
         rows = browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")
