@@ -38,12 +38,20 @@ SPARSE_LOSSES = ("sparse_categorical_crossentropy", "sparse_categorical_hinge")
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One network to train: its name, the builder that returns it compiled, epochs and batch size."""
+    """One network to train: its name, the builder that returns it compiled, epochs and batch size.
+
+    `early_stopping`: stop once validation loss has not improved for this many epochs and keep the
+    best epoch's weights (0: train every epoch). `takes_training_steps`: the builder takes the
+    number of optimizer steps the training will run, `training_steps=N` (a learning-rate schedule's
+    length), which the engine gives it once it knows the data's size (`with_training_steps`).
+    """
 
     name: str
-    build: Callable[[], keras.Model]
+    build: Callable[..., keras.Model]
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = DEFAULT_BATCH_SIZE
+    early_stopping: int = 0
+    takes_training_steps: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
