@@ -113,7 +113,8 @@ def parse_args(argv=None):
         default=None,
         help="train the configurations of a TOML file instead, one [name] table per network with "
         "any of the fields hidden_units, activation, dropout, output_activation, loss, optimizer, "
-        "learning_rate, epochs, batch_size (see docs/sweeps.md)",
+        "learning_rate, epochs, batch_size, and augment, batch_norm, label_smoothing, lr_schedule, "
+        "weight_decay, max_norm, early_stopping (see docs/sweeps.md)",
     )
     return common.parse_command_line(parser, argv)
 
@@ -134,7 +135,18 @@ def variants_from(configs):
         # A builder takes no arguments and returns the compiled network: the dense builder, bound
         # to this configuration.
         build = functools.partial(common.dense_network, config)
-        variants.append(common.Variant(config.name, build, epochs=config.epochs, batch_size=config.batch_size))
+        variants.append(
+            common.Variant(
+                config.name,
+                build,
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                # Early stopping watches the training, and a schedule lasts as long as the training
+                # does: the engine adds the callback, and gives the builder its steps.
+                early_stopping=config.early_stopping,
+                takes_training_steps=config.has_schedule,
+            )
+        )
     return variants
 
 

@@ -39,7 +39,14 @@ def variants_of(networks: object, seed: int = 0, max_trials: int = DEFAULT_MAX_T
     if isinstance(networks, Mapping) and all(isinstance(value, Mapping) for value in networks.values()):
         configs = validate_configs(expand_grids(networks, seed=seed, max_trials=max_trials))
         return [
-            Variant(config.name, functools.partial(dense_network, config), config.epochs, config.batch_size)
+            Variant(
+                config.name,
+                functools.partial(dense_network, config),
+                config.epochs,
+                config.batch_size,
+                early_stopping=config.early_stopping,
+                takes_training_steps=config.has_schedule,
+            )
             for config in configs
         ]
     if isinstance(networks, Mapping) and all(callable(value) for value in networks.values()):

@@ -1,6 +1,5 @@
 """Shared fixtures: tiny, seeded, synthetic MNIST-shaped data; nothing touches the network."""
 
-import functools
 import gzip
 import os
 import shutil
@@ -19,9 +18,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     )
 
 import common  # first of the project: it picks the Keras backend before Keras is imported
+from explorer.api import variants_of
 from explorer.config.defaults import IMAGE_SHAPE, NUM_CLASSES
-from explorer.config.models import validate_config
-from explorer.models.dense import dense_network
 from explorer.models.trials import Trial
 from explorer.models.variants import Variant, inspect_variant
 
@@ -100,8 +98,8 @@ def real_mnist_or_skip() -> Path:
 
 def dense_variant(name: str, fields: dict | None = None) -> Variant:
     """The variant the loop script makes of configuration `name: fields`: the dense builder bound to it."""
-    config = validate_config(name, fields or {})
-    return Variant(config.name, functools.partial(dense_network, config), config.epochs, config.batch_size)
+    (variant,) = variants_of({name: fields or {}})
+    return variant
 
 
 def dense_trial(name: str, fields: dict | None = None, seed: int = 0, repeat: int = 0) -> Trial:

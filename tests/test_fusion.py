@@ -35,6 +35,19 @@ BRANCHES = {
 }
 
 
+# The techniques, fused: one optimizer configuration (a warm-up-then-cosine schedule over the same
+# steps, and weight decay), each branch with its own augmentation, normalisation, constraint or loss.
+TECHNIQUE_BRANCHES = {
+    "augmented": {"hidden_units": [32], "augment": "standard", "max_norm": 2.0},
+    "normalised": {"hidden_units": [16, 16], "batch_norm": True, "dropout": 0.2},
+    "smoothed": {"hidden_units": [8], "label_smoothing": 0.1, "output_activation": "linear"},
+}
+TECHNIQUE_BRANCHES = {
+    name: {**fields, "lr_schedule": "warmup_cosine", "weight_decay": 0.01, "epochs": 2, "batch_size": 64}
+    for name, fields in TECHNIQUE_BRANCHES.items()
+}
+
+
 def trials(seed=7, **overrides):
     return [dense_trial(name, {**fields, **overrides}, seed) for name, fields in BRANCHES.items()]
 
@@ -144,13 +157,15 @@ def test_a_group_needs_one_fusion_key(tmp_path, data):
         train(mixed, data, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def fused_sweep(tmp_path_factory):
-    """The four branches as a sweep (fused, uninterrupted), once for the tests that read it; its
-    folder and the arguments that made it (without --out)."""
+@pytest.fixture(scope="module", params=["plain", "techniques"])
+def fused_sweep(request, tmp_path_factory):
+    """The plain branches, or those with the techniques, as a sweep (fused, uninterrupted), once
+    for the tests that read it; its folder, the arguments that made it (without --out) and its
+    branches."""
+    branches = BRANCHES if request.param == "plain" else TECHNIQUE_BRANCHES
     folder = tmp_path_factory.mktemp("fused_sweep")
     lines = []
-    for name, fields in BRANCHES.items():
+    for name, fields in branches.items():
         lines.append(f"[{name}]")
         lines.extend(f"{key} = {json.dumps(value)}" for key, value in fields.items())
     (folder / "sweep.toml").write_text("\n".join(lines) + "\n")
@@ -162,21 +177,22 @@ def fused_sweep(tmp_path_factory):
     arguments = ["--config", folder / "sweep.toml", "--data", folder / "mnist.npz"]
     common.keras.utils.set_random_seed(0)
     assert run_loop(*arguments, "--out", folder / "run") == 0
-    return folder / "run", arguments
+    return folder / "run", arguments, branches
 
 
 def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, fused_sweep):
-    fused_run, arguments = fused_sweep
+    fused_run, arguments, branches = fused_sweep
     assert run_loop(*arguments, "--out", tmp_path / "alone", "--no-fuse") == 0
     assert not (fused_run / explorer.store.folders.FUSED_FOLDER).exists() or not any(
         (fused_run / explorer.store.folders.FUSED_FOLDER).iterdir()
     )
-    for name in BRANCHES:
+    for name in branches:
         fused_dir, alone_dir = fused_run / name, tmp_path / "alone" / name
         assert sorted(p.name for p in fused_dir.iterdir()) == sorted(p.name for p in alone_dir.iterdir())
         fused, alone = (json.loads((folder / "result.json").read_text()) for folder in (fused_dir, alone_dir))
         assert set(fused) == set(alone)
         assert fused["fused_group"] is not None and alone["fused_group"] is None
+        assert fused["fused_group_size"] == len(branches) and fused["config"] == alone["config"]
         assert (
             fused["steps_per_execution"] == explorer.config.defaults.STEPS_PER_EXECUTION
             and fused["backend"] == keras.backend.backend()
@@ -190,7 +206,7 @@ def test_fused_and_unfused_sweeps_give_the_same_files_and_numbers(tmp_path, fuse
 
 
 def test_an_interrupted_fused_group_resumes_from_its_checkpoint(tmp_path, fused_sweep, monkeypatch, capsys):
-    whole_run, arguments = fused_sweep
+    whole_run, arguments, branches = fused_sweep
     save = explorer.engine.callbacks.EpochBackupAndRestore.on_epoch_end
 
     def interrupted_after_the_first_epoch(self, epoch, logs=None):
@@ -205,14 +221,22 @@ def test_an_interrupted_fused_group_resumes_from_its_checkpoint(tmp_path, fused_
     monkeypatch.setattr(explorer.engine.callbacks.EpochBackupAndRestore, "on_epoch_end", save)
     capsys.readouterr()
     assert run_loop(*arguments, "--resume", tmp_path / "cut") == 0
-    assert capsys.readouterr().out.count(", from its checkpoint") == len(BRANCHES)
-    for name in BRANCHES:
+    assert capsys.readouterr().out.count(", from its checkpoint") == len(branches)
+    for name in branches:
         whole, cut = (json.loads((run / name / "result.json").read_text()) for run in (whole_run, tmp_path / "cut"))
         assert cut["resumed_from_epoch"] == 1 and cut["epochs_run"] == 2
         assert cut["test_loss"] == pytest.approx(whole["test_loss"], rel=1e-5)
         history = common.read_history(tmp_path / "cut" / name / "history.csv")
         assert history["val_loss"] == pytest.approx(
             common.read_history(whole_run / name / "history.csv")["val_loss"], rel=1e-5
+        )
+        # The schedule went on from the step the checkpoint kept: the optimizer ends on the same step.
+        whole_model, cut_model = (
+            keras.models.load_model(run / name / "model.keras") for run in (whole_run, tmp_path / "cut")
+        )
+        assert int(cut_model.optimizer.iterations) == int(whole_model.optimizer.iterations) > 0
+        np.testing.assert_allclose(
+            float(cut_model.optimizer.learning_rate), float(whole_model.optimizer.learning_rate), rtol=1e-6
         )
 
 

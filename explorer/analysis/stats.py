@@ -27,7 +27,8 @@ SUMMARY_COLUMNS = (
     "val_accuracy", "val_loss", "parameters", "flops_per_epoch", "train_flops", "pareto",
     "train_seconds", "seconds_per_epoch", "fused_group_size", "fused_group", "epochs_run",
     "hidden_units", "activation", "dropout", "output_activation", "loss_function", "optimizer",
-    "learning_rate", "batch_size", "seeds", "backend", "reason",
+    "learning_rate", "batch_size", "epochs", "augment", "batch_norm", "label_smoothing", "lr_schedule",
+    "weight_decay", "max_norm", "early_stopping", "seeds", "backend", "reason",
 )  # fmt: skip
 
 
@@ -233,7 +234,20 @@ FACTORS = {
     "optimizer": lambda row: row.get("optimizer"),
     "learning_rate": lambda row: row.get("learning_rate"),
     "batch_size": lambda row: row.get("batch_size"),
-    "epochs": lambda row: row.get("epochs_run"),
+    "epochs": lambda row: row.get("epochs", row.get("epochs_run")),  # as configured: early stopping may run fewer
+    # The techniques (`config.techniques`); results written before them have none, and agree.
+    **{
+        technique: lambda row, technique=technique: row.get(technique)
+        for technique in (
+            "augment",
+            "batch_norm",
+            "label_smoothing",
+            "lr_schedule",
+            "weight_decay",
+            "max_norm",
+            "early_stopping",
+        )
+    },
 }
 
 

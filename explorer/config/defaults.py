@@ -34,6 +34,23 @@ DEFAULT_LOSS = "auto"  # the loss that suits the output activation (see config.m
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_LEARNING_RATE = 1e-3  # Adam's own default
 
+# --- Techniques beyond the network's shape: each off unless a configuration asks ------------------
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
+DEFAULT_LR_SCHEDULE = "constant"
+# Warm-up then cosine: the rate climbs from 0 over the first 5% of the steps (Adam's moment
+# estimates settle in the first few hundred steps), then follows a cosine down to 0 at the last step.
+WARMUP_FRACTION = 0.05
+# Named amounts of `augment`: rotation in degrees, shift in pixels, zoom as a fraction of the size.
+# "standard" is what a digit's writer might do differently (Simard et al. 2003 and Ciresan et al.
+# 2010 used such affine moves, beside elastic distortions); "light" is half of it.
+AUGMENT_PRESETS = {
+    "light": {"rotation": 5.0, "shift": 1.0, "zoom": 0.05},
+    "standard": {"rotation": 10.0, "shift": 2.0, "zoom": 0.1},
+}
+MAX_ROTATION_DEGREES = 45.0  # past this a 6 and a 9, or a 2 and a 7, start to look alike
+MAX_SHIFT_PIXELS = 6.0  # MNIST digits sit in a 20x20 box with 4 pixels of border
+MAX_ZOOM = 0.5
+
 # --- Limits that catch typos (an extra zero or three) before they allocate gigabytes -------------
 MAX_EPOCHS = 1_000
 MAX_BATCH_SIZE = 65_536

@@ -43,6 +43,17 @@ NAME_PARTS = {
     "learning_rate": lambda value: f"lr{value:g}",
     "epochs": lambda value: f"e{value}",
     "batch_size": lambda value: f"b{value}",
+    "augment": lambda value: (
+        f"aug_{value}"
+        if isinstance(value, str)
+        else "aug_" + "_".join(f"{key}{amount:g}" for key, amount in value.items())
+    ),
+    "batch_norm": lambda value: "bn" if value else "no_bn",
+    "label_smoothing": lambda value: f"ls{value:g}",
+    "lr_schedule": lambda value: f"lr_{value}",
+    "weight_decay": lambda value: f"wd{value:g}",
+    "max_norm": lambda value: f"maxnorm{value:g}",
+    "early_stopping": lambda value: f"es{value}",
 }
 
 

@@ -25,6 +25,7 @@ from explorer.config.defaults import (
     DEFAULT_HIDDEN_UNITS,
     DEFAULT_LEARNING_RATE,
     DEFAULT_LOSS,
+    DEFAULT_LR_SCHEDULE,
     DEFAULT_OPTIMIZER,
     DEFAULT_OUTPUT_ACTIVATION,
     INPUT_DIM,
@@ -34,6 +35,7 @@ from explorer.config.defaults import (
     MAX_UNITS,
     NUM_CLASSES,
 )
+from explorer.config.techniques import Augmentation, technique_fields
 from explorer.errors import ConfigError, shown
 
 HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "elu", "gelu", "selu", "silu", "softplus", "leaky_relu", "linear")
@@ -76,6 +78,14 @@ class ModelConfig:
     learning_rate: float = DEFAULT_LEARNING_RATE
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = DEFAULT_BATCH_SIZE
+    # The techniques (`config.techniques`), each off by default.
+    augment: Augmentation | None = None  # random rotations, shifts and zooms of training digits
+    batch_norm: bool = False  # BatchNormalization between each hidden Dense layer and its activation
+    label_smoothing: float = 0.0
+    lr_schedule: str = DEFAULT_LR_SCHEDULE  # over the training's steps: constant, cosine, warmup_cosine
+    weight_decay: float | None = None  # decoupled; None: the optimizer's own (AdamW 0.004, others none)
+    max_norm: float = 0.0  # the largest norm of a hidden unit's incoming weights; 0: no limit
+    early_stopping: int = 0  # epochs without a better validation loss before stopping; 0: off
 
     @property
     def hidden_layers(self) -> tuple[tuple[int, str], ...]:
@@ -84,6 +94,11 @@ class ModelConfig:
             (self.activation,) * len(self.hidden_units) if isinstance(self.activation, str) else self.activation
         )
         return tuple(zip(self.hidden_units, activations, strict=True))
+
+    @property
+    def has_schedule(self) -> bool:
+        """Whether the learning rate follows a schedule, whose length is the training's steps."""
+        return self.lr_schedule != "constant"
 
     @property
     def resolved_loss(self) -> str:
@@ -148,6 +163,7 @@ def _fields_of(where: str, fields: object, defaults: Mapping[str, object] | None
                 f"{where}: unknown field {shown(key)}{closest(key, CONFIG_FIELDS)}; allowed fields: {', '.join(CONFIG_FIELDS)}"
             )
     values = {field.name: field.default for field in dataclasses.fields(ModelConfig) if field.name != "name"}
+    values["augment"] = "none"  # as a configuration writes it (`techniques.AUGMENT_CHOICES`)
     return {**values, **merged}
 
 
@@ -200,17 +216,21 @@ def validate_config(
         raise _not_allowed(where, "learning_rate", learning_rate, "a positive finite number such as 0.001")
     batch_size = check_count(where, "batch_size", values["batch_size"], MAX_BATCH_SIZE)
     _check_memory(where, hidden_units, batch_size)
+    output_activation = _choice(where, "output_activation", values["output_activation"], OUTPUT_ACTIVATIONS)
+    loss = _choice(where, "loss", values["loss"], LOSSES)
+    resolved_loss = AUTO_LOSS[output_activation] if loss == "auto" else loss
     return ModelConfig(
         name=name,
         hidden_units=hidden_units,
         activation=_activation(where, values["activation"], len(hidden_units)),
         dropout=float(dropout),
-        output_activation=_choice(where, "output_activation", values["output_activation"], OUTPUT_ACTIVATIONS),
-        loss=_choice(where, "loss", values["loss"], LOSSES),
+        output_activation=output_activation,
+        loss=loss,
         optimizer=_choice(where, "optimizer", values["optimizer"], tuple(OPTIMIZERS)),
         learning_rate=float(learning_rate),
         epochs=check_count(where, "epochs", values["epochs"], MAX_EPOCHS),
         batch_size=batch_size,
+        **technique_fields(where, values, resolved_loss),
     )
 
 

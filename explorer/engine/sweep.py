@@ -9,6 +9,8 @@ prints the command that resumes the run.
 
 import contextlib
 import dataclasses
+import functools
+import math
 import os
 import shutil
 import time
@@ -72,6 +74,29 @@ def with_overrides(variants: Sequence[Variant], options: Options) -> list[Varian
     epochs, batch_size = options.epochs_override, options.batch_size
     return [
         dataclasses.replace(variant, epochs=epochs or variant.epochs, batch_size=batch_size or variant.batch_size)
+        for variant in variants
+    ]
+
+
+def with_training_steps(variants: Sequence[Variant], options: Options) -> list[Variant]:
+    """The variants whose builders take the number of optimizer steps (a learning-rate schedule's
+    length, `Variant.takes_training_steps`) with it given: epochs times batches per epoch of the
+    training digits this run will use, counted from the labels alone where it can be."""
+    if not any(variant.takes_training_steps for variant in variants):
+        return list(variants)
+    train, _ = planned_digits(
+        options.data, seed=options.seed, validation_split=options.validation_split, quick=options.quick
+    )
+    return [
+        dataclasses.replace(
+            variant,
+            build=functools.partial(
+                variant.build, training_steps=variant.epochs * math.ceil(train / variant.batch_size)
+            ),
+            takes_training_steps=False,
+        )
+        if variant.takes_training_steps
+        else variant
         for variant in variants
     ]
 
@@ -163,7 +188,7 @@ def _check(
     if options.executor == "ray":
         import_ray()  # refuses, in one line, when Ray is not installed
     run_dir = _run_folder(options)
-    variants = with_overrides(variants, options)
+    variants = with_training_steps(with_overrides(variants, options), options)
     reference = resolve_reference([variant.name for variant in variants], options.reference, declared_reference)
     options = dataclasses.replace(options, reference=reference)
     with timings.measure("checking"):

@@ -28,7 +28,9 @@ from explorer.config.defaults import (
     MAX_EPOCHS,
     NUM_CLASSES,
 )
+from explorer.config.techniques import Augmentation
 from explorer.errors import ConfigError
+from explorer.models.augment import RandomAffine
 from explorer.models.backend import keras, seed_everything
 from explorer.models.flops import SampleFlops, model_flops
 
@@ -129,36 +131,89 @@ def activation_name(function: Callable) -> str:
     return serialized if isinstance(serialized, str) else getattr(function, "__name__", str(function))
 
 
+# The layers of a dense stack as the dense builder writes it: hidden Dense layers, each maybe
+# followed by BatchNormalization and its Activation, and by Dropout; RandomAffine first, if at all.
+STACK_LAYERS = (keras.layers.Dense, keras.layers.Dropout, keras.layers.BatchNormalization, keras.layers.Activation)
+
+
+def _dense_stack(layers: Sequence[keras.layers.Layer]) -> dict[str, object] | None:
+    """The architecture columns of a dense stack (`STACK_LAYERS`, ending in Dense), else None."""
+    augment = layers[0] if layers and isinstance(layers[0], RandomAffine) else None
+    stack = layers[1:] if augment else layers
+    if (
+        not stack
+        or not isinstance(stack[-1], keras.layers.Dense)
+        or not all(isinstance(layer, STACK_LAYERS) for layer in stack)
+    ):
+        return None
+    hidden = [index for index, layer in enumerate(stack[:-1]) if isinstance(layer, keras.layers.Dense)]
+    activations = []
+    for index in hidden:  # a Dense layer's own activation, or that of the Activation layer after its BN
+        after = stack[index + 1 : index + 3]
+        normalised = (
+            len(after) == 2
+            and isinstance(after[0], keras.layers.BatchNormalization)
+            and isinstance(after[1], keras.layers.Activation)
+        )
+        activations.append(activation_name((after[1] if normalised else stack[index]).activation))
+    rates = [float(layer.rate) for layer in stack if isinstance(layer, keras.layers.Dropout)]
+    norms = {getattr(stack[index].kernel_constraint, "max_value", None) for index in hidden}
+    return {
+        "hidden_units": [int(stack[index].units) for index in hidden],
+        # One name when every hidden layer shares it, one per layer otherwise, none without any.
+        "activation": activations[0] if len(set(activations)) == 1 else (activations or None),
+        "dropout": rates[0] if len(set(rates)) == 1 else (rates or 0.0),
+        "output_activation": activation_name(stack[-1].activation),
+        "augment": augment_text(augment),
+        "batch_norm": any(isinstance(layer, keras.layers.BatchNormalization) for layer in stack),
+        "max_norm": float(norms.pop() or 0.0) if len(norms) == 1 else None,
+    }
+
+
+def augment_text(layer: RandomAffine | None) -> str:
+    """ "none", a preset's name ("standard") or the amounts of a RandomAffine layer."""
+    return Augmentation(layer.rotation, layer.shift, layer.zoom).text() if layer else "none"
+
+
+def learning_rate_facts(optimizer: keras.optimizers.Optimizer) -> dict[str, object]:
+    """The peak learning rate, its schedule (constant, cosine, warmup_cosine, or the schedule's
+    class name) and the decoupled weight decay (0.0 for none), read from the optimizer's config."""
+    config = optimizer.get_config()
+    rate, schedule = config["learning_rate"], "constant"
+    if isinstance(rate, Mapping):  # a serialized LearningRateSchedule
+        settings = rate.get("config", {})
+        name = rate.get("class_name", "schedule")
+        warm = bool(settings.get("warmup_steps")) and settings.get("warmup_target") is not None
+        schedule = ("warmup_cosine" if warm else "cosine") if name == "CosineDecay" else name
+        rate = settings.get("warmup_target") if warm else settings.get("initial_learning_rate")
+    return {
+        "learning_rate": float(f"{float(rate):.6g}") if rate is not None else None,  # the float32 value, as written
+        "lr_schedule": schedule,
+        "weight_decay": float(config.get("weight_decay") or 0.0),
+    }
+
+
 def describe_model(model: keras.Model, variant: Variant) -> dict[str, object]:
     """The architecture columns of the summary, read from the model's own layers: hidden units,
-    activations, dropout, output activation, loss, optimizer, learning rate, epochs and batch size.
+    activations, dropout, output activation, the techniques (augmentation, batch normalization,
+    max-norm, label smoothing, schedule, weight decay, early stopping), loss, optimizer, learning
+    rate, epochs and batch size.
 
-    A plain dense stack (Dense and Dropout layers, ending in Dense) fills every column; any other
-    model fills the architecture columns with None and says `"architecture": "other"`.
+    A dense stack (`STACK_LAYERS`) fills every column; any other model fills the architecture
+    columns with None and says `"architecture": "other"`.
     """
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    dense = [layer for layer in layers if isinstance(layer, keras.layers.Dense)]
-    stack_layers = (keras.layers.Dense, keras.layers.Dropout)
-    plain = bool(dense) and layers[-1] is dense[-1] and all(isinstance(layer, stack_layers) for layer in layers)
-    described: dict[str, object] = dict.fromkeys(("hidden_units", "activation", "dropout", "output_activation"))
-    if plain:
-        activations = [activation_name(layer.activation) for layer in dense[:-1]]
-        rates = [float(layer.rate) for layer in layers if isinstance(layer, keras.layers.Dropout)]
-        described.update(
-            hidden_units=[int(layer.units) for layer in dense[:-1]],
-            # One name when every hidden layer shares it, one per layer otherwise, none without any.
-            activation=activations[0] if len(set(activations)) == 1 else (activations or None),
-            dropout=rates[0] if len(set(rates)) == 1 else (rates or 0.0),
-            output_activation=activation_name(dense[-1].activation),
-        )
-    learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    stack = _dense_stack(layers)
+    architecture = ("hidden_units", "activation", "dropout", "output_activation", "augment", "batch_norm", "max_norm")
     return {
-        "architecture": "dense" if plain else "other",
-        **described,
+        "architecture": "dense" if stack else "other",
+        **(stack or dict.fromkeys(architecture)),
         "loss": loss_name(model.loss),
         "from_logits": bool(getattr(model.loss, "from_logits", False)),
+        "label_smoothing": float(getattr(model.loss, "label_smoothing", 0.0) or 0.0),
         "optimizer": type(model.optimizer).__name__.lower(),
-        "learning_rate": float(f"{learning_rate:.6g}"),  # the float32 variable's value, as written
+        **learning_rate_facts(model.optimizer),
+        "early_stopping": variant.early_stopping,
         "epochs": variant.epochs,
         "batch_size": variant.batch_size,
     }

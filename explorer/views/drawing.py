@@ -33,8 +33,9 @@ from explorer.models.keras_compat import SavedLayer, saved_layers
 REPORT_FILES = Path(__file__).parent / "report_files"
 # Every activation a configuration allows, and Keras' other name for silu: drawing.js computes each.
 PAGE_ACTIVATIONS = frozenset({*HIDDEN_ACTIVATIONS, *OUTPUT_ACTIVATIONS, "swish"})
-# Layers that do nothing at inference: Dropout is the identity once trained.
-IDENTITY_LAYERS = frozenset({"Dropout", "GaussianDropout", "GaussianNoise", "AlphaDropout"})
+# Layers that do nothing at inference: Dropout is the identity once trained, and augmentation
+# (`models.augment.RandomAffine`) moves only training digits.
+IDENTITY_LAYERS = frozenset({"Dropout", "GaussianDropout", "GaussianNoise", "AlphaDropout", "RandomAffine"})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -261,6 +261,9 @@ FACTOR_TITLES = {
     "width": "Width (units of the widest hidden layer)", "depth": "Depth (hidden layers)",
     "activation": "Hidden activation", "output_activation": "Output activation", "dropout": "Dropout",
     "optimizer": "Optimizer", "learning_rate": "Learning rate", "batch_size": "Batch size", "epochs": "Epochs",
+    "augment": "Augmentation", "batch_norm": "Batch normalization", "label_smoothing": "Label smoothing",
+    "lr_schedule": "Learning-rate schedule", "weight_decay": "Weight decay", "max_norm": "Max-norm",
+    "early_stopping": "Early stopping (patience)",
 }  # fmt: skip
 
 

@@ -23,11 +23,25 @@ FACTOR_WORDS = {
     "learning_rate": ("Learning rate", "{}"),
     "batch_size": ("Batch size", "{}"),
     "epochs": ("Epochs", "{}"),
+    "augment": ("Augmentation", "{}"),
+    "batch_norm": ("Batch normalization", "{}"),
+    "label_smoothing": ("Label smoothing", "{}"),
+    "lr_schedule": ("Learning-rate schedule", "{}"),
+    "weight_decay": ("Weight decay", "{}"),
+    "max_norm": ("Max-norm", "{}"),
+    "early_stopping": ("Early stopping", "patience {}"),
 }
+
+# Techniques whose zero, or false, means "not used".
+OFF_WHEN_ZERO = ("batch_norm", "label_smoothing", "weight_decay", "max_norm", "early_stopping")
 
 
 def value_text(factor: str, value: object) -> str:
-    """A factor's value in words: "512 units", "2 hidden layers", "tanh"."""
+    """A factor's value in words: "512 units", "2 hidden layers", "tanh", "on", "off"."""
+    if factor in OFF_WHEN_ZERO and not value:
+        return "off"
+    if value is True:
+        return "on"
     text = FACTOR_WORDS[factor][1].format(value)
     return text.replace("(s)", "" if value == 1 else "s")
 

@@ -60,7 +60,22 @@ def configuration_text(row: Mapping) -> str:
     network = f"{'-'.join(map(str, units))} {cell_text(row['activation'])}" if units else "no hidden layer"
     if row.get("dropout"):
         network += f", dropout {cell_text(row['dropout'])}"
+    network += "".join(f", {words}" for words in technique_words(row))
     return f"{network} → {row.get('output_activation')}; {training}"
+
+
+def technique_words(row: Mapping) -> list[str]:
+    """The techniques a configuration uses, in words ("augment standard", "batch norm", ...)."""
+    words = {
+        "augment": lambda value: None if value in (None, "none") else f"augment {value}",
+        "batch_norm": lambda value: "batch norm" if value else None,
+        "max_norm": lambda value: f"max-norm {value:g}" if value else None,
+        "label_smoothing": lambda value: f"label smoothing {value:g}" if value else None,
+        "lr_schedule": lambda value: None if value in (None, "constant") else f"{value} schedule",
+        "weight_decay": lambda value: f"weight decay {value:g}" if value else None,
+        "early_stopping": lambda value: f"early stopping {value}" if value else None,
+    }
+    return [text for key, say in words.items() if (text := say(row.get(key))) is not None]
 
 
 def _report_cell(value: object, key: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from explorer.config.checks import is_number
 HPARAM_FIELDS = (
     "hidden_units", "depth", "width", "activation", "dropout", "output_activation", "loss_function",
     "optimizer", "learning_rate", "epochs", "batch_size", "seed",
+    "augment", "batch_norm", "label_smoothing", "lr_schedule", "weight_decay", "max_norm", "early_stopping",
 )  # fmt: skip
 
 
@@ -37,7 +38,19 @@ def hparam_values(result: Mapping) -> dict[str, object]:
         "epochs": config["epochs"],
         "batch_size": config["batch_size"],
         "seed": result["seed"],
+        # The techniques; a result written before them, or a model of other layers, has "none"/-1.
+        "augment": str(config.get("augment") or "none"),
+        "batch_norm": bool(config.get("batch_norm")),
+        "lr_schedule": str(config.get("lr_schedule") or "none"),
+        **{
+            key: _number_or(config.get(key), -1)
+            for key in ("label_smoothing", "weight_decay", "max_norm", "early_stopping")
+        },
     }
+
+
+def _number_or(value: object, missing: float) -> object:
+    return value if is_number(value) else missing
 
 
 def write_tensorboard_hparams(log_root: Path, results: Sequence[Mapping]) -> None:
