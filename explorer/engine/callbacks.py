@@ -1,8 +1,10 @@
-"""The Keras callbacks of a training group: seeds, clock, per-model history, progress, checkpoint.
+"""The Keras callbacks of a training group: seeds, clock, per-model history, progress, early
+stopping, checkpoint.
 
 They do for one model or a fused group what a resumable, reproducible run needs: every epoch
 reseeded from (seed, epoch), its seconds measured, each model's `history.csv` row written before
-the epoch's checkpoint, and a short progress line for a fused group.
+the epoch's checkpoint, a short progress line for a fused group, and early stopping (a model
+that trains alone) whose progress is checkpointed with the epoch's weights.
 """
 
 import csv
@@ -12,6 +14,7 @@ import math
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,8 +22,8 @@ import numpy as np
 
 from explorer.errors import RunFolderWriteError
 from explorer.models.backend import keras
-from explorer.models.keras_compat import EpochSavingBackupAndRestore
-from explorer.store.files import append_text
+from explorer.models.keras_compat import EpochSavingBackupAndRestore, early_stopping_state, restore_early_stopping
+from explorer.store.files import append_text, read_json
 from explorer.store.folders import CHECKPOINT_PREFIX
 from explorer.store.records import HISTORY_METRICS, saved_epochs
 from explorer.store.resume import diverged_before
@@ -127,6 +130,67 @@ class GroupProgress(keras.callbacks.Callback):
         )
 
 
+EARLY_STOPPING_FILE = "early_stopping.json"  # in each checkpointed epoch's folder: the progress
+BEST_WEIGHTS_FILE = "best_weights.npz"  # beside it: the best epoch's weights, in get_weights() order
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping on validation loss, keeping the best epoch's weights, whose progress
+    survives an interruption.
+
+    Its progress after each epoch (best value, best epoch, epochs waited, the epoch it stopped
+    after) and the best weights go into that epoch's checkpoint folder, written by
+    `EpochBackupAndRestore` with the epoch's own weights (`save_into`): a folder that exists holds
+    both, so they always agree. When the checkpoint restores an epoch it restores them too
+    (`restore_from`); when that epoch is the one it stopped after, `fit` trains no further epoch,
+    and on_train_end restores the best weights as in a run never interrupted.
+
+    Among fit's callbacks it comes before the checkpoint: its on_epoch_end must have counted the
+    epoch before the checkpoint saves it, and its on_train_begin (which forgets) must run before
+    the checkpoint restores.
+    """
+
+    def __init__(self, patience: int):
+        super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
+
+    def save_into(self, folder: Path) -> None:
+        (folder / EARLY_STOPPING_FILE).write_text(json.dumps(early_stopping_state(self)))
+        if self.best_weights is not None:
+            np.savez(folder / BEST_WEIGHTS_FILE, *self.best_weights)
+
+    def restore_from(self, folder: Path) -> bool:
+        """Take back the progress saved in a checkpoint's epoch folder; True when it had stopped
+        (no epoch is left to train).
+
+        Raises:
+            ValueError: the folder's early-stopping files are missing or damaged.
+        """
+        state = read_json(folder / EARLY_STOPPING_FILE)
+        if not isinstance(state, dict):
+            raise ValueError(f"{folder / EARLY_STOPPING_FILE} is missing or damaged")
+        best_weights = None
+        if state.get("best") is not None:
+            try:
+                with np.load(folder / BEST_WEIGHTS_FILE, allow_pickle=False) as saved:
+                    best_weights = [saved[f"arr_{index}"] for index in range(len(saved.files))]
+            except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
+                raise ValueError(f"{folder / BEST_WEIGHTS_FILE} cannot be read ({error})") from error
+        try:
+            restore_early_stopping(self, state, best_weights)
+        except KeyError as error:
+            raise ValueError(f"{folder / EARLY_STOPPING_FILE} has no {error}") from error
+        return self.stopped_epoch > 0
+
+    def facts(self) -> dict[str, int | None]:
+        """What a result records: the patience, the 1-based epoch it stopped after (None: it ran
+        every epoch) and the 1-based epoch whose weights were kept."""
+        return {
+            "early_stopping": self.patience,
+            "stopped_epoch": self.stopped_epoch + 1 if self.stopped_epoch else None,
+            "best_epoch": None if self.best_weights is None else self.best_epoch + 1,
+        }
+
+
 class EpochBackupAndRestore(EpochSavingBackupAndRestore):
     """Keras' BackupAndRestore, checkpointing once per epoch, consistent by construction.
 
@@ -138,6 +202,10 @@ class EpochBackupAndRestore(EpochSavingBackupAndRestore):
     not deleted when `fit` ends: the group's files are written after that, and until they are, the
     checkpoint is the only copy of its epochs (`recording.train_and_record` removes it).
 
+    An early stopping (`ResumableEarlyStopping`) given as `stopping` saves its progress into each
+    epoch's folder and restores it with the epoch; a folder whose progress does not load is as
+    damaged as one whose weights do not.
+
     It is also declared safe for Keras to call asynchronously: with save_freq="epoch" its batch hook
     does nothing, yet its presence alone would make Keras wait for every batch's results before
     starting the next.
@@ -146,9 +214,10 @@ class EpochBackupAndRestore(EpochSavingBackupAndRestore):
     async_safe = True
     KEPT = 2
 
-    def __init__(self, backup_dir: str):
+    def __init__(self, backup_dir: str, stopping: ResumableEarlyStopping | None = None):
         super().__init__(backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=False)
         self.folder = Path(backup_dir)
+        self.stopping = stopping
         self.seconds = 0.0  # spent writing checkpoints, for the sweep's timings
         self.restored_epochs = 0  # epochs the restored checkpoint held: training continued after them
 
@@ -158,10 +227,12 @@ class EpochBackupAndRestore(EpochSavingBackupAndRestore):
         for saved in saved_epochs(self.folder):
             try:
                 self.model.load_weights(str(saved / "latest.weights.h5"))
+                stopped = self.stopping is not None and self.stopping.restore_from(saved)
             except (OSError, ValueError):  # a damaged file: the generation before is complete too
                 continue
             self.restored_epochs = int(saved.name.removeprefix(CHECKPOINT_PREFIX))
-            self.continue_after(self.restored_epochs)
+            # Stopped early after the restored epoch: fit's last epoch is then the restored one.
+            self.continue_after(self.params["epochs"] if stopped else self.restored_epochs)
             return
 
     def save_epoch(self, finished_epochs: int) -> None:
@@ -178,6 +249,8 @@ class EpochBackupAndRestore(EpochSavingBackupAndRestore):
         partial.mkdir(parents=True)
         self.model.save_weights(str(partial / "latest.weights.h5"))
         (partial / "training_metadata.json").write_text(json.dumps({"epoch": epoch}))
+        if self.stopping is not None:
+            self.stopping.save_into(partial)
         final = self.folder / f"{CHECKPOINT_PREFIX}{epoch}"
         shutil.rmtree(final, ignore_errors=True)  # the same epoch saved by an interrupted run
         os.replace(partial, final)

@@ -83,7 +83,8 @@ def estimate_sweep(
 ) -> Estimate:
     """Estimate the wall time of training `groups` (each trained as one) on these sample counts, at
     `rate` FLOP/s (measured here, `matmul_rate`, when None). A model whose FLOPs are unknown adds no
-    FLOP time: the group's cost per step and per model still count it."""
+    FLOP time: the group's cost per step and per model still count it. Every epoch counts, so a
+    trial with early stopping may take less."""
     rate = matmul_rate() if rate is None else rate
     flops, seconds, uncounted = 0, SECONDS_PER_RUN, 0
     for group in groups:
@@ -107,13 +108,23 @@ def _flops_column(facts: ModelFacts, train_samples: int, validation_samples: int
     return f"{flops / 1e9:>9.1f} GFLOP/epoch{by_xla}"
 
 
+def _together(group: Sequence[Trial]) -> str:
+    """How a group trains, for the plan: fused, alone, or alone because of early stopping (which
+    never fuses: `models.trials.plan_groups`)."""
+    if len(group) > 1:
+        return f"{len(group)} fused"
+    patience = group[0].variant.early_stopping
+    return f"alone (early stopping, patience {patience})" if patience else "alone"
+
+
 def plan_text(groups: Sequence[Sequence[Trial]], train_samples: int, validation_samples: int) -> str:
-    """What a sweep would train: each group (fused or alone) with its models' parameters and FLOPs
-    per epoch, the totals, and the estimate of the wall time."""
+    """What a sweep would train: each group (fused, alone, or alone since it stops early) with its
+    models' parameters and FLOPs per epoch, the totals, and the estimate of the wall time (every
+    epoch counted: early stopping may end a trial sooner)."""
     lines = [f"Plan: {sum(map(len, groups))} trial(s) in {len(groups)} group(s), nothing trained or written."]
     for number, group in enumerate(groups, start=1):
         variant, trial = group[0].variant, group[0]
-        together = f"{len(group)} fused" if len(group) > 1 else "alone"
+        together = _together(group)
         lines.append(
             f"[{number}/{len(groups)}] {together}: seed {trial.seed}, {variant.epochs} epochs, batch {variant.batch_size}"
         )

@@ -6,7 +6,8 @@ model, one forward and backward pass per batch for all of them. The branches sha
 the total loss is the sum of theirs, so each branch's gradient is exactly its own model's, and
 Adam-style optimizers update every weight from its own gradient alone: each branch computes what
 its model computes alone (tests/test_fusion.py checks the weights). Small models are dominated by
-per-step overhead, which the group pays once.
+per-step overhead, which the group pays once. A trial with early stopping never fuses
+(`models.trials.plan_groups`): the branches train for the same epochs, and it may stop sooner.
 """
 
 from collections.abc import Callable, Sequence

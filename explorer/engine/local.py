@@ -28,12 +28,14 @@ def duration(seconds: float) -> datetime.timedelta:
 
 
 def group_title(group: Sequence[Trial], repeats: int, riders: frozenset[Trial] = frozenset()) -> str:
-    """The sweep line of a group: the model (and which repeat), or the fused models (riders marked),
-    each line within 100 columns."""
+    """The sweep line of a group: the model (which repeat, and its early stopping's patience), or
+    the fused models (riders marked), each line within 100 columns."""
     trial = group[0]
     if len(group) == 1:
         which = f" (repeat {trial.repeat + 1} of {repeats}, seed {trial.seed})" if repeats > 1 else ""
-        return f"{trial.folder}{which}"
+        patience = trial.variant.early_stopping
+        stopping = f", early stopping (patience {patience})" if patience else ""
+        return f"{trial.folder}{which}{stopping}"
     variant, config = trial.variant, trial.facts.description
     which = f"repeat {trial.repeat + 1} of {repeats}, " if repeats > 1 else ""  # one seed: one repeat
     epochs = f"{variant.epochs} epoch{'s' if variant.epochs > 1 else ''}"

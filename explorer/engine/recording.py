@@ -33,7 +33,10 @@ from explorer.views.figures import plot_history
 
 
 def record_outcome(outcome: Outcome, model_dir: Path, context: Mapping[str, object]) -> dict:
-    """Write one trained trial's files and return its result record (`result.json`, written last)."""
+    """Write one trained trial's files and return its result record (`result.json`, written last).
+
+    The model, its predictions and its test figures are those of the weights it keeps (with early
+    stopping, the best epoch's); `history.csv` and the curves hold every epoch it ran."""
     trial, history = outcome.trial, outcome.history
     samples = outcome.facts["samples"]
     flops = trial.facts.flops_per_epoch(samples["train"], samples["validation"])
@@ -96,10 +99,14 @@ def train_and_evaluate(
 
 
 def result_line(result: Mapping) -> str:
-    """A finished trial in one short line: its test figures (and its own seconds when it trained
-    alone; a fused group's are the group's), or why it has none."""
+    """A finished trial in one short line: its test figures (with early stopping, the epoch it
+    stopped after and the epoch it kept; and its own seconds when it trained alone; a fused
+    group's are the group's), or why it has none."""
     if result["status"] == "ok":
         line = f"test acc {result['test_accuracy']:.4f}, test loss {result['test_loss']:.4f}, {result['parameters']:,} params"
+        if result.get("early_stopping"):
+            stopped = f"stopped after epoch {result['stopped_epoch']}" if result.get("stopped_epoch") else "no stop"
+            line += f", {stopped}, kept epoch {result['best_epoch']}"
         return line if result.get("fused_group") else f"{line}, {result['train_seconds']:.1f} s"
     return f"{result['status'].upper()}: {result['reason']}"
 

@@ -1,9 +1,11 @@
 """The one training function: seed, build, fit, predict and evaluate one group of trials.
 
-A group is one trial, or several fused (`explorer.engine.fusion`). `train_group` seeds before each
-builder, fits on the training split while watching the validation split (checkpointing every
-epoch), predicts the test digits once and reads the test figures from those predictions, and
-returns each trial's outcome in memory. The only files it writes are the ones a resumed run needs:
+A group is one trial, or several fused (`explorer.engine.fusion`); a trial with early stopping is
+always a group of its own. `train_group` seeds before each builder, fits on the training split
+while watching the validation split (checkpointing every epoch; with early stopping, until
+validation loss has not improved for its patience, then back to the best epoch's weights),
+predicts the test digits once and reads the test figures from those predictions, and returns each
+trial's outcome in memory. The only files it writes are the ones a resumed run needs:
 each model's `history.csv` (a row per finished epoch) and the group's checkpoint. Every executor
 calls it.
 """
@@ -19,7 +21,14 @@ import numpy as np
 
 from explorer.config.defaults import EVAL_BATCH_SIZE, STEPS_PER_EXECUTION
 from explorer.data.prepare import PreparedData
-from explorer.engine.callbacks import BranchHistory, EpochBackupAndRestore, EpochClock, EpochSeeds, GroupProgress
+from explorer.engine.callbacks import (
+    BranchHistory,
+    EpochBackupAndRestore,
+    EpochClock,
+    EpochSeeds,
+    GroupProgress,
+    ResumableEarlyStopping,
+)
 from explorer.engine.fusion import fused_model, hand_over_optimizer_state, per_sample_loss
 from explorer.engine.phases import PhaseTimes
 from explorer.models.backend import device_description, keras, seed_everything
@@ -49,8 +58,10 @@ class GroupSetup:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Outcome:
-    """One trained trial: its model, its history, its test figures and predicted digits (None when
-    it diverged), and the facts of how it was trained."""
+    """One trained trial: its model (with the weights it keeps: the best epoch's under early
+    stopping), its history (every epoch run), its test figures and predicted digits from that
+    model (None when it diverged), and the facts of how it was trained (early stopping's
+    included: `stopping_facts`)."""
 
     trial: Trial
     model: keras.Model
@@ -96,11 +107,15 @@ def _callbacks(
         else [keras.callbacks.TensorBoard(str(setup.tensorboard_dir), write_graph=False)]
     )
     # Order matters: an epoch's history rows are written before its checkpoint, so a resumed run
-    # never misses an epoch (it may repeat one, which finish_history folds away).
+    # never misses an epoch (it may repeat one, which finish_history folds away); early stopping
+    # has counted the epoch before the checkpoint saves its progress with the epoch's weights, and
+    # forgets at on_train_begin before the checkpoint restores it.
+    stopping = [checkpoint.stopping] if checkpoint.stopping is not None else []
     return [
         EpochSeeds(trials[0].seed),
         clock,
         BranchHistory(names, [model_dir / "history.csv" for model_dir in setup.model_dirs]),
+        *stopping,
         checkpoint,
         *progress,
         *tensorboard,
@@ -150,6 +165,27 @@ def _group_facts(size: int, data: PreparedData, setup: GroupSetup, restored_epoc
     }
 
 
+def stopping_facts(
+    stopping: ResumableEarlyStopping | None, history: dict[str, list[float]], finished: bool
+) -> dict[str, int | None]:
+    """What a trial's result records of early stopping: its patience (0: off), the 1-based epoch
+    it stopped after (None: it ran every epoch, or had none) and the 1-based epoch whose weights it
+    kept (without early stopping, the last one run; None when it diverged: no model is kept)."""
+    facts = (
+        stopping.facts()
+        if stopping
+        else {"early_stopping": 0, "stopped_epoch": None, "best_epoch": len(history["loss"])}
+    )
+    return facts if finished else {**facts, "best_epoch": None}
+
+
+def _check_group(trials: Sequence[Trial]) -> None:
+    if len({fusion_key(trial) for trial in trials}) != 1 or len({t.name for t in trials}) != len(trials):
+        raise ValueError("a fused group needs one seed, batch size, epochs and optimizer, and distinct names")
+    if len(trials) > 1 and any(trial.variant.early_stopping for trial in trials):
+        raise ValueError("a trial with early stopping trains alone: its branch would stop at an epoch of its own")
+
+
 def _labels(labels: np.ndarray, names: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
     return {name: labels for name in names} if len(names) > 1 else labels
 
@@ -159,20 +195,24 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
 
     A checkpoint left in `setup.checkpoint_dir` by an interrupted run of the same group is picked
     up and training continues from it (with no epoch left when the run stopped after the last
-    one); a history without its checkpoint is stale and is started again. The checkpoint stays:
-    the caller removes it once every member's files are written. A loss that turns NaN or infinite stops that model (its outcome has no test figures);
-    the other models of the group train on.
+    one, or early stopping had stopped it); a history without its checkpoint is stale and is
+    started again. The checkpoint stays: the caller removes it once every member's files are
+    written. A loss that turns NaN or infinite stops that model (its outcome has no test figures);
+    the other models of the group train on. A trial with early stopping (`Variant.early_stopping`,
+    alone in its group) stops once validation loss has not improved for that many epochs, and its
+    model, test figures and predictions are those of its best epoch's weights.
 
     Returns:
         Each trial's outcome, in the order of `trials` (None for the riders of `setup.riders`).
     """
-    if len({fusion_key(trial) for trial in trials}) != 1 or len({t.name for t in trials}) != len(trials):
-        raise ValueError("a fused group needs one seed, batch size, epochs and optimizer, and distinct names")
+    _check_group(trials)
     names = [trial.name for trial in trials]
     members, model = _build_group(trials, setup)
     fused = len(members) > 1
     discard_stale_histories(setup.model_dirs, setup.checkpoint_dir)
-    clock, checkpoint = EpochClock(), EpochBackupAndRestore(str(setup.checkpoint_dir))
+    patience = trials[0].variant.early_stopping
+    stopping = ResumableEarlyStopping(patience) if patience else None
+    clock, checkpoint = EpochClock(), EpochBackupAndRestore(str(setup.checkpoint_dir), stopping)
     fit_started = time.perf_counter()
     try:  # an interrupted fit's epochs still count in the sweep's timings
         model.fit(
@@ -201,9 +241,8 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
         history = finish_history(model_dir / "history.csv")
         finished = history_is_finite(history)
         member_outputs = np.asarray(outputs[trial.name] if fused else outputs)
-        figures = test_figures(member, member_outputs, data.y_test)
-        predicted = member_outputs.argmax(axis=1).astype(np.uint8)
-        outcomes.append(
-            Outcome(trial, member, history, figures if finished else None, predicted if finished else None, facts)
-        )
+        figures = test_figures(member, member_outputs, data.y_test) if finished else None
+        predicted = member_outputs.argmax(axis=1).astype(np.uint8) if finished else None
+        member_facts = {**facts, **stopping_facts(stopping, history, finished)}
+        outcomes.append(Outcome(trial, member, history, figures, predicted, member_facts))
     return outcomes

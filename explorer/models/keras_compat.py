@@ -1,6 +1,6 @@
 """Every use of a Keras internal, in one place, each with why; `keras_assumptions` checks them.
 
-Keras' public API does not offer five things the explorer needs, so it leans on Keras' own
+Keras' public API does not offer six things the explorer needs, so it leans on Keras' own
 private names (or file layout) here and nowhere else:
 
 1. `BackupAndRestore` saves and restores one checkpoint per run and reads its epoch from a separate
@@ -19,9 +19,13 @@ private names (or file layout) here and nowhere else:
    (`compiled_step_flops`): on JAX, `model._symbolic_build` builds the optimizer, loss and
    metrics' variables as `fit` does before its first step, and the step is the JAX trainer's
    stateless `train_step(state, data)` (and `test_step`), which `make_train_function` jits.
+6. `EarlyStopping` keeps its progress (`best`, `best_epoch`, `wait`, `stopped_epoch`, and
+   `best_weights` as `get_weights()` arrays) in attributes its documentation does not list; a
+   resumed run puts them back (`early_stopping_state`, `restore_early_stopping`), and its
+   `on_train_end` then restores the best weights as in an uninterrupted run.
 
 A Keras upgrade that changes any of these would silently break resume (or slow every start, or
-lose a convnet's FLOPs):
+lose a convnet's FLOPs, or make early stopping forget its best epoch on resume):
 `tests/test_keras_compat.py` runs `keras_assumptions` and fails loudly, naming the one that broke.
 """
 
@@ -57,7 +61,40 @@ class EpochSavingBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def continue_after(self, epochs: int) -> None:
         """Make the running `fit` start after `epochs` epochs (call from on_train_begin)."""
-        self.model._initial_epoch = epochs  # read by fit right after on_train_begin
+        continue_fit_after(self.model, epochs)
+
+
+def continue_fit_after(model: keras.Model, epochs: int) -> None:
+    """Make `model`'s running `fit` start after `epochs` epochs (call from a callback's
+    on_train_begin); with `epochs` equal to fit's epochs, it trains none."""
+    model._initial_epoch = epochs  # read by fit right after on_train_begin
+
+
+EARLY_STOPPING_STATE = ("best", "best_epoch", "wait", "stopped_epoch")
+
+
+def early_stopping_state(callback: keras.callbacks.EarlyStopping) -> dict[str, float | int | None]:
+    """The progress of Keras' EarlyStopping after the epochs it has seen: the best value (None
+    before the first epoch), the 0-based epochs of the best and of the stop (0: it has not
+    stopped), and the epochs since the best. Its best weights are `callback.best_weights`."""
+    best = callback.best
+    return {
+        "best": None if best is None else float(best),
+        "best_epoch": int(callback.best_epoch),
+        "wait": int(callback.wait),
+        "stopped_epoch": int(callback.stopped_epoch),
+    }
+
+
+def restore_early_stopping(
+    callback: keras.callbacks.EarlyStopping, state: Mapping[str, object], best_weights: list[np.ndarray] | None
+) -> None:
+    """Put back `early_stopping_state` and the best weights (after its on_train_begin, which
+    forgets them): it then goes on, and restores the best weights at on_train_end, as if it had
+    never been interrupted."""
+    for name in EARLY_STOPPING_STATE:
+        setattr(callback, name, state[name])
+    callback.best_weights = best_weights
 
 
 @contextlib.contextmanager
@@ -188,7 +225,7 @@ def _xla_flops(lowered) -> float:
 
 
 def keras_assumptions() -> list[str]:
-    """What no longer holds of the five uses above in the installed Keras, one line each (empty:
+    """What no longer holds of the six uses above in the installed Keras, one line each (empty:
     all hold). Cheap: it inspects Keras' code, saves one small model and trains nothing (the test
     also trains)."""
     problems = []
@@ -210,7 +247,7 @@ def keras_assumptions() -> list[str]:
     saved = _saved_layers_problem()
     if saved:
         problems.append(saved)
-    return problems + _step_assumptions()
+    return problems + _step_assumptions() + _early_stopping_assumptions()
 
 
 def _step_assumptions() -> list[str]:
@@ -223,3 +260,31 @@ def _step_assumptions() -> list[str]:
             if list(inspect.signature(getattr(keras.Model, step)).parameters) != ["self", "state", "data"]:
                 problems.append(f"the JAX trainer's {step} is no longer {step}(state, data)")
     return problems
+
+
+def _early_stopping_assumptions() -> list[str]:
+    """What no longer holds of the sixth use (EarlyStopping's progress), one line each: a stop
+    after one epoch without improvement, read and put back into a fresh callback, which then
+    restores the best weights at on_train_end."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    first = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)
+    first.set_model(model)
+    first.on_train_begin()
+    best = [np.array(weight) for weight in model.get_weights()]
+    first.on_epoch_end(0, {"val_loss": 1.0})
+    model.set_weights([weight + 1 for weight in best])
+    first.on_epoch_end(1, {"val_loss": 2.0})
+    try:
+        state = early_stopping_state(first)
+    except (AttributeError, TypeError, ValueError):
+        return ["keras.callbacks.EarlyStopping no longer keeps best, best_epoch, wait and stopped_epoch"]
+    if state != {"best": 1.0, "best_epoch": 0, "wait": 1, "stopped_epoch": 1} or not model.stop_training:
+        return [f"keras.callbacks.EarlyStopping no longer counts patience as assumed (it holds {state})"]
+    second = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)
+    second.set_model(model)
+    second.on_train_begin()
+    restore_early_stopping(second, state, first.best_weights)
+    second.on_train_end()
+    if not all(np.array_equal(a, b) for a, b in zip(model.get_weights(), best, strict=True)):
+        return ["keras.callbacks.EarlyStopping no longer restores best_weights at on_train_end"]
+    return []

@@ -3,7 +3,8 @@
 Each trial is seeded on its own, so a model's numbers do not depend on which other models ran
 before it (`--only` reproduces a full sweep's row). Trials that see the same batches in the same
 order (same seed, batch size and epochs) and take the same optimizer steps (the same optimizer
-configuration) may train as branches of one fused model (see `explorer.engine.fusion`).
+configuration) may train as branches of one fused model (see `explorer.engine.fusion`); a trial
+with early stopping never does, since its branch would stop at an epoch of its own.
 """
 
 import dataclasses
@@ -76,13 +77,17 @@ def plan_groups(trials: Sequence[Trial], *, fuse: bool, max_size: int = MAX_FUSE
 
     With `fuse`, trials with equal `fusion_key` share a group (at most `max_size`), unless their
     weights would share a path (the fused optimizer keeps its state by path); otherwise, or when
-    nothing matches, a group is one trial.
+    nothing matches, a group is one trial. A trial with early stopping is always a group of its
+    own: the branches of a fused model train for the same epochs, and it may stop before them.
     """
     if not fuse:
         return [[trial] for trial in trials]
     open_groups: dict[tuple, list[Trial]] = {}
     groups: list[list[Trial]] = []
     for trial in trials:
+        if trial.variant.early_stopping:
+            groups.append([trial])
+            continue
         key = fusion_key(trial)
         group = open_groups.get(key)
         taken = {path for member in group or () for path in member.facts.weight_paths}
@@ -95,8 +100,9 @@ def plan_groups(trials: Sequence[Trial], *, fuse: bool, max_size: int = MAX_FUSE
 
 def trial_key(trial: Trial, data_identity: Mapping[str, object]) -> str:
     """A fingerprint of everything that decides a trial's numbers: the model's architecture and
-    compile configuration, epochs, batch size, seed, and the data (source, sizes, validation
-    split, quick subsampling)."""
+    compile configuration, epochs, batch size, early stopping's patience, seed, and the data
+    (source, sizes, validation split, quick subsampling). Without early stopping the fingerprint
+    is the one earlier versions gave, so their runs still resume."""
     payload = {
         "model": trial.facts.fingerprint,
         "epochs": trial.variant.epochs,
@@ -104,6 +110,8 @@ def trial_key(trial: Trial, data_identity: Mapping[str, object]) -> str:
         "seed": trial.seed,
         "data": data_identity,
     }
+    if trial.variant.early_stopping:
+        payload["early_stopping"] = trial.variant.early_stopping
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

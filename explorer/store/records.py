@@ -162,8 +162,13 @@ def result_record(
     Args:
         trial: the trial.
         status: its outcome.
-        context: facts recorded as they are (trial_key, data source, versions, backend, ...).
-        history: its per-epoch figures (`read_history`); None when it failed before an epoch.
+        context: facts recorded as they are (trial_key, data source, versions, backend, early
+            stopping's `early_stopping`, `stopped_epoch` and `best_epoch`, ...). Its `best_epoch`,
+            when a number, is the 1-based epoch whose weights the model keeps (early stopping's
+            best): that epoch's validation and training figures are recorded, as the test figures
+            are the kept model's; otherwise the last epoch's.
+        history: its per-epoch figures (`read_history`), every epoch run (`epochs_run` counts
+            them); None when it failed before an epoch.
         test: its test "accuracy" and "loss", for a finished model.
         reason: why it is not "ok", in one line.
     """
@@ -180,7 +185,9 @@ def result_record(
         "test_loss": None if test is None else float(test["loss"]),
     }
     if history is not None:
-        last = {key: values[-1] for key, values in history.items()}
+        kept = context.get("best_epoch")
+        row = kept - 1 if isinstance(kept, int) and 1 <= kept <= len(history["loss"]) else -1
+        last = {key: values[row] for key, values in history.items()}
         record.update(
             val_accuracy=last["val_accuracy"],
             val_loss=last["val_loss"],

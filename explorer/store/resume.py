@@ -5,7 +5,9 @@ from its group's checkpoint, provided its own history agrees with that checkpoin
 damaged or changed is moved aside (to `.replaced/`) and trained again from the start. A fused
 group's checkpoint holds every member's weights, so the group is formed again exactly as it was:
 members that need nothing from it (finished, or set aside as damaged) ride along unrecorded, only so
-that the checkpoint loads, and the others keep every epoch they finished.
+that the checkpoint loads, and the others keep every epoch they finished. Only groups that
+checkpointed fused are formed again; the rest are grouped afresh (`models.trials.plan_groups`), so a
+trial with early stopping, which never fuses, continues alone from its own checkpoint.
 """
 
 import dataclasses
@@ -147,7 +149,8 @@ class ResumePlan:
 
 def fused_members(checkpoint_dir: Path, by_folder: Mapping[str, Trial], keys: Mapping[Trial, str]) -> list[Trial]:
     """The members of the fused group that checkpointed in `checkpoint_dir` (from its
-    `group.json`), in order; empty unless every one is in this sweep with the same fingerprint."""
+    `group.json`), in order; empty unless every one is in this sweep with the same fingerprint
+    and none has early stopping (which trains alone)."""
     record = read_json(checkpoint_dir / GROUP_RECORD)
     members = record.get("members") if isinstance(record, dict) else None
     if not isinstance(members, list) or len(members) < 2:
@@ -155,7 +158,7 @@ def fused_members(checkpoint_dir: Path, by_folder: Mapping[str, Trial], keys: Ma
     trials = []
     for member in members:
         trial = by_folder.get(member.get("folder")) if isinstance(member, dict) else None
-        if trial is None or keys[trial] != member.get("key"):
+        if trial is None or keys[trial] != member.get("key") or trial.variant.early_stopping:
             return []
         trials.append(trial)
     return trials if group_id([keys[trial] for trial in trials]) == checkpoint_dir.name else []
