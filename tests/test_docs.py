@@ -12,6 +12,7 @@ from PIL import Image
 import common
 import explorer.config.models
 import explorer.models.dense
+import explorer.models.variants
 
 from conftest import PROJECT_ROOT
 
@@ -70,3 +71,18 @@ def test_the_guides_script_classifies_an_image_with_a_runs_best_model(tmp_path, 
     exec(script.replace('Path("runs/<run-id>")', 'Path("run")'), {"__name__": "__main__"})
     (line,) = printed
     assert re.fullmatch(r"mid reads a \d; its ten outputs: \[.*\]", line, re.DOTALL), line
+
+
+def test_the_records_network_written_out_in_the_guide_is_the_one_the_records_sweep_builds():
+    page = (PROJECT_ROOT / "docs" / "your-networks.md").read_text()
+    (code,) = [block for block in re.findall(r"```python\n(.*?)```", page, re.DOTALL) if "def wide_all" in block]
+    names = {"keras": common.keras, "layers": common.keras.layers, "INPUT_DIM": 784, "NUM_CLASSES": 10}
+    exec(code, names)
+    fields = explorer.config.models.load_toml_configs(PROJECT_ROOT / "sweeps" / "records.toml")["wide_all"]
+    config = explorer.config.models.validate_config("wide_all", fields)
+    steps = names["EPOCHS"] * names["BATCHES_PER_EPOCH"]
+    assert names["EPOCHS"] == config.epochs and names["BATCHES_PER_EPOCH"] == -(-54_000 // config.batch_size)
+    built = explorer.models.dense.dense_network(config, training_steps=steps)
+    assert explorer.models.variants.model_fingerprint(
+        names["wide_all"]()
+    ) == explorer.models.variants.model_fingerprint(built)

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 import common
+import explorer.config.models
+import explorer.models.dense
 import explorer.views.drawing as drawing
 import model_builder_loop
-from explorer.models.keras_compat import SavedLayer
+from explorer.models.keras_compat import SavedLayer, saved_layers
 
 from conftest import CHROMEDRIVER, CHROMIUM, NO_BROWSER, headless_chromium, make_synthetic_digits
 
@@ -119,6 +121,14 @@ def test_batch_normalization_as_one_scale_and_shift_matches_keras_in_inference_m
     x = rng.normal(size=(4, 6)).astype("float32")
     expected = keras.ops.convert_to_numpy(layer(x, training=False))
     np.testing.assert_allclose(x * scale + shift, expected, atol=1e-5)
+
+
+def test_a_network_with_the_techniques_is_computed_with_augmentation_as_the_identity(tmp_path):
+    fields = {"hidden_units": [8], "augment": "standard", "batch_norm": True, "dropout": 0.1, "max_norm": 2}
+    model = explorer.models.dense.dense_network(explorer.config.models.validate_config("m", fields))
+    model.save(tmp_path / "m.keras")
+    layers, _ = drawing.page_network(saved_layers(tmp_path / "m.keras"))
+    assert [layer["kind"] for layer in layers] == ["dense", "affine", "activation", "dense"]
 
 
 # --- A quick run of the default sweep, and the page ---------------------------------------------------

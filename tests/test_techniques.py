@@ -11,8 +11,10 @@ import common
 import explorer.config.options
 import explorer.data.loading
 import explorer.engine.sweep
+from explorer.analysis.stats import factor_groups
 from explorer.config.defaults import WARMUP_FRACTION
-from explorer.config.models import validate_config
+from explorer.config.grids import expand_grids
+from explorer.config.models import validate_config, validate_configs
 from explorer.models.augment import RandomAffine, affine_resample
 from explorer.models.dense import dense_network
 from explorer.models.variants import describe_model
@@ -178,3 +180,35 @@ def test_random_affine_survives_saving(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert isinstance(loaded.layers[0], RandomAffine) and loaded.layers[0].get_config()["shift"] == 1.0
     np.testing.assert_allclose(loaded.predict(digits(), verbose=0), model.predict(digits(), verbose=0), atol=1e-6)
+
+
+def test_a_grid_varies_the_techniques_with_readable_names():
+    grid = {"grid": {"g": {"hidden_units": [[8]], "augment": ["none", "light"], "batch_norm": [False, True]}}}
+    configs = validate_configs(expand_grids(grid))
+    assert [config.name for config in configs] == [
+        "g-aug_none-no_bn",
+        "g-aug_none-bn",
+        "g-aug_light-no_bn",
+        "g-aug_light-bn",
+    ]
+    assert [(config.augment is not None, config.batch_norm) for config in configs] == [
+        (False, False),
+        (False, True),
+        (True, False),
+        (True, True),
+    ]
+
+
+def test_the_summary_treats_each_technique_as_a_factor():
+    reference = {"name": "plain", "status": "ok", "hidden_units": [8], "augment": "none", "lr_schedule": "constant"}
+    rows = [
+        reference,
+        {**reference, "name": "augmented", "augment": "standard"},
+        {**reference, "name": "scheduled", "lr_schedule": "cosine"},
+        {**reference, "name": "both", "augment": "standard", "lr_schedule": "cosine"},
+    ]
+    groups = factor_groups(rows, "plain")
+    assert {field: [row["name"] for row in members] for field, members in groups.items()} == {
+        "augment": ["plain", "augmented"],
+        "lr_schedule": ["plain", "scheduled"],
+    }
