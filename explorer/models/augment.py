@@ -6,7 +6,7 @@ prediction, the report's drawing panel) it passes the pixels through unchanged.
 
 Why not Keras' RandomRotation, RandomZoom and RandomTranslation after a Reshape: on a CPU with
 JAX they resample through `map_coordinates`, one gather per pixel and transform, which made an
-epoch of 784-1024-1024-10 take 47 s against 3.9 s without them (docs/performance.md). Bilinear
+epoch of 784-1024-1024-10 take 48.5 s against 3.2 s without them (docs/performance.md). Bilinear
 resampling of a 28x28 image is separable once the source coordinates are known: each output
 pixel takes a weighted sum over source rows of a weighted sum over source columns, so the batch
 is resampled with one batched matrix product of (784 x 28) by (28 x 28) per digit.

@@ -199,7 +199,8 @@ class PanelInputs:
 
 
 def _networks(inputs: PanelInputs, budget: DrawingBudget) -> tuple[list[dict], list[str]]:
-    """The networks the page computes, in leaderboard order, and a note for each one left out."""
+    """The networks the page computes, in leaderboard order, and a note for each one left out: one
+    past the budget of a network (unless it is the best), or past the page's total."""
     networks, notes, total = [], [], 0
     for row in inputs.rows:
         name = row["name"]
@@ -211,7 +212,9 @@ def _networks(inputs: PanelInputs, budget: DrawingBudget) -> tuple[list[dict], l
         except ValueError as error:  # NotComputable, or a missing or damaged model.keras
             notes.append(f"{name}: left out, {error}.")
             continue
-        if parameters > budget.max_parameters:
+        # The best network (by validation) is drawn whatever its size, if the page's total allows:
+        # it is the one a reader most wants to try, and records networks are past the budget.
+        if parameters > budget.max_parameters and row.get("vs_best") != "best":
             notes.append(f"{name}: left out, its {parameters:,} parameters are past the page's budget of "
                          f"{budget.max_parameters:,} a network.")  # fmt: skip
         elif total + parameters > budget.max_total:
