@@ -92,10 +92,11 @@ Matplotlib figure: save it, or show it in a notebook.
 """
 
 from explorer import imported_on_first_use  # noqa: E402
-from explorer.cli import make_parser, parse_command_line  # noqa: E402
+from explorer.cli import add_search_options, make_parser, parse_command_line  # noqa: E402
 from explorer.config.defaults import DEFAULT_MAX_TRIALS  # noqa: E402
 from explorer.config.grids import expand_grids, with_command_line_grid  # noqa: E402
 from explorer.config.models import ModelConfig, load_toml_configs, select_configs, validate_configs  # noqa: E402
+from explorer.config.search_space import split_search  # noqa: E402
 from explorer.errors import UserInputError, report_error  # noqa: E402
 
 # These need Keras (or, for the figures, Matplotlib): each is imported from its module when first used.
@@ -106,6 +107,7 @@ NEEDS_KERAS = {
     "dense_network": "explorer.models.dense",
     "run_sweep": "explorer.engine.sweep",
     "sweep": "explorer.api",
+    "SearchRequest": "explorer.engine.search",
     "read_history": "explorer.store.records",
     "plot_history": "explorer.views.figures",
 }
@@ -125,6 +127,7 @@ __all__ = [
     "expand_grids",
     "with_command_line_grid",
     "UserInputError",
+    "add_search_options",
     "load_flat_mnist",
     "load_toml_configs",
     "make_parser",
@@ -132,6 +135,7 @@ __all__ = [
     "prepare_data",
     "report_error",
     "select_configs",
+    "split_search",
     "validate_configs",
     *NEEDS_KERAS,
 ]

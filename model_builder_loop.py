@@ -19,6 +19,7 @@ How to run it:
     python model_builder_loop.py --compare runs/A runs/B        # finished runs side by side
     python model_builder_loop.py --resume runs/20261125-101500  # continue an interrupted run
     python model_builder_loop.py --executor ray                 # as Ray Tune trials
+    python model_builder_loop.py --config sweeps/search.toml --search --budget 20m
 
 Models that share seed, epochs, batch size and optimizer train together as branches of one model
 (the same numbers, faster); `--no-fuse` trains them one by one.
@@ -116,6 +117,7 @@ def parse_args(argv=None):
         "learning_rate, epochs, batch_size, and augment, batch_norm, label_smoothing, lr_schedule, "
         "weight_decay, max_norm, early_stopping (see docs/sweeps.md)",
     )
+    common.add_search_options(parser)  # --search, --trials, --budget, --verify
     return common.parse_command_line(parser, argv)
 
 
@@ -166,11 +168,16 @@ def main(argv=None) -> int:
         configs = common.load_toml_configs(script_options["config"]) if script_options["config"] else CONFIGS
         if script_options["grid"]:  # replaces the default configurations, adds to a file's
             configs = common.with_command_line_grid(configs if script_options["config"] else {}, script_options["grid"])
+        # A [search.NAME] table is a space to search (--search), not a network: the engine asks
+        # this script's loop for the variants of the candidates it wants to train.
+        configs, space = common.split_search(configs)
         configs = common.expand_grids(
             configs, sample=script_options["sample"], max_trials=script_options["max_trials"], seed=options.seed
         )
-        variants = variants_from(common.select_configs(configs, script_options["only"]))
-        return common.sweep(variants, options, reference=REFERENCE).exit_code
+        configs = common.select_configs(configs, script_options["only"])
+        variants = variants_from(configs) if configs else []
+        search = common.SearchRequest(space, variants_from) if space else None
+        return common.sweep(variants, options, reference=REFERENCE, search_request=search).exit_code
     except common.UserInputError as error:
         return common.report_error(error)
 

@@ -20,6 +20,8 @@ from explorer.config.defaults import DEFAULT_MAX_TRIALS
 from explorer.config.grids import expand_grids
 from explorer.config.models import validate_configs
 from explorer.config.options import Options, make_options
+from explorer.config.search_space import SEARCH_TABLE, split_search
+from explorer.engine.search import SearchRequest
 from explorer.engine.sweep import run_sweep
 from explorer.errors import ConfigError
 from explorer.models.dense import dense_network
@@ -67,6 +69,7 @@ def sweep(
     *,
     reference: str | None = None,
     log: Callable[[str], None] = print,
+    search_request: SearchRequest | None = None,
     **settings: object,
 ) -> SweepOutcome:
     """Train, evaluate and compare `networks`, as the scripts do, and return the outcome.
@@ -78,6 +81,9 @@ def sweep(
         reference: the configuration every other is compared with (default: the first); from
             Python a name that is not in the sweep is refused, as --reference is.
         log: where progress lines go.
+        search_request: a space and the loop that turns its candidates into variants (the loop
+            script's); from Python, a `search` table in a dict of configurations is enough
+            (`{"search": {"mine": {"width": {"low": 32, "high": 512}}}}` with `search=True`).
         settings: any command-line option by its Python name (`options.SETTINGS`):
             data="path/to/mnist", out="runs/mine", epochs=5, batch_size=64, repeats=1, seed=7,
             quick=True, fuse=False, plan=True, compare=["runs/a", "runs/b"], ...
@@ -98,4 +104,8 @@ def sweep(
         raise ConfigError(f"give either options or settings, not both (got {', '.join(settings)})")
     if options.compare:  # finished runs, side by side: nothing to train
         return compare_runs(options.compare, options, log)
-    return run_sweep(variants_of(networks, options.seed), options, log=log, reference=reference)
+    if isinstance(networks, Mapping) and SEARCH_TABLE in networks and search_request is None:
+        networks, space = split_search(networks)
+        search_request = SearchRequest(space, functools.partial(variants_of, seed=options.seed))
+    variants = variants_of(networks, options.seed) if networks or search_request is None else []
+    return run_sweep(variants, options, log=log, reference=reference, search=search_request)

@@ -17,8 +17,10 @@ from explorer.config.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     DEFAULT_REPEATS,
+    DEFAULT_SEARCH_BUDGET_SECONDS,
     DEFAULT_SEED,
     DEFAULT_VALIDATION_SPLIT,
+    DEFAULT_VERIFY,
     EXECUTORS,
     QUICK_TEST_DIGITS,
     QUICK_TRAIN_DIGITS,
@@ -231,6 +233,39 @@ def _add_ray_options(parser: argparse.ArgumentParser) -> None:
         default="fifo",
         help="fifo: every trial runs to its last epoch (default); asha: Tune's ASHA stops weak "
         "configurations early (each configuration is then its own trial, unfused)",
+    )
+
+
+def add_search_options(parser: argparse.ArgumentParser) -> None:
+    """The loop script's search options (a search needs a [search.NAME] table of --config)."""
+    search = parser.add_argument_group("search (a [search.NAME] table in --config; see docs/search.md)")
+    search.add_argument(
+        "--search",
+        action="store_true",
+        help="search the table's space with Optuna (TPE, candidates trained fused in batches, poor ones "
+        "stopped early), then train its best again on fresh seeds and compare them on the test set",
+    )
+    search.add_argument(
+        "--trials",
+        type=_checked("trials", int),
+        metavar="N",
+        default=None,
+        help="stop the search after N candidates (default: no limit)",
+    )
+    search.add_argument(
+        "--budget",
+        type=_checked("budget"),
+        metavar="TIME",
+        default=None,
+        help="stop the search after this long, such as 20m, 1h30m or 600 (seconds); the time spent before "
+        f"a --resume counts (default: {DEFAULT_SEARCH_BUDGET_SECONDS // 60} min, unless --trials is given)",
+    )
+    search.add_argument(
+        "--verify",
+        type=_checked("verify", int),
+        metavar="N",
+        default=None,
+        help=f"train the search's best N again, --repeats runs each on fresh seeds (default: {DEFAULT_VERIFY})",
     )
 
 

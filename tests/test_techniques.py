@@ -126,7 +126,7 @@ def test_the_engine_gives_a_schedule_the_steps_of_the_training_it_runs(tmp_path)
     variant = dense_variant("m", {"hidden_units": [8], "lr_schedule": "cosine", "epochs": 3, "batch_size": 64})
     assert variant.takes_training_steps
     options = explorer.config.options.make_options({"quick": True})
-    (given,) = explorer.engine.sweep.with_training_steps([variant], options)
+    (given,) = explorer.engine.run_variants.with_training_steps([variant], options)
     train, _ = explorer.data.loading.planned_digits(None, seed=options.seed, validation_split=0.1, quick=True)
     assert given.build().optimizer._learning_rate.decay_steps == 3 * math.ceil(train / 64)
 

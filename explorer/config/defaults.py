@@ -86,6 +86,28 @@ SCHEDULERS = ("fifo", "asha")  # asha stops weak configurations early (each then
 DEFAULT_CPUS_PER_TRIAL = 1.0  # one core per trial: trials run side by side on a cluster's cores
 RAY_MAX_FAILURES = 3  # retries of a trial whose worker or node died
 
+# --- Search (--search) ----------------------------------------------------------------------------
+# Without --trials or --budget a search stops after this long (the question a learner asks: "the
+# best network in twenty minutes?"); the verification of its best comes on top.
+DEFAULT_SEARCH_BUDGET_SECONDS = 20 * 60
+# Candidates asked of Optuna at a time and trained as one fused model. Four share the per-step
+# overhead (most of a small network's cost on a CPU) without leaving TPE long without results; a
+# batch also stops growing once its networks pass SEARCH_BATCH_PARAMETERS together, so a batch of
+# wide ones stays within a few seconds an epoch.
+SEARCH_BATCH_SIZE = 4
+SEARCH_BATCH_PARAMETERS = 3_000_000
+# Successive halving over epochs (Optuna's SuccessiveHalvingPruner): rungs after 1, 3, 9, ...
+# epochs, and at each rung a candidate goes on only if it is in the best third of the candidates
+# that reached it so far (Optuna's asynchronous rule, the one Hyperband's brackets use).
+SEARCH_MIN_EPOCHS = 1
+SEARCH_REDUCTION_FACTOR = 3
+# The best few candidates by validation accuracy are trained again on fresh seeds (--repeats each)
+# and compared with paired statistics on the test set: a search's own best validation score is
+# biased upwards by the selection, so it is never the result.
+DEFAULT_VERIFY = 3
+MAX_VERIFY = 20
+MAX_SEARCH_TRIALS = 100_000
+
 # --- The report's "Draw a digit" panel ----------------------------------------------------------------
 # The page embeds each network's weights as float32, 5.3 bytes a parameter in base64: the default
 # sweep's 13 networks (2.1 million parameters) make about 11 MB of page, which opens in a second.

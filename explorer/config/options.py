@@ -21,14 +21,19 @@ from explorer.config.defaults import (
     DEFAULT_BACKEND,
     DEFAULT_CPUS_PER_TRIAL,
     DEFAULT_REPEATS,
+    DEFAULT_SEARCH_BUDGET_SECONDS,
     DEFAULT_SEED,
     DEFAULT_VALIDATION_SPLIT,
+    DEFAULT_VERIFY,
     EXECUTORS,
     MAX_BATCH_SIZE,
     MAX_EPOCHS,
     MAX_REPEATS,
+    MAX_SEARCH_TRIALS,
+    MAX_VERIFY,
     SCHEDULERS,
 )
+from explorer.config.search_space import parse_duration
 from explorer.errors import ConfigError, shown
 
 
@@ -58,6 +63,24 @@ class RayOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class SearchOptions:
+    """`--search` only: how long to search and how many of its best to verify."""
+
+    enabled: bool = False
+    trials: int | None = None  # candidates to try; None: until the budget is spent
+    budget_seconds: float | None = None  # None: DEFAULT_SEARCH_BUDGET_SECONDS unless trials is given
+    verify: int = DEFAULT_VERIFY  # the best few by validation, trained again on fresh seeds
+
+    @property
+    def budget(self) -> float | None:
+        """The search's time limit in seconds: the given one, else the default unless a number of
+        trials is given (then none)."""
+        if self.budget_seconds is not None or self.trials is not None:
+            return self.budget_seconds
+        return DEFAULT_SEARCH_BUDGET_SECONDS
+
+
+@dataclasses.dataclass(frozen=True)
 class Options:
     """Everything that decides how a sweep runs (what it trains is the list of variants)."""
 
@@ -76,6 +99,7 @@ class Options:
     tensorboard: bool = False
     executor: str = "local"
     ray: RayOptions = RayOptions()
+    search: SearchOptions = SearchOptions()
     backend: str = DEFAULT_BACKEND
     reference: str | None = None  # the configuration every other is compared with
     prog: str | None = None  # the script that started the sweep; None: a call from Python
@@ -185,6 +209,15 @@ def text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def duration(value: object) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise SettingError(str(error)) from None
+
+
 def flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise SettingError(f"{shown(value)} is not True or False")
@@ -216,6 +249,10 @@ SETTINGS: dict[str, Callable[[object], object]] = {
     "cpus_per_trial": at_least(0.01),
     "gpus_per_trial": at_least(0.0),
     "scheduler": one_of(SCHEDULERS, "scheduler"),
+    "search": flag,
+    "trials": whole(1, MAX_SEARCH_TRIALS),
+    "budget": duration,
+    "verify": whole(1, MAX_VERIFY),
 }
 # The setting of each `RayOptions` field: the one map between the two.
 RAY_FIELDS = {
@@ -226,6 +263,10 @@ RAY_FIELDS = {
     "gpus_per_trial": "gpus_per_trial",
     "scheduler": "scheduler",
 }
+
+
+# The setting of each `SearchOptions` field.
+SEARCH_FIELDS = {"search": "enabled", "trials": "trials", "budget": "budget_seconds", "verify": "verify"}
 
 
 def python_spelling(setting: str) -> str:
@@ -271,9 +312,16 @@ def make_options(
             raise ConfigError(
                 f"{', '.join(ray_only)}: only with {spelled('executor')} ray (the local executor trains here)"
             )
+    if not given.get("search"):
+        search_only = [spelled(name) for name in SEARCH_FIELDS if name in given and name != "search"]
+        if search_only:
+            raise ConfigError(f"{', '.join(search_only)}: only with {spelled('search')}")
+    elif given.get("executor", "local") == "ray":
+        raise ConfigError(f"{spelled('search')}: trains here; not with {spelled('executor')} ray")
     ray = RayOptions(**{RAY_FIELDS[name]: value for name, value in given.items() if name in RAY_FIELDS})
-    kept = {name: value for name, value in given.items() if name not in RAY_FIELDS}
-    return Options(**kept, ray=ray, prog=prog, argv=tuple(argv))
+    search = SearchOptions(**{SEARCH_FIELDS[name]: value for name, value in given.items() if name in SEARCH_FIELDS})
+    kept = {name: value for name, value in given.items() if name not in RAY_FIELDS and name not in SEARCH_FIELDS}
+    return Options(**kept, ray=ray, search=search, prog=prog, argv=tuple(argv))
 
 
 def _default(setting: str) -> object:

@@ -54,7 +54,15 @@ def hand_over_optimizer_state(fused: keras.Model, member: keras.Model, steps_per
     on exactly as a model trained alone. Slot variables are named after the weight's path, which
     is unique among the branches (`models.trials.plan_groups`)."""
     compile_for_training(member, steps_per_execution)
-    member.optimizer.build(member.trainable_variables)
-    fused_state = {variable.path.split("/", 1)[1]: variable for variable in fused.optimizer.variables}
-    for variable in member.optimizer.variables:
-        variable.assign(fused_state[variable.path.split("/", 1)[1]])
+    carry_optimizer_state(fused, member)
+
+
+def carry_optimizer_state(source: keras.Model, target: keras.Model) -> None:
+    """Build `target`'s optimizer and give it the state `source`'s optimizer holds for the same
+    weights (found by path, the optimizer's name left off) and its step count: `target` trains on
+    as the weights' own model would. `target`'s weights are a subset of `source`'s (a fused
+    group's survivors, or one of its members)."""
+    target.optimizer.build(target.trainable_variables)
+    source_state = {variable.path.split("/", 1)[1]: variable for variable in source.optimizer.variables}
+    for variable in target.optimizer.variables:
+        variable.assign(source_state[variable.path.split("/", 1)[1]])

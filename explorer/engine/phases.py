@@ -15,6 +15,7 @@ PHASES = (
     "checking",  # every network built once, its facts and model.summary() read
     "data",  # MNIST loaded, verified, split and scaled
     "planning",  # the run folder opened, fingerprints, the estimate
+    "searching",  # --search: the candidates trained rung by rung, before the verification
     "building",  # each group's models built from their seeds and compiled (fused)
     "first_epoch",  # the first epoch of each group: compiling the steps, then training
     "later_epochs",  # every other epoch: steady training and validation
@@ -62,4 +63,5 @@ class PhaseTimes:
         before = sum(seconds(phase, 0.0) for phase in ("checking", "data", "planning", "building"))
         after = sum(seconds(phase, 0.0) for phase in ("checkpointing", "fit_other", "evaluating", "saving", "views"))
         first = seconds("first_epoch", 0.0)
-        return f"Time: {before:.1f} s to start, {training:.1f} s training (first epochs, compiling: {first:.1f} s), {after:.1f} s to finish"
+        search = f"{seconds('searching'):.1f} s searching, then " if "searching" in self.seconds else ""
+        return f"Time: {search}{before:.1f} s to start, {training:.1f} s training (first epochs, compiling: {first:.1f} s), {after:.1f} s to finish"

@@ -9,14 +9,12 @@ prints the command that resumes the run.
 
 import contextlib
 import dataclasses
-import functools
-import math
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from explorer.config.defaults import DEFAULT_EPOCHS
 from explorer.config.options import Options
 from explorer.data.loading import load_prepared, planned_digits
 from explorer.data.mnist import DataSource
@@ -27,6 +25,9 @@ from explorer.engine.local import duration, run_groups_locally
 from explorer.engine.phases import PhaseTimes
 from explorer.engine.ray import import_ray, run_groups_on_ray
 from explorer.engine.recording import Work
+from explorer.engine.run_record import RunLog, write_run_record
+from explorer.engine.run_variants import prepared
+from explorer.engine.search import SearchRequest, run_search, search_plan_text
 from explorer.errors import EXIT_INTERRUPTED, EXIT_MODEL_FAILED, ConfigError, shown
 from explorer.models.backend import check_backend, keras, versions
 from explorer.models.keras_compat import tensorflow_left_alone
@@ -34,102 +35,21 @@ from explorer.models.trials import plan_groups, plan_trials, trial_key
 from explorer.models.variants import Variant, check_variants
 from explorer.store.files import (
     RunFolderLock,
-    append_text,
     default_run_dir,
-    now_iso,
     prepare_run_dir,
-    read_json,
     write_json_atomic,
 )
-from explorer.store.folders import FUSED_FOLDER, LAYOUT, LOG_FILE, check_new_run_folder, check_resume_folder
+from explorer.store.folders import (
+    FUSED_FOLDER,
+    LOG_FILE,
+    STUDY_FILE,
+    check_new_run_folder,
+    check_resume_folder,
+)
 from explorer.store.records import checkpoint_epochs, read_results
 from explorer.store.resume import plan_resume
 from explorer.views.summarize import SweepOutcome, Views, build_views
 from explorer.views.tables import closing_lines, wrapped
-
-
-class RunLog:
-    """The sweep's terminal lines, also appended to the run folder's `log.txt` once it is open (the
-    lines before are kept until then), so a run can be read after its terminal is gone; a resume
-    appends under a line of its own."""
-
-    def __init__(self, echo: Callable[[str], None]):
-        self.echo, self.kept, self.path = echo, [], None
-
-    def __call__(self, line: str) -> None:
-        self.echo(line)
-        if self.path is None:
-            self.kept.append(line)
-        else:
-            append_text(self.path, line + "\n")
-
-    def open(self, path: Path) -> None:
-        self.path = path
-        append_text(path, f"=== {now_iso()}\n" + "".join(f"{line}\n" for line in self.kept))
-        self.kept = []
-
-
-def with_overrides(variants: Sequence[Variant], options: Options) -> list[Variant]:
-    """The variants with the command line's epochs and batch size, where it sets them."""
-    epochs, batch_size = options.epochs_override, options.batch_size
-    return [
-        dataclasses.replace(variant, epochs=epochs or variant.epochs, batch_size=batch_size or variant.batch_size)
-        for variant in variants
-    ]
-
-
-def with_training_steps(variants: Sequence[Variant], options: Options) -> list[Variant]:
-    """The variants whose builders take the number of optimizer steps (a learning-rate schedule's
-    length, `Variant.takes_training_steps`) with it given: epochs times batches per epoch of the
-    training digits this run will use, counted from the labels alone where it can be."""
-    if not any(variant.takes_training_steps for variant in variants):
-        return list(variants)
-    train, _ = planned_digits(
-        options.data, seed=options.seed, validation_split=options.validation_split, quick=options.quick
-    )
-    return [
-        dataclasses.replace(
-            variant,
-            build=functools.partial(
-                variant.build, training_steps=variant.epochs * math.ceil(train / variant.batch_size)
-            ),
-            takes_training_steps=False,
-        )
-        if variant.takes_training_steps
-        else variant
-        for variant in variants
-    ]
-
-
-def _write_run_record(
-    run_dir: Path, options: Options, variants: Sequence[Variant], context: dict, log: Callable[[str], None]
-) -> None:
-    """`run.json`: how the sweep was started (kept from the first start when resuming; a damaged
-    one is kept aside, never overwritten)."""
-    record = {
-        "layout": LAYOUT,
-        "command": options.command,
-        "started_at": now_iso(),
-        "seed": options.seed,
-        "validation_split": options.validation_split,
-        "quick": options.quick,
-        "repeats": options.run_repeats,
-        "fuse": options.fused,
-        "executor": options.executor,
-        "models": [variant.name for variant in variants],
-        "reference": options.reference,
-        **context,
-    }
-    previous = read_json(run_dir / "run.json") if options.resume is not None else None
-    if isinstance(previous, dict) and isinstance(previous.get("command"), str) and "started_at" in previous:
-        resumed = previous.get("resumed") if isinstance(previous.get("resumed"), list) else []
-        record["resumed"] = [*resumed, {"command": options.command, "at": now_iso()}]
-        record["command"], record["started_at"] = previous["command"], previous["started_at"]
-    elif (run_dir / "run.json").exists():
-        aside = run_dir / f"run.json.damaged-{now_iso().replace(':', '')}"
-        os.replace(run_dir / "run.json", aside)
-        log(f"run.json was damaged; kept as {aside.name}, and a new one written")
-    write_json_atomic(run_dir / "run.json", record)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,24 +91,59 @@ def _run_folder(options: Options) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class _Checked:
-    """A sweep's input after every check that needs no data: its trials, options and run folder."""
+    """A sweep's input after every check that needs no data: its trials, options and run folder
+    (a search's trials are planned once it has found what to verify)."""
 
     variants: list[Variant]
     trials: list
     options: Options
     run_dir: Path
+    search: SearchRequest | None = None
+
+
+class _SearchInterrupted(Exception):
+    """Ctrl-C during a search: its study keeps every told candidate."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
+def _check_search(variants: Sequence[Variant], options: Options, search: SearchRequest | None) -> None:
+    if options.search.enabled and search is None:
+        raise ConfigError("--search needs a [search.NAME] table of choices and intervals in --config "
+                          "(docs/search.md); these configurations have none")  # fmt: skip
+    if search is not None and not options.search.enabled:
+        raise ConfigError(f"the configurations hold a search ([search.{search.space.name}]): run it with "
+                          "--search (and --budget or --trials), or leave the table out")  # fmt: skip
+    if search is None and not variants:
+        raise ConfigError("no configurations to train; define at least one")
+
+
+def verification_seed(seed: int) -> int:
+    """The first seed of a search's verification: not the seed its candidates were trained with."""
+    return (seed + 1) % 2**31
 
 
 def _check(
-    variants: Sequence[Variant], options: Options, declared_reference: str | None, timings: PhaseTimes
+    variants: Sequence[Variant],
+    options: Options,
+    declared_reference: str | None,
+    timings: PhaseTimes,
+    search: SearchRequest | None = None,
 ) -> _Checked:
     """Validate at the door, cheapest first: the backend, the executor, the run folder and the
     reference (names only), then each builder, called once."""
+    _check_search(variants, options, search)
     check_backend(options.backend)
     if options.executor == "ray":
         import_ray()  # refuses, in one line, when Ray is not installed
     run_dir = _run_folder(options)
-    variants = with_training_steps(with_overrides(variants, options), options)
+    variants = prepared(variants, options)
+    if search is not None:  # the reference is chosen once the candidates to verify are known
+        with timings.measure("checking"):
+            facts = check_variants(variants) if variants else []
+        return _Checked(list(variants), [], options, run_dir, search)
     reference = resolve_reference([variant.name for variant in variants], options.reference, declared_reference)
     options = dataclasses.replace(options, reference=reference)
     with timings.measure("checking"):
@@ -202,6 +157,11 @@ def _print_plan(checked: _Checked, log: RunLog) -> None:
     train, validation = planned_digits(
         options.data, seed=options.seed, validation_split=options.validation_split, quick=options.quick
     )
+    if checked.search is not None:
+        epochs = options.epochs_override or int(checked.search.space.fixed.get("epochs", DEFAULT_EPOCHS))
+        log(search_plan_text(checked.search, options, epochs))
+        if not checked.trials:
+            return
     log(plan_text(plan_groups(checked.trials, fuse=options.fused), train, validation))
 
 
@@ -211,10 +171,11 @@ def _open(
     declared_reference: str | None,
     log: RunLog,
     timings: PhaseTimes,
+    search: SearchRequest | None = None,
 ) -> _Opened | None:
     """Check the input, load the data and open the run folder with what is left to train (None for
-    --plan, which only prints the plan)."""
-    checked = _check(variants, options, declared_reference, timings)
+    --plan, which only prints the plan); a search runs here, and what is left is its verification."""
+    checked = _check(variants, options, declared_reference, timings, search)
     if checked.options.plan:
         _print_plan(checked, log)
         return None
@@ -224,22 +185,61 @@ def _open(
             options.data, seed=options.seed, validation_split=options.validation_split, quick=options.quick, log=log
         )
     data = loaded.data
+    # Only now open the run folder, so that bad input leaves no empty one behind.
     with timings.measure("planning"):
-        # Only now open the run folder, so that bad input leaves no empty one behind.
         lock = prepare_run_dir(run_dir, resume=options.resume is not None)
-        try:
+    try:
+        with timings.measure("planning"):
             log.open(run_dir / LOG_FILE)
             context = {"data": loaded.record, "versions": versions()}
-            _write_run_record(run_dir, options, checked.variants, context, log)
+            if checked.search is not None:
+                context["search"] = {"space": checked.search.space.name, **dataclasses.asdict(options.search)}
+            write_run_record(run_dir, options, checked.variants, context, log)
             log(f"Run folder: {run_dir}  |  backend: {keras.backend.backend()}  |  seed: {options.seed}")
             log(f"Training {len(data.x_train):,}, validating {len(data.x_val):,}, testing {len(data.x_test):,} digits.")
+        if checked.search is not None:
+            checked = _searched(checked, data, declared_reference, log, timings)
+            options = checked.options
+        with timings.measure("planning"):
             keys = {trial: trial_key(trial, loaded.identity) for trial in checked.trials}
             work = _plan_work(run_dir, checked.trials, keys, data, Work(
                 [], data, run_dir, keys, {}, context, options, log, timings))  # fmt: skip
-        except BaseException:
-            lock.close()
-            raise
-        return _Opened(work, loaded.source, lock)
+    except BaseException:
+        lock.close()
+        raise
+    return _Opened(work, loaded.source, lock)
+
+
+def _searched(
+    checked: _Checked, data: PreparedData, declared_reference: str | None, log: RunLog, timings: PhaseTimes
+) -> _Checked:
+    """Run the search, then plan its verification: the configurations given beside the search
+    and the best candidates, each trained `--repeats` times on fresh seeds.
+
+    Raises:
+        _SearchInterrupted: on Ctrl-C (the study keeps every told candidate).
+        ConfigError: when there is nothing to verify.
+    """
+    options, search = checked.options, checked.search
+    try:
+        with timings.measure("searching"):
+            found = run_search(search, data, checked.run_dir, options, log)
+    except KeyboardInterrupt:
+        raise _SearchInterrupted(checked.run_dir) from None
+    variants = [*checked.variants, *found]
+    if not variants:
+        raise ConfigError("the search completed no candidate and no other configuration was given: nothing to "
+                          "verify; give it a longer --budget or more --trials")  # fmt: skip
+    reference = resolve_reference([variant.name for variant in variants], options.reference, declared_reference)
+    options = dataclasses.replace(options, reference=reference)
+    with timings.measure("checking"):
+        facts = check_variants(variants)
+    seed = verification_seed(options.seed)
+    log(f"\nVerification: {len(variants)} configuration(s), {options.run_repeats} run(s) each from seed {seed}, "
+        f"compared with {reference} on the test set")  # fmt: skip
+    return dataclasses.replace(
+        checked, variants=variants, options=options, trials=plan_trials(variants, seed, options.run_repeats, facts)
+    )
 
 
 def _plan_work(run_dir: Path, trials: Sequence, keys: dict, data: PreparedData, work: Work) -> Work:
@@ -299,7 +299,11 @@ def _summarize(work: Work, source: DataSource, seconds: float, log: Callable[[st
 
 
 def run_sweep(
-    variants: Sequence[Variant], options: Options, log: Callable[[str], None] = print, reference: str | None = None
+    variants: Sequence[Variant],
+    options: Options,
+    log: Callable[[str], None] = print,
+    reference: str | None = None,
+    search: SearchRequest | None = None,
 ) -> SweepOutcome:
     """Validate, train and compare `variants`; return the exit code, run folder and views.
 
@@ -309,6 +313,9 @@ def run_sweep(
         log: where progress lines go (they also go to the run folder's `log.txt`).
         reference: the configuration the others are compared with, unless `options.reference`
             names one (the first when this one is not in the sweep).
+        search: a search space and the script's loop from configurations to variants
+            (`--search`): the search runs first, then its best candidates are verified beside
+            `variants`.
 
     Returns:
         Its exit code: 0 when every model finished (diverged ones included), 1 when a run of any
@@ -320,7 +327,7 @@ def run_sweep(
             run folder can no longer be written (the run stops; finished models are intact).
     """
     with tensorflow_left_alone(active=not options.tensorboard), interrupts_noted() as stop_requested:
-        return _run_sweep(variants, options, RunLog(log), reference, stop_requested)
+        return _run_sweep(variants, options, RunLog(log), reference, stop_requested, search)
 
 
 def _run_sweep(
@@ -329,10 +336,16 @@ def _run_sweep(
     log: RunLog,
     reference: str | None,
     stop_requested: Callable[[], bool],
+    search: SearchRequest | None = None,
 ) -> SweepOutcome:
     timings, started_unix, started = PhaseTimes(), time.time(), time.perf_counter()
     try:
-        opened = _open(variants, options, reference, log, timings)
+        opened = _open(variants, options, reference, log, timings, search)
+    except _SearchInterrupted as stopped:
+        log(f"\nInterrupted during the search: every candidate it finished is kept in {stopped.run_dir / STUDY_FILE}.")
+        log(f"To continue the search (the time it spent counts) and verify its best:\n  "
+            f"{options.resume_command(stopped.run_dir)}")  # fmt: skip
+        return SweepOutcome(EXIT_INTERRUPTED, stopped.run_dir)
     except KeyboardInterrupt:
         log("\nInterrupted before training started; nothing was trained.")
         return SweepOutcome(EXIT_INTERRUPTED)

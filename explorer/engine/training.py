@@ -75,7 +75,7 @@ class Outcome:
         return self.test is None
 
 
-def _build_members(trials: Sequence[Trial]) -> list[keras.Model]:
+def build_members(trials: Sequence[Trial]) -> list[keras.Model]:
     keras.backend.clear_session()  # free the previous models' graphs, so memory does not grow per model
     members = []
     for trial in trials:
@@ -89,7 +89,7 @@ def _build_group(trials: Sequence[Trial], setup: GroupSetup) -> tuple[list[keras
     """The group's members, seeded one by one, and the model that trains them: the fused model of
     several, or the one member compiled for training."""
     with setup.measure("building"):
-        members = _build_members(trials)
+        members = build_members(trials)
         if len(members) > 1:
             return members, fused_model(members, setup.steps_per_execution)
         return members, compile_for_training(members[0], setup.steps_per_execution)
