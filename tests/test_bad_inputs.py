@@ -147,6 +147,13 @@ BAD_GRIDS = [
     ("grid-name-taken", "[g-relu]\n[grid.g]\nactivation = ['relu', 'tanh']\n", ["'g-relu' has the name of a"]),
 ]
 BAD_CONFIGS += BAD_GRIDS
+BAD_SEARCHES = [
+    ("search-backwards", "[search.s]\nwidth = {low = 64, high = 8}\n", ["search 's'", "low below high"]),
+    ("search-bad-choice", "[search.s]\nactivation = ['relu', 'relux']\n", ["search 's'", "activation 'relux'"]),
+    ("search-two", "[search.a]\nwidth = [8]\n[search.b]\nwidth = [8]\n", ["one [search.NAME] table, got 2"]),
+    ("search-unflagged", "[search.s]\nwidth = [8, 16]\n", ["hold a search ([search.s])", "run it with --search"]),
+]
+BAD_CONFIGS += BAD_SEARCHES
 
 
 @pytest.mark.parametrize(("toml", "words"), [case[1:] for case in BAD_CONFIGS], ids=[case[0] for case in BAD_CONFIGS])
@@ -184,6 +191,10 @@ BAD_COMMAND_LINES = [
     ("sample-too-many", ["--grid", "activation=relu,tanh", "--sample", "3"], ["--sample 3", "from 1 to 2"]),
     ("sample-zero", ["--grid", "activation=relu,tanh", "--sample", "0"], ["--sample 0", "from 1 to 2"]),
     ("sample-without-grid", ["--sample", "2"], ["--sample 2", "needs a grid"]),
+    ("search-no-table", ["--search"], ["--search needs a [search.NAME] table"]),
+    ("budget-without-search", ["--budget", "5m"], ["--budget: only with --search"]),
+    ("budget-bad", ["--search", "--budget", "5x"], ["--budget", "'5x' is not a duration"]),
+    ("trials-zero", ["--search", "--trials", "0"], ["--trials", "0 is out of range"]),
     ("compare-not-runs", ["--compare", "nowhere", "elsewhere"], ["--compare nowhere: not a run folder"]),
     ("compare-one-run", ["--compare", "nowhere"], ["--compare needs at least two run folders"]),
     (

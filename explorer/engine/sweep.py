@@ -160,8 +160,9 @@ def _print_plan(checked: _Checked, log: RunLog) -> None:
     if checked.search is not None:
         epochs = options.epochs_override or int(checked.search.space.fixed.get("epochs", DEFAULT_EPOCHS))
         log(search_plan_text(checked.search, options, epochs))
-        if not checked.trials:
-            return
+        if checked.variants:
+            log(f"  beside them, on the same seeds: {', '.join(variant.name for variant in checked.variants)}")
+        return
     log(plan_text(plan_groups(checked.trials, fuse=options.fused), train, validation))
 
 
