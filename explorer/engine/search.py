@@ -141,36 +141,40 @@ def ask_batch(study: optuna.Study, space: SearchSpace, size: int) -> list[tuple[
 
 @dataclasses.dataclass
 class Budget:
-    """What is left of the search: seconds (spent before a resume included) and trials."""
+    """What is left of the search: seconds (spent before a resume included) and trials. The clock
+    runs from the search's start, so asking, building and compiling count as training does."""
 
     seconds: float | None
     trials: int | None
     spent: float = 0.0
+    mark: float = dataclasses.field(default_factory=time.perf_counter)
+
+    def settle(self, study: optuna.Study | None = None) -> None:
+        """Add the time since the last settling, and store the sum in `study` (so that a search
+        killed at any moment counts its time when resumed)."""
+        now = time.perf_counter()
+        self.spent, self.mark = self.spent + now - self.mark, now
+        if study is not None:
+            study.set_user_attr("seconds", self.spent)
+
+    @property
+    def spent_all(self) -> bool:
+        return self.seconds is not None and self.spent >= self.seconds
 
     def over(self, told: int) -> bool:
-        return (self.seconds is not None and self.spent >= self.seconds) or (
-            self.trials is not None and told >= self.trials
-        )
+        return self.spent_all or (self.trials is not None and told >= self.trials)
 
 
 class _Spending(keras.callbacks.Callback):
-    """Adds each epoch's seconds to the budget's and stores the sum in the study, so that a search
-    killed in the middle of a rung still counts its time when resumed; stops the fit once the
-    budget is spent."""
+    """Settles the budget after every epoch; stops the fit once it is spent."""
 
     def __init__(self, study: optuna.Study, budget: Budget):
         super().__init__()
-        self.study, self.budget, self.mark = study, budget, time.perf_counter()
-
-    def settle(self) -> None:
-        now = time.perf_counter()
-        self.budget.spent += now - self.mark
-        self.mark = now
-        self.study.set_user_attr("seconds", self.budget.spent)
+        self.study, self.budget = study, budget
 
     def on_epoch_end(self, epoch, logs=None):
-        self.settle()
-        if self.budget.seconds is not None and self.budget.spent >= self.budget.seconds:
+        self.budget.settle(self.study)
+        if self.budget.spent_all:
             self.model.stop_training = True  # the budget is spent: no more epochs
 
 
@@ -195,7 +199,7 @@ def _stop_at_rung(
     a batch's better candidates are the ones the later are measured against)."""
     if end == last:
         stopped = {trial: f"complete ({end} epochs)" for trial in alive}
-    elif budget.seconds is not None and budget.spent >= budget.seconds:
+    elif budget.spent_all:
         stopped = {trial: f"stopped by the budget after epoch {end}" for trial in alive}
     else:
         ranked = sorted(alive, key=lambda trial: -_value_or_worst(training.last(trial_name(trial.number))))
@@ -218,11 +222,10 @@ def train_batch(
     training, alive, lines, done = BatchTraining(trials, data), list(batch), [], 0
     ends = rung_ends(trials[0].variant.epochs, SEARCH_MIN_EPOCHS, SEARCH_REDUCTION_FACTOR)
     for end in ends:
-        spending = _Spending(study, budget)
         try:
-            training.train_to(end, [spending])
+            training.train_to(end, [_Spending(study, budget)])
         finally:  # an interrupted epoch's seconds count against the budget too
-            spending.settle()
+            budget.settle(study)
         for trial in alive:
             values = training.history[trial_name(trial.number)]["val_accuracy"]
             for step in range(done + 1, training.epochs_done + 1):
@@ -290,7 +293,7 @@ def run_search(
     if retried:
         log(f"Search: {', '.join(map(trial_name, retried))} were training when the run stopped; asked again")
     budget = Budget(options.search.budget, options.search.trials, float(study.user_attrs.get("seconds", 0.0)))
-    while not budget.over(told(study)):
+    while not budget.over(told(study)):  # each batch's asking, building and compiling count too
         size = SEARCH_BATCH_SIZE if options.fused else 1
         if budget.trials is not None:
             size = min(size, budget.trials - told(study))
@@ -298,11 +301,13 @@ def run_search(
         if not trials:
             continue
         variant = trials[0].variant
-        log(f"\n[search] {len(trials)} candidate(s) fused: {', '.join(t.name for t in trials)}; batch {variant.batch_size}, "
+        together = f"{len(trials)} candidates fused: " if len(trials) > 1 else ""
+        log(f"\n[search] {together}{', '.join(t.name for t in trials)}; batch {variant.batch_size}, "
             f"{trials[0].facts.description['optimizer']} {trials[0].facts.description['learning_rate']:g}, "
             f"{variant.epochs} epochs at most")  # fmt: skip
         for line in train_batch(study, batch, trials, data, budget):
             log(f"    {line}")
+        budget.settle(study)
         log(_best_line(study, budget))
     return verification_variants(study, request, options, log)
 
