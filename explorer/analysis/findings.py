@@ -124,3 +124,63 @@ def find(rows: Sequence[Mapping], reference: str | None) -> Findings:
 def as_record(findings: Findings) -> dict:
     """The findings as plain JSON-ready data."""
     return dataclasses.asdict(findings)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchFinding:
+    """What a search did, which parameters mattered, and whether its best by validation accuracy
+    held up when trained again on fresh seeds. Its validation score during the search is kept to
+    name it, never as a result: it was chosen because it was high."""
+
+    name: str
+    minutes: float
+    candidates: int  # those the search finished with (complete, stopped early, failed)
+    complete: int
+    pruned: int  # stopped early by successive halving
+    budget_stopped: int  # stopped when the budget ran out
+    failed: int  # diverged, or refused (fields that do not combine)
+    importances: tuple[tuple[str, float], ...]  # (parameter, importance), most important first
+    best: str | None  # the search's best complete candidate by validation accuracy
+    best_search_val_accuracy: float | None  # its score during the search: how it was chosen, not a result
+    best_status: str | None  # its verification's status ("ok", ...); None when it was not trained again
+    best_rank: int | None  # its rank in the verified leaderboard (by mean test accuracy)
+    ranked: int  # configurations in the verified leaderboard
+    best_test_accuracy: float | None  # its mean test accuracy on fresh seeds
+    best_runs: int | None
+    reference: str | None
+    vs_reference: Effect | None  # its verdict against the reference (verdict "reference" if it is it)
+    verified_best: str | None  # the verification's best by mean validation accuracy (`vs_best`)
+    vs_verified_best: Effect | None  # its verdict against that best (None when it is the best)
+    confirmed: bool  # the search's best is also the verification's best
+
+
+def find_search(search, rows: Sequence[Mapping]) -> SearchFinding:
+    """The finding of a search, from its study (`search`: a `store.study.SearchRecord`, read by its
+    attributes, since the analysis sits below the store) and the verification's summary rows."""
+    candidates = search.candidates
+    best = search.best
+    row = next((row for row in rows if best is not None and row["name"] == best.name), None)
+    verified_best = next((row["name"] for row in rows if row.get("vs_best") == "best"), None)
+    finished = row is not None and row["status"] == "ok"
+    return SearchFinding(
+        name=search.name,
+        minutes=search.seconds / 60,
+        candidates=len(candidates),
+        complete=sum(candidate.state == "COMPLETE" for candidate in candidates),
+        pruned=sum(candidate.by_halving for candidate in candidates),
+        budget_stopped=sum(candidate.state == "PRUNED" and not candidate.by_halving for candidate in candidates),
+        failed=sum(candidate.state == "FAIL" for candidate in candidates),
+        importances=tuple(search.importances),
+        best=best.name if best is not None else None,
+        best_search_val_accuracy=best.value if best is not None else None,
+        best_status=row["status"] if row is not None else None,
+        best_rank=row["rank"] if row is not None else None,
+        ranked=len(rows),
+        best_test_accuracy=row["test_accuracy"] if finished else None,
+        best_runs=row["repeats"] if finished else None,
+        reference=next((row["name"] for row in rows if row.get("vs_reference") == "reference"), None),
+        vs_reference=_effect(row, "reference") if finished and row.get("vs_reference") else None,
+        verified_best=verified_best,
+        vs_verified_best=_effect(row, "best") if finished and row.get("vs_best") not in (None, "best") else None,
+        confirmed=finished and best.name == verified_best,
+    )

@@ -9,7 +9,7 @@ configurations apart has not shown that they are the same.
 from collections.abc import Sequence
 
 from explorer.analysis.comparisons import MCNEMAR, NOT_DETECTED, PAIRED_T
-from explorer.analysis.findings import BestFinding, Effect, FactorFinding, Findings
+from explorer.analysis.findings import BestFinding, Effect, FactorFinding, Findings, SearchFinding
 from explorer.config.defaults import MAX_RUNS_NEEDED, POWER
 
 # How each factor and its values read: (the factor's name, a value's wording).
@@ -168,3 +168,78 @@ def _how_sure(findings: Findings) -> list[str]:
             "so nothing says how many runs a question needs. Train 3 runs or more (--repeats 3) to compare configurations."
         )
     return lines
+
+
+def search_sentences(finding: SearchFinding) -> list[str]:
+    """A search in three sentences: what it did, the parameters that mattered most, and whether the
+    verification on fresh seeds confirmed its best (whose search score is never given as a result)."""
+    parts = [f"{finding.complete} complete", f"{finding.pruned} stopped early by successive halving"]
+    if finding.budget_stopped:
+        parts.append(f"{finding.budget_stopped} stopped by the budget")
+    if finding.failed:
+        parts.append(f"{finding.failed} diverged or refused")
+    lines = [
+        f"The search {finding.name!r} tried {finding.candidates} candidate{'' if finding.candidates == 1 else 's'} "
+        f"in {finding.minutes:.1f} min ({', '.join(parts)})."
+    ]
+    if finding.importances:
+        top = [f"{name} {value:.2f}" for name, value in finding.importances[:3]]
+        listed = ", ".join(top[:-1]) + " and " + top[-1] if len(top) > 1 else top[0]
+        lines.append(
+            f"The parameters that mattered most, by Optuna's importance evaluator (PED-ANOVA over the "
+            f"{finding.complete} complete candidates; importances sum to 1): {listed}."
+        )
+    else:
+        lines.append(
+            f"Too few candidates completed ({finding.complete}) for Optuna to weigh the parameters' importance."
+        )
+    return lines + _verification_sentences(finding)
+
+
+def _verification_sentences(finding: SearchFinding) -> list[str]:
+    if finding.best is None:
+        return ["No candidate of the search trained to its last epoch, so none was verified."]
+    chosen = (
+        f"The search's best by validation accuracy was {finding.best} ({finding.best_search_val_accuracy:.4f} "
+        "during the search: it was chosen because it was high, so that score is not a result)"
+    )
+    if finding.best_status is None:
+        return [f"{chosen}; it has not been trained again on fresh seeds in this run folder, so nothing confirms it."]
+    if finding.best_test_accuracy is None:
+        return [
+            f"{chosen}; trained again on fresh seeds, it {finding.best_status}, so the verification did not confirm it."
+        ]
+    lines = [
+        f"{chosen}. Trained again on fresh seeds, its mean test accuracy is {percent(finding.best_test_accuracy)} "
+        f"over {runs_text(finding.best_runs)}, rank {finding.best_rank} of {finding.ranked} in the verified "
+        f"leaderboard{_against_reference(finding)}."
+    ]
+    if finding.confirmed:
+        lines.append(
+            f"The verification confirmed it: {finding.best} is also the verification's best by mean validation "
+            "accuracy on fresh seeds."
+        )
+    else:
+        effect = finding.vs_verified_best
+        against = f"; against it, {finding.best} is {_verdict_phrase(effect)}" if effect is not None else ""
+        lines.append(
+            f"The verification did not confirm it: the verification's best by mean validation accuracy on fresh "
+            f"seeds is {finding.verified_best}{against}."
+        )
+    return lines
+
+
+def _verdict_phrase(effect: Effect) -> str:
+    """ "worse (-0.30 points, 95% CI ...)", "not detectably different with 3 runs (...)"."""
+    if effect.verdict == NOT_DETECTED:
+        return f"not detectably different with {runs_text(effect.runs)} ({_numbers(effect)}{_sizing(effect)})"
+    return f"{effect.verdict} ({_numbers(effect)})"
+
+
+def _against_reference(finding: SearchFinding) -> str:
+    effect = finding.vs_reference
+    if effect is None or effect.verdict is None:
+        return ""
+    if effect.verdict == "reference":
+        return "; it is the reference"
+    return f"; against the reference, {finding.reference}, it is {_verdict_phrase(effect)}"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from explorer.analysis.stats import cell_text
 from explorer.config.checks import is_number
+from explorer.store.study import Candidate
 from explorer.views.tables import CELL_FORMATS, FUSED_NOTE, VERDICT_LEGEND, verdict_cell
 
 REPORT_COLUMNS = (
@@ -182,6 +183,72 @@ def _model_summaries(rows: Sequence[Mapping], summaries: Mapping[str, str]) -> s
     return f'<h2>The networks, as Keras summarises them</h2><div class="summaries">{folded}</div>' if folded else ""
 
 
+# A search's figures (`views.search_figures`), shown in its section, in order, with their titles.
+SEARCH_FIGURES = (
+    ("search_history.png", "The search's history: validation accuracy against candidates and time"),
+    ("search_importances.png", "Which parameters mattered"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchPart:
+    """What the report's "Search" section shows: the search's figures, its findings' sentences and
+    its top candidates, with the verification's summary row of those trained again."""
+
+    figures: Mapping[str, bytes]  # file name in SEARCH_FIGURES -> PNG
+    sentences: Sequence[str]
+    candidates: Sequence[Candidate]  # the top ones, best first (`search_figures.top_candidates`)
+    verified: Mapping[str, Mapping]  # configuration -> its summary row
+    parameters: Sequence[str] = ()  # the parameters in the order shown: the most important first
+
+
+def _parameter_text(params: Mapping[str, object], order: Sequence[str]) -> str:
+    """ "learning_rate 0.00312, width 212, activation relu": the most important first."""
+    names = sorted(params, key=lambda name: (order.index(name) if name in order else len(order), name))
+    return ", ".join(f"{name} {params[name]:.3g}" if isinstance(params[name], float) else f"{name} {params[name]}"
+                     for name in names)  # fmt: skip
+
+
+def _verified_text(row: Mapping | None) -> str:
+    if row is None:
+        return "-"
+    if row.get("test_accuracy") is None:
+        return str(row["status"])
+    runs = row.get("repeats")
+    return f"{row['test_accuracy']:.4f} test, {runs} run{'' if runs == 1 else 's'} (rank {row['rank']})"
+
+
+def search_section(part: SearchPart | None) -> str:
+    """The report's "Search" section, as HTML; empty without a search."""
+    if part is None:
+        return ""
+    items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in part.sentences)
+    figures = "".join(
+        f"<h3>{html.escape(title)}</h3>{_image_tag(part.figures[name], title)}"
+        for name, title in SEARCH_FIGURES
+        if name in part.figures
+    )
+    header = "".join(f"<th>{title}</th>" for title in
+                     ("#", "candidate", "val acc (search)", "epochs", "stopped", "trained again", "parameters"))  # fmt: skip
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in (
+            str(index), candidate.name, f"{candidate.value:.4f}", str(candidate.epochs_run or "-"),
+            candidate.stopped or candidate.state.lower(), _verified_text(part.verified.get(candidate.name)),
+            _parameter_text(candidate.params, list(part.parameters)),
+        )) + "</tr>"
+        for index, candidate in enumerate(part.candidates, start=1)
+    )  # fmt: skip
+    return (
+        '<section id="search"><h2>Search</h2>'
+        f'<ul class="findings">{items}</ul>{figures}'
+        "<h3>Its best candidates</h3><p>Validation accuracy during the search chose them; it is not a result "
+        "(the highest of many is high partly by luck). Those trained again on fresh seeds give their mean "
+        "test accuracy and rank in the leaderboard above.</p>"
+        f'<div class="scroll"><table id="search-candidates"><thead><tr>{header}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div></section>"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class ReportParts:
     """What the report shows beside the summary rows, read from the run folder."""
@@ -191,18 +258,20 @@ class ReportParts:
     summaries: Mapping[str, str] = dataclasses.field(default_factory=dict)  # configuration -> `model.summary()`
     findings: Sequence[str] = ()  # what the sweep found, in sentences (`views.findings`)
     drawing: str = ""  # the "Draw a digit" panel's HTML (`views.drawing`), after the leaderboard
+    search: SearchPart | None = None  # a search's section (`search_section`), when the run searched
 
 
 def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: ReportParts) -> str:
     """The run's report as one self-contained HTML page: what the sweep found, how it was run, the
-    sortable leaderboard with its fused groups' seconds, the "Draw a digit" panel, the figures (those missing are left out),
+    sortable leaderboard with its fused groups' seconds, the "Draw a digit" panel, a search's section
+    (after a search), the figures (those missing are left out),
     every configuration's `model.summary()` (folded) and curves; images embedded.
 
     Args:
         run: the run's record (`run.json`).
         run_name: the run folder's name, the page's title.
         rows: the summary rows (`summary_rows`).
-        parts: the figures, curves, summaries, findings and "Draw a digit" panel to show.
+        parts: the figures, curves, summaries, findings, "Draw a digit" panel and search to show.
     """
     figures, curves, summaries, findings = parts.figures, parts.curves, parts.summaries, parts.findings
     header, body = _leaderboard(rows)
@@ -241,6 +310,7 @@ def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: R
         header=header,
         body=body,
         drawing=parts.drawing,
+        search=search_section(parts.search),
         sections=sections,
         curves=curve_tags,
     )

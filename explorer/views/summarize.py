@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from explorer.analysis.findings import as_record, find
+from explorer.analysis.findings import as_record, find, find_search
 from explorer.analysis.stats import (
     REPEAT_COLUMNS,
     SUMMARY_COLUMNS,
@@ -31,6 +31,7 @@ from explorer.store.folders import (
     TENSORBOARD_FOLDER,
 )
 from explorer.store.records import read_history, read_results
+from explorer.store.study import SearchRecord, read_search
 from explorer.views.digits import plot_discordant, plot_first_layer
 from explorer.views.drawing import PanelInputs, best_runs, drawing_panel
 from explorer.views.figures import (
@@ -43,8 +44,9 @@ from explorer.views.figures import (
     plot_parallel_coordinates,
     plot_per_class,
 )
-from explorer.views.findings import finding_sentences
-from explorer.views.report import REPORT_FIGURES, ReportParts, render_report
+from explorer.views.findings import finding_sentences, search_sentences
+from explorer.views.report import REPORT_FIGURES, SEARCH_FIGURES, ReportParts, SearchPart, render_report
+from explorer.views.search_figures import search_history_figure, search_importances_figure, top_candidates
 from explorer.views.tensorboard import write_tensorboard_hparams
 
 PER_CLASS_COLUMNS = ("name", *(f"digit_{digit}" for digit in range(10)))
@@ -102,6 +104,8 @@ def build_views(
     (one panel per factor varied alone), the best configuration's `first_layer.png` and, against
     the reference, `discordant.png`, and last `report.html`, which shows all of it and computes
     each configuration's best network by validation on a digit drawn in it (`views.drawing`).
+    After a search (the folder holds `study.db`), also `search_history.png` and
+    `search_importances.png`, the search's findings first, and the report's "Search" section.
 
     Every finished configuration is compared with `reference` and with the best (see
     `stats.summary_rows`). `results` replaces the run folder's own (`--compare` gathers several).
@@ -123,9 +127,9 @@ def build_views(
     rows = summary_rows(results, correct, reference)
     write_text_atomic(run_dir / "summary.csv", table_csv(rows, SUMMARY_COLUMNS))
     write_json_atomic(run_dir / "summary.json", rows)
-    findings = find(rows, reference)
-    sentences = tuple(finding_sentences(findings))
-    write_json_atomic(run_dir / "findings.json", {**as_record(findings), "sentences": list(sentences)})
+    search = read_search(run_dir)
+    sentences, search_lines = _write_findings(run_dir, rows, reference, search)
+    _write_search_views(run_dir, rows, search, save)
     write_text_atomic(run_dir / "repeats.csv", table_csv(repeat_rows(results), REPEAT_COLUMNS))
     _write_curves(run_dir, rows, results, save)
     save(plot_parallel_coordinates(rows), run_dir / "parallel_coordinates.png")
@@ -138,12 +142,55 @@ def build_views(
     if best is not None:
         _write_best_model_views(run_dir, data, results, best, save)
     _write_inside_views(run_dir, data, results, best, reference if reference in correct else None, save)
-    write_text_atomic(run_dir / "report.html", _report(run_dir, rows, results, sentences, data))
+    searched = _search_part(run_dir, rows, search, search_lines)
+    write_text_atomic(run_dir / "report.html", _report(run_dir, rows, results, sentences, data, searched))
     return Views(rows, figures, sentences)
 
 
+def _write_findings(
+    run_dir: Path, rows: Sequence[Mapping], reference: str | None, search: SearchRecord | None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`findings.json`: the findings as data (a search's under "search") and as sentences, the
+    search's first. Returns all the sentences, and the search's alone."""
+    findings = find(rows, reference)
+    searched = find_search(search, rows) if search is not None else None
+    search_lines = tuple(search_sentences(searched)) if searched is not None else ()
+    sentences = search_lines + tuple(finding_sentences(findings))
+    extra = {"search": as_record(searched)} if searched is not None else {}
+    write_json_atomic(run_dir / "findings.json", {**as_record(findings), **extra, "sentences": list(sentences)})
+    return sentences, search_lines
+
+
+def _write_search_views(run_dir: Path, rows: Sequence[Mapping], search: SearchRecord | None, save: Save) -> None:
+    """`search_history.png` (the verified best starred: the best finished configuration by mean
+    validation accuracy on fresh seeds) and `search_importances.png`; removed without a search."""
+    if search is None:
+        for name, _ in SEARCH_FIGURES:
+            (run_dir / name).unlink(missing_ok=True)
+        return
+    verified = {row["name"]: row["val_accuracy"] for row in rows
+                if row["status"] == "ok" and row.get("val_accuracy") is not None}  # fmt: skip
+    save(search_history_figure(search, verified), run_dir / "search_history.png")
+    save(search_importances_figure(search), run_dir / "search_importances.png")
+
+
+def _search_part(
+    run_dir: Path, rows: Sequence[Mapping], search: SearchRecord | None, sentences: Sequence[str]
+) -> SearchPart | None:
+    if search is None:
+        return None
+    figures = {name: (run_dir / name).read_bytes() for name, _ in SEARCH_FIGURES if (run_dir / name).is_file()}
+    parameters = [name for name, _ in search.importances]
+    return SearchPart(figures, sentences, top_candidates(search), {row["name"]: row for row in rows}, parameters)
+
+
 def _report(
-    run_dir: Path, rows: Sequence[Mapping], results: Sequence[Mapping], findings: Sequence[str], data: PreparedData
+    run_dir: Path,
+    rows: Sequence[Mapping],
+    results: Sequence[Mapping],
+    findings: Sequence[str],
+    data: PreparedData,
+    search: SearchPart | None = None,
 ) -> str:
     """The report's page, from what the run folder holds: its run.json, figures, curves and models."""
     figures = {name: (run_dir / name).read_bytes() for name, _ in REPORT_FIGURES if (run_dir / name).is_file()}
@@ -152,7 +199,7 @@ def _report(
     run = run if isinstance(run, dict) else {}
     folders = {name: trial_folder(run_dir, result) for name, result in best_runs(results).items()}
     drawing = drawing_panel(PanelInputs(rows, folders, data.test_images, data.test_labels))
-    parts = ReportParts(figures, curves, model_summaries(run_dir, results), findings, drawing)
+    parts = ReportParts(figures, curves, model_summaries(run_dir, results), findings, drawing, search)
     return render_report(run, run_dir.name, rows, parts)
 
 
