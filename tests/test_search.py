@@ -240,3 +240,12 @@ def test_a_resume_with_another_space_is_refused(searched, tmp_path):
     other = {**networks, "search": {"s": {**SPACE, "depth": [1, 2, 3]}}}
     with pytest.raises(ConfigError, match=r"was started with another space"):
         common.sweep(other, resume=run_dir, log=lambda line: None, **settings)
+
+
+def test_the_study_goes_into_a_run_folder_named_with_url_characters(tmp_path):
+    run_dir = tmp_path / "my run #1 ?%"
+    run_dir.mkdir()
+    _, space = split_search({"search": {"s": SPACE}})
+    study = open_study(run_dir, space, seed=0)
+    study.set_user_attr("probe", 1)
+    assert (run_dir / STUDY_FILE).is_file() and sorted(p.name for p in tmp_path.iterdir()) == [run_dir.name]

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import optuna
+from sqlalchemy.engine import URL
 
 from explorer.config.defaults import (
     SEARCH_BATCH_PARAMETERS,
@@ -40,6 +41,7 @@ from explorer.models.backend import keras
 from explorer.models.trials import Trial
 from explorer.models.variants import Variant, inspect_variant
 from explorer.store.folders import STUDY_FILE
+from explorer.store.study import candidate_name
 
 TrialState = optuna.trial.TrialState
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -54,8 +56,7 @@ class SearchRequest:
     variants_of: Callable[[Mapping[str, Mapping]], list[Variant]]
 
 
-def trial_name(number: int) -> str:
-    return f"trial_{number}"
+trial_name = candidate_name  # a candidate's model and folder name: trial_<number>
 
 
 def open_study(run_dir: Path, space: SearchSpace, seed: int) -> optuna.Study:
@@ -65,7 +66,9 @@ def open_study(run_dir: Path, space: SearchSpace, seed: int) -> optuna.Study:
         ConfigError: when the folder holds a study of another space or name.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search prints its own lines
-    storage = optuna.storages.RDBStorage(f"sqlite:///{(run_dir / STUDY_FILE).resolve()}")
+    # Rendered by SQLAlchemy, so that a folder named with '?', '#' or '%' is not read as a query.
+    url = URL.create("sqlite", database=str((run_dir / STUDY_FILE).resolve())).render_as_string(hide_password=False)
+    storage = optuna.storages.RDBStorage(url)
     names = optuna.get_all_study_names(storage)
     if names and names != [space.name]:
         raise ConfigError(f"{run_dir / STUDY_FILE} holds the search {names[0]!r}, not {space.name!r}; "
