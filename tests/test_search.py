@@ -148,6 +148,11 @@ def test_survivors_train_on_from_their_own_state_as_they_would_alone(data):
     assert len(batch.history["t0"]["val_accuracy"]) == 1 and len(batch.history["t2"]["loss"]) == 2
 
 
+def test_a_batch_that_could_not_fuse_is_refused(data):
+    with pytest.raises(ValueError, match="one seed, batch size, epochs and optimizer"):
+        BatchTraining([dense_trial("a", {"learning_rate": 0.01}), dense_trial("b", {"learning_rate": 0.001})], data)
+
+
 # --- A search, end to end ---------------------------------------------------------------------------
 
 

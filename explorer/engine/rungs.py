@@ -20,7 +20,7 @@ from explorer.engine.callbacks import EpochClock, EpochSeeds, branch_log_key
 from explorer.engine.fusion import carry_optimizer_state, fused_model, hand_over_optimizer_state
 from explorer.engine.training import build_members, eval_batch_size
 from explorer.models.backend import keras
-from explorer.models.trials import Trial
+from explorer.models.trials import Trial, fusion_key
 from explorer.models.variants import compile_for_training
 
 RUNG_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -41,6 +41,8 @@ class BatchTraining:
     seeded one by one, trained together to each rung's end, and narrowed to the survivors."""
 
     def __init__(self, trials: Sequence[Trial], data: PreparedData, steps_per_execution: int = STEPS_PER_EXECUTION):
+        if len({fusion_key(trial) for trial in trials}) != 1:
+            raise ValueError("a batch needs one seed, batch size, epochs and optimizer configuration")
         self.trials, self.data, self.steps_per_execution = list(trials), data, steps_per_execution
         self.members = dict(zip((trial.name for trial in trials), build_members(trials), strict=True))
         members = list(self.members.values())
