@@ -254,3 +254,21 @@ def test_the_study_goes_into_a_run_folder_named_with_url_characters(tmp_path):
     study = open_study(run_dir, space, seed=0)
     study.set_user_attr("probe", 1)
     assert (run_dir / STUDY_FILE).is_file() and sorted(p.name for p in tmp_path.iterdir()) == [run_dir.name]
+
+
+def test_a_damaged_study_is_refused_in_one_line_and_left_as_it_is(searched, tmp_path):
+    outcome, _, networks, settings = searched
+    run_dir = tmp_path / "run"
+    shutil.copytree(outcome.run_dir, run_dir)
+    damaged = (run_dir / STUDY_FILE).read_bytes()[:3000]
+    (run_dir / STUDY_FILE).write_bytes(damaged)
+    with pytest.raises(ConfigError, match=r"study.db: cannot be read as this search's study .*move it aside"):
+        common.sweep(networks, resume=run_dir, log=lambda line: None, **settings)
+    assert (run_dir / STUDY_FILE).read_bytes() == damaged
+
+
+def test_a_run_that_was_not_a_search_is_not_continued_as_one(finished_run):
+    run_dir, _ = finished_run
+    with pytest.raises(ConfigError, match=r"not started as a search, so --search cannot continue it"):
+        common.sweep({"search": {"s": SPACE}}, resume=run_dir, search=True, trials=4, log=lambda line: None)
+    assert not (run_dir / STUDY_FILE).exists()

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from sqlalchemy.engine import URL
 
 from explorer.config.defaults import (
@@ -67,8 +68,16 @@ def open_study(run_dir: Path, space: SearchSpace, seed: int) -> optuna.Study:
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search prints its own lines
     # Rendered by SQLAlchemy, so that a folder named with '?', '#' or '%' is not read as a query.
-    url = URL.create("sqlite", database=str((run_dir / STUDY_FILE).resolve())).render_as_string(hide_password=False)
-    storage = optuna.storages.RDBStorage(url)
+    path = (run_dir / STUDY_FILE).resolve()
+    url = URL.create("sqlite", database=str(path)).render_as_string(hide_password=False)
+    try:
+        storage = optuna.storages.RDBStorage(url)
+    except (sqlalchemy.exc.DBAPIError, RuntimeError) as error:  # not a database, malformed, another schema
+        reason = str(error).splitlines()[0][:160]
+        raise ConfigError(
+            f"{path}: cannot be read as this search's study ({reason}); it is left as it is: "
+            "move it aside to search again in this folder, or start a new run with --out"
+        ) from None
     names = optuna.get_all_study_names(storage)
     if names and names != [space.name]:
         raise ConfigError(f"{run_dir / STUDY_FILE} holds the search {names[0]!r}, not {space.name!r}; "

@@ -45,6 +45,7 @@ from explorer.store.folders import (
     STUDY_FILE,
     check_new_run_folder,
     check_resume_folder,
+    read_run_record,
 )
 from explorer.store.records import checkpoint_epochs, read_results
 from explorer.store.resume import plan_resume
@@ -118,6 +119,10 @@ def _check_search(variants: Sequence[Variant], options: Options, search: SearchR
                           "--search (and --budget or --trials), or leave the table out")  # fmt: skip
     if search is None and not variants:
         raise ConfigError("no configurations to train; define at least one")
+    record = read_run_record(options.resume) if search is not None and options.resume is not None else None
+    if isinstance(record, dict) and "search" not in record:  # a damaged run.json is kept aside later
+        raise ConfigError(f"--resume {options.resume}: not started as a search, so --search cannot continue it; "
+                          "start the search in a new folder with --out")  # fmt: skip
 
 
 def verification_seed(seed: int) -> int:
