@@ -21,15 +21,20 @@ def with_overrides(variants: Sequence[Variant], options: Options) -> list[Varian
     ]
 
 
-def with_training_steps(variants: Sequence[Variant], options: Options) -> list[Variant]:
+def with_training_steps(
+    variants: Sequence[Variant], options: Options, train_digits: int | None = None
+) -> list[Variant]:
     """The variants whose builders take the number of optimizer steps (a learning-rate schedule's
     length, `Variant.takes_training_steps`) with it given: epochs times batches per epoch of the
-    training digits this run will use, counted from the labels alone where it can be."""
+    training digits this run will use (`train_digits` once the data is loaded; before, counted from
+    the labels alone where it can be)."""
     if not any(variant.takes_training_steps for variant in variants):
         return list(variants)
-    train, _ = planned_digits(
-        options.data, seed=options.seed, validation_split=options.validation_split, quick=options.quick
-    )
+    train = train_digits
+    if train is None:
+        train, _ = planned_digits(
+            options.data, seed=options.seed, validation_split=options.validation_split, quick=options.quick
+        )
     return [
         dataclasses.replace(
             variant,
@@ -44,6 +49,6 @@ def with_training_steps(variants: Sequence[Variant], options: Options) -> list[V
     ]
 
 
-def prepared(variants: Sequence[Variant], options: Options) -> list[Variant]:
+def prepared(variants: Sequence[Variant], options: Options, train_digits: int | None = None) -> list[Variant]:
     """The variants as this run trains them (`with_overrides`, then `with_training_steps`)."""
-    return with_training_steps(with_overrides(variants, options), options)
+    return with_training_steps(with_overrides(variants, options), options, train_digits)

@@ -263,13 +263,15 @@ def told(study: optuna.Study) -> int:
                for trial in trials)  # fmt: skip
 
 
-def _batch_trials(request: SearchRequest, batch, options: Options, study: optuna.Study) -> tuple[list, list[Trial]]:
+def _batch_trials(
+    request: SearchRequest, batch, options: Options, study: optuna.Study, train_digits: int
+) -> tuple[list, list[Trial]]:
     """The batch's candidates as trials; one whose sampled fields do not combine (a value each
     field allows alone, refused beside another) is told as failed, with the reason."""
     kept, trials = [], []
     for trial, fields in batch:
         try:
-            [variant] = prepared(request.variants_of({trial_name(trial.number): fields}), options)
+            [variant] = prepared(request.variants_of({trial_name(trial.number): fields}), options, train_digits)
         except ConfigError as error:
             trial.set_user_attr("stopped", f"refused: {error}")
             study.tell(trial, state=TrialState.FAIL)
@@ -309,7 +311,7 @@ def run_search(
         size = SEARCH_BATCH_SIZE if options.fused else 1
         if budget.trials is not None:
             size = min(size, budget.trials - told(study))
-        batch, trials = _batch_trials(request, ask_batch(study, request.space, size), options, study)
+        batch, trials = _batch_trials(request, ask_batch(study, request.space, size), options, study, len(data.x_train))
         if not trials:
             continue
         variant = trials[0].variant
@@ -321,11 +323,11 @@ def run_search(
             log(f"    {line}")
         budget.settle(study)
         log(_best_line(study, budget))
-    return verification_variants(study, request, options, log)
+    return verification_variants(study, request, options, log, len(data.x_train))
 
 
 def verification_variants(
-    study: optuna.Study, request: SearchRequest, options: Options, log: Callable[[str], None]
+    study: optuna.Study, request: SearchRequest, options: Options, log: Callable[[str], None], train_digits: int
 ) -> list[Variant]:
     """The best `count` complete candidates by validation accuracy, as variants (named by trial)."""
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
@@ -342,7 +344,7 @@ def verification_variants(
     chosen = ", ".join(f"{trial_name(trial.number)} ({trial.value:.4f})" for trial in complete)
     log(f"Best by validation accuracy, to be trained again on fresh seeds: {chosen}")
     configs = {trial_name(trial.number): json.loads(trial.user_attrs["config"]) for trial in complete}
-    return prepared(request.variants_of(configs), options)
+    return prepared(request.variants_of(configs), options, train_digits)
 
 
 def search_plan_text(request: SearchRequest, options: Options, epochs: int) -> str:
