@@ -9,7 +9,7 @@ into `findings.json`.
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from explorer.analysis.comparisons import MCNEMAR, PAIRED_T
+from explorer.analysis.comparisons import MCNEMAR
 from explorer.analysis.power import strictest_alpha
 from explorer.analysis.stats import FACTORS, factor_groups
 
@@ -26,7 +26,7 @@ class Effect:
     ci_high: float | None
     p_value: float | None  # Holm-corrected
     runs: int | None  # the runs both configurations finished, on the same seeds
-    test: str | None  # comparisons.PAIRED_T or comparisons.MCNEMAR
+    test: str | None  # the test's name: comparisons.MCNEMAR with one run each, another with several
     detectable: float | None = None  # the smallest difference the sweep could detect (a fraction)
     runs_needed: int | None = None  # about how many runs would detect `difference`
     test_accuracy: float | None = None
@@ -56,7 +56,7 @@ class BestFinding:
 class Findings:
     reference: str | None
     runs: int  # the most runs any configuration finished
-    tests: tuple[str, ...]  # the tests the comparisons used
+    tests: tuple[str, ...]  # the tests the comparisons used, McNemar's last
     comparisons: int  # how many comparisons Holm's correction covered
     strictest_alpha: float  # the level `detectable` and `runs_needed` are sized at
     best: BestFinding | None
@@ -108,10 +108,12 @@ def find(rows: Sequence[Mapping], reference: str | None) -> Findings:
     )
     tests = {row.get(f"vs_{role}_test") for row in finished for role in ("best", "reference")} - {None}
     compared = sum(row.get(f"vs_{role}_p") is not None for row in finished for role in ("best", "reference"))
+    # The best against the reference is one comparison, shown on both rows: Holm counted it once.
+    compared -= any(row.get("vs_reference") == "reference" and row.get("vs_best_p") is not None for row in finished)
     return Findings(
         reference=reference if any(row["name"] == reference for row in finished) else None,
         runs=max((row["repeats"] for row in finished), default=0),
-        tests=tuple(test for test in (PAIRED_T, MCNEMAR) if test in tests),
+        tests=tuple(sorted(tests, key=lambda test: (test == MCNEMAR, test))),
         comparisons=compared,
         strictest_alpha=strictest_alpha(compared),
         best=_best(finished),

@@ -1,12 +1,15 @@
-"""How many runs a question needs: the power of the paired t-test over seeds.
+"""How many runs a question needs: the power of the t-test that gave a comparison its verdict.
 
-The paired t-test on n seeds is a one-sample t-test on the n differences, so its power is that of
-statsmodels' `TTestPower`: the chance that a true difference of `effect_size` standard deviations
-of the per-seed differences is detected. Two questions are asked of it:
+A difference is tested with a t statistic, its estimate over its standard error, on `freedom`
+degrees of freedom (`explorer.analysis.comparisons`). Its power against a true difference `delta`
+is that of a noncentral t with noncentrality `delta / standard_error`. Two questions are asked of it:
 
-- the smallest difference this sweep could have detected (80% power at its number of runs);
+- the smallest difference this sweep could have detected (80% power with its runs);
 - for a difference that was not detected, about how many runs would detect it (80% power), taking
-  the observed difference and spread as if they were the truth: a rough guide, not a promise.
+  the observed difference and spread as if they were the truth: a rough guide, not a promise. With
+  `n` runs of each configuration the standard error is `spread / sqrt(n)` and the degrees of freedom
+  grow as `freedom_per_run * (n - 1)` (1 for the paired t-test; up to 2 for the two-way model, whose
+  two spreads are measured apart).
 
 Both are asked at the run's strictest level, 0.05 divided by its number of comparisons (the first
 step of Holm's correction, Bonferroni's level), so a difference found detectable here is detectable
@@ -26,12 +29,10 @@ import scipy.stats
 from explorer.config.defaults import ALPHA, MAX_RUNS_NEEDED, POWER
 
 
-def power(effect_size: float, runs: int, alpha: float) -> float:
-    """The two-sided paired t-test's power: the chance it rejects at level `alpha` with `runs`
-    pairs when the true mean difference is `effect_size` standard deviations of the differences."""
-    freedom = runs - 1
+def power(noncentrality: float, freedom: float, alpha: float) -> float:
+    """The two-sided t-test's power: the chance it rejects at level `alpha` on `freedom` degrees of
+    freedom when the true difference is `noncentrality` standard errors."""
     critical = scipy.stats.t.ppf(1 - alpha / 2, freedom)
-    noncentrality = effect_size * math.sqrt(runs)
     # The lower tail as the upper tail of the mirrored distribution: SciPy's `nct.cdf` far in the
     # tail returns NaN where `nct.sf` returns the (negligible) probability.
     upper = scipy.stats.nct.sf(critical, freedom, noncentrality)
@@ -44,29 +45,33 @@ def strictest_alpha(comparisons: int) -> float:
     return ALPHA / max(comparisons, 1)
 
 
-def detectable_difference(spread: float | None, runs: int, alpha: float) -> float | None:
-    """The smallest true difference (in the units of `spread`) that `runs` paired runs detect with
-    `POWER`; None with fewer than two runs or no measured spread."""
-    if spread is None or runs < 2:
+def detectable_difference(standard_error: float | None, freedom: float | None, alpha: float) -> float | None:
+    """The smallest true difference (in the units of `standard_error`) that the test detects with
+    `POWER`; None without a standard error or degrees of freedom (one run)."""
+    if standard_error is None or freedom is None or not freedom > 0:
         return None
-    if spread == 0:
+    if standard_error == 0:
         return 0.0
-    effect = scipy.optimize.brentq(lambda size: power(size, runs, alpha) - POWER, 1e-9, 1e6)
-    return effect * spread
+    noncentrality = scipy.optimize.brentq(lambda size: power(size, freedom, alpha) - POWER, 1e-9, 1e6)
+    return noncentrality * standard_error
 
 
-def runs_needed(difference: float, spread: float | None, alpha: float) -> int | None:
-    """About how many paired runs detect `difference` with `POWER`, if the spread stays `spread`.
+def runs_needed(difference: float, spread: float | None, freedom_per_run: float | None, alpha: float) -> int | None:
+    """About how many runs of each configuration detect `difference` with `POWER`, if one run's
+    spread of the difference stays `spread`.
 
     Returns:
         The number of runs (at least 2), `MAX_RUNS_NEEDED + 1` meaning "more than MAX_RUNS_NEEDED",
         or None when there is no spread or no difference to size.
     """
-    if spread is None or spread == 0 or difference == 0:
+    if spread is None or spread == 0 or difference == 0 or not freedom_per_run:
         return None
-    effect = abs(difference) / spread
-    if power(effect, MAX_RUNS_NEEDED, alpha) < POWER:
+
+    def power_with(runs: float) -> float:
+        return power(abs(difference) * math.sqrt(runs) / spread, freedom_per_run * (runs - 1), alpha)
+
+    if power_with(MAX_RUNS_NEEDED) < POWER:
         return MAX_RUNS_NEEDED + 1
-    if power(effect, 2, alpha) >= POWER:
+    if power_with(2) >= POWER:
         return 2
-    return math.ceil(scipy.optimize.brentq(lambda runs: power(effect, runs, alpha) - POWER, 2, MAX_RUNS_NEEDED))
+    return math.ceil(scipy.optimize.brentq(lambda runs: power_with(runs) - POWER, 2, MAX_RUNS_NEEDED))

@@ -5,14 +5,12 @@ Pure functions of result records: each returns rows or text; the sweep decides w
 
 import csv
 import io
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import scipy.stats
 
-from explorer.analysis.comparisons import NOT_DETECTED, holm, paired_comparison, verdict
-from explorer.analysis.power import detectable_difference, runs_needed, strictest_alpha
+from explorer.analysis.comparisons import SweepComparisons, compare_configurations
 from explorer.config.checks import is_int
 from explorer.config.defaults import CONFIDENCE
 
@@ -123,45 +121,40 @@ def _mark_pareto(rows: Sequence[dict]) -> None:
         row["pareto"] = "+".join(marks) or None
 
 
-def _anchors(finished: Sequence[Mapping], reference: str | None) -> dict[str, str]:
-    """Role -> configuration: the best by mean validation accuracy, and the reference if it finished."""
-    anchors = {}
-    if finished:
-        anchors["best"] = max(finished, key=lambda row: (row["val_accuracy"], -row["rank"]))["name"]
-    if reference in {row["name"] for row in finished}:
-        anchors["reference"] = reference
-    return anchors
-
-
 def _mark_comparisons(
-    rows: Sequence[dict], correct: Mapping[str, Mapping[int, np.ndarray]], reference: str | None
-) -> None:
+    rows: Sequence[dict],
+    results: Sequence[Mapping],
+    correct: Mapping[str, Mapping[int, np.ndarray]],
+    reference: str | None,
+) -> SweepComparisons:
     """`vs_best` and `vs_reference`: each finished configuration's verdict against the best (by mean
-    validation accuracy) and the reference, with the mean paired difference in test accuracy, its
-    95% interval, the test that gave them, its runs and its Holm-corrected p-value
-    (`explorer.analysis.comparisons`); against the reference also the smallest difference the
-    sweep could detect and, when none was detected, about how many runs would detect the one seen
-    (`explorer.analysis.power`, at Holm's strictest level over the run's comparisons)."""
-    finished = [row for row in rows if row["status"] == "ok"]
-    anchors = _anchors(finished, reference)
-    found = []
-    for row, (role, anchor) in itertools.product(finished, anchors.items()):
-        if row["name"] == anchor:
-            row[f"vs_{role}"] = role
-        elif row["name"] in correct and anchor in correct:
-            comparison = paired_comparison(correct[row["name"]], correct[anchor], row["name"], anchor)
-            if comparison is not None:
-                found.append((row, role, comparison))
-    alpha = strictest_alpha(len(found))
-    for (row, role, comparison), corrected in zip(found, holm([c.p_value for _, _, c in found]), strict=True):
-        row[f"vs_{role}"] = verdict(comparison.difference, corrected)
-        for key in ("difference", "ci_low", "ci_high", "test"):
-            row[f"vs_{role}_{key}"] = getattr(comparison, key)
-        row[f"vs_{role}_p"], row[f"vs_{role}_runs"] = corrected, comparison.seeds
-        if role == "reference":
-            row["vs_reference_detectable"] = detectable_difference(comparison.spread, comparison.seeds, alpha)
-            if row["vs_reference"] == NOT_DETECTED:
-                row["vs_reference_runs_needed"] = runs_needed(comparison.difference, comparison.spread, alpha)
+    validation accuracy) and the reference, with the estimated difference in mean test accuracy,
+    its 95% interval, the test that gave them, its runs and its Holm-corrected p-value; against the
+    reference also the smallest difference the sweep could detect and, when none was detected,
+    about how many runs would detect the one seen (`comparisons.compare_configurations`)."""
+    finished = {row["name"] for row in rows if row["status"] == "ok"}
+    test_accuracy: dict[str, dict[int, float]] = {row["name"]: {} for row in rows if row["name"] in finished}
+    validation_accuracy: dict[str, dict[int, float]] = {name: {} for name in test_accuracy}
+    for result in results:
+        if result["name"] in finished and result["status"] == "ok":
+            test_accuracy[result["name"]][result["seed"]] = result["test_accuracy"]
+            if result.get("val_accuracy") is not None:
+                validation_accuracy[result["name"]][result["seed"]] = result["val_accuracy"]
+    found = compare_configurations(test_accuracy, validation_accuracy, reference, correct)
+    by_name = {row["name"]: row for row in rows}
+    for role, anchor in (("best", found.best), ("reference", found.reference)):
+        if anchor is not None:
+            by_name[anchor][f"vs_{role}"] = role
+        for name, comparison in found.against(role).items():
+            row = by_name[name]
+            row[f"vs_{role}"] = comparison.verdict
+            for key in ("difference", "ci_low", "ci_high", "test"):
+                row[f"vs_{role}_{key}"] = getattr(comparison, key)
+            row[f"vs_{role}_p"], row[f"vs_{role}_runs"] = comparison.corrected_p, comparison.seeds
+            if role == "reference":
+                row["vs_reference_detectable"] = comparison.detectable
+                row["vs_reference_runs_needed"] = comparison.runs_needed
+    return found
 
 
 def summary_rows(
@@ -177,10 +170,11 @@ def summary_rows(
 
     Args:
         results: the trials' result records.
-        correct: configuration -> seed -> which test digits that run got right; with it, every
-            finished configuration is compared with the best and the reference (`_mark_comparisons`).
+        correct: configuration -> seed -> which test digits that run got right: McNemar's test
+            needs them when two configurations share one run (`_mark_comparisons`).
         reference: the configuration the others are compared with.
     """
+    results = list(results)
     groups: dict[str, list[Mapping]] = {}
     for result in results:
         groups.setdefault(result["name"], []).append(result)
@@ -195,7 +189,7 @@ def summary_rows(
     )
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
-    _mark_comparisons(rows, correct or {}, reference)
+    _mark_comparisons(rows, results, correct or {}, reference)
     _mark_pareto(rows)
     return [{column: row.get(column) for column in SUMMARY_COLUMNS} for row in rows]
 
