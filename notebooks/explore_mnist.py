@@ -58,7 +58,7 @@ result.exit_code, result.run_dir
 #
 # One row per network, best first by mean test accuracy. `vs_reference` and `vs_best` are paired
 # verdicts: *better* or *worse* when the test shows it (Holm-corrected over all comparisons), else
-# *not detected*. With several runs the test is the paired t-test over seeds; with one run, as
+# *not detected*. With several runs the test is a two-way t-test over seeds; with one run, as
 # here, it is McNemar's test on the test digits, which compares two trained models rather than two
 # configurations. With one run of one epoch on 2,000 digits, expect few verdicts: that is the
 # statistics being honest about a small budget.

@@ -1,5 +1,6 @@
-"""The comparison and factor figures read at a glance: a colour and marker per configuration, labels
-apart, categories as points, a cost axis only where the cost varies, no empty panels."""
+"""The comparison, factor and forest figures read at a glance: a colour and marker per configuration,
+labels apart, categories as points, a cost axis only where the cost varies, no empty panels, and
+every comparison with the reference as one mark under its factor."""
 
 import itertools
 
@@ -9,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from explorer.views.figures import plot_comparison, plot_factors
+from explorer.views.figures import FOREST_MARKS, plot_comparison, plot_factors, plot_forest
 from explorer.views.marks import configuration_styles, place_labels
 
 
@@ -108,3 +109,54 @@ def test_no_empty_panels_and_a_run_without_interval_is_hollow():
     activation_ax = next(ax for ax in titled if ax.get_title() == "Hidden activation")
     faces = [matplotlib.colors.to_hex(line.get_markerfacecolor()) for line in activation_ax.lines]
     assert "#ffffff" in faces
+
+
+def _number(group, label, verdict, difference, interval=0.4):
+    """A comparison's row as `findings.number_rows` gives it (points); no interval with one run."""
+    low, high = (None, None) if interval is None else (difference - interval, difference + interval)
+    return {"group": group, "label": label, "configuration": label, "verdict": verdict,
+            "difference_points": difference, "ci_low_points": low, "ci_high_points": high}  # fmt: skip
+
+
+NUMBERS = [
+    _number("Width", "32 units", "worse", -1.01), _number("Width", "64 units", "worse", -0.37),
+    _number("Width", "256 units", "better", 0.27), _number("Width", "512 units", "not detected", 0.10),
+    _number("Hidden activation", "sigmoid", "identical", 0.0, interval=0.0),
+    _number("Other (several fields)", "trial_49 (373-373 relu, dropout 0.16, adam 0.00082)", "better", 0.8),
+]  # fmt: skip
+
+
+def _marks(ax):
+    """(x, y, marker, filled) of every mark drawn, lines without markers left out."""
+    return [(x, y, line.get_marker(), line.get_markerfacecolor() != "none")
+            for line in ax.lines if line.get_marker() not in ("None", "", None)
+            for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True)]  # fmt: skip
+
+
+def test_the_forest_has_one_mark_per_comparison_under_its_factor():
+    figure = plot_forest(NUMBERS, "dense_128_relu")
+    [ax] = figure.axes
+    marks = _marks(ax)
+    assert len(marks) == len(NUMBERS)
+    assert [label.get_text() for label in ax.get_yticklabels()] == [row["label"] for row in NUMBERS]
+    by_label = dict(zip([label.get_text() for label in ax.get_yticklabels()], ax.get_yticks(), strict=True))
+    at = {y: (x, marker, filled) for x, y, marker, filled in marks}
+    assert at[by_label["32 units"]] == (-1.01, "v", True) and at[by_label["256 units"]] == (0.27, "^", True)
+    assert at[by_label["512 units"]] == (0.10, "o", False) and at[by_label["sigmoid"]] == (0.0, "o", False)
+    # The factors' names head their groups, top down; a line at zero; an interval line for each.
+    headings = [text.get_text() for text in ax.texts]
+    assert headings == ["Width", "Hidden activation", "Other (several fields)"]
+    assert any(list(line.get_xdata()) == [0, 0] for line in ax.lines)
+    [intervals] = ax.collections
+    assert len(intervals.get_segments()) == len(NUMBERS)
+    assert ax.yaxis_inverted() and ax.get_title() == "Against the reference, dense_128_relu"
+    assert {text.get_text() for text in figure.legends[0].get_texts()} == {label for *_, label in FOREST_MARKS.values()}
+
+
+def test_with_one_run_the_forest_has_marks_without_intervals():
+    one_run = [
+        {**_number(row["group"], row["label"], row["verdict"], row["difference_points"], None)} for row in NUMBERS
+    ]
+    [ax] = plot_forest(one_run, "ref").axes
+    assert len(_marks(ax)) == len(NUMBERS) and not ax.collections
+    assert "no interval" in ax.get_xlabel()

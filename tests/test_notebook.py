@@ -45,5 +45,6 @@ def test_every_cell_of_the_notebook_runs(tmp_path, monkeypatch):
     assert len(images) == 3  # factors, accuracy per digit, first layer
     printed = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                       for output in cell.outputs if output.output_type == "stream")  # fmt: skip
-    assert "The best is " in printed and "With one run each, a verdict (McNemar's test" in printed
+    assert "Bottom line: " in printed and "The best, by mean validation accuracy" in printed
+    assert "each verdict is McNemar's test on the same test digits, which with one run compares two" in printed
     assert len(list((tmp_path / "runs").glob("*/report.html"))) == 2 and not (tmp_path / "notebooks" / "runs").exists()

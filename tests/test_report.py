@@ -25,9 +25,10 @@ REFERENCE = "softmax_regression"
 
 def expected_figures(run_dir: Path) -> int:
     """The figures a report of `run_dir` embeds: comparison, parallel coordinates, per digit,
-    confusion matrix, mistakes, first layer and each configuration's curves; factors only where the
-    sweep varies one field alone, and the discordant digits only where the best is not the reference."""
-    optional = [(run_dir / name).is_file() for name in ("factors.png", "discordant.png")]
+    confusion matrix, mistakes, first layer and each configuration's curves; the forest beside the
+    findings where something was compared with the reference, factors only where the sweep varies one
+    field alone, and the discordant digits only where the best is not the reference."""
+    optional = [(run_dir / name).is_file() for name in ("forest.png", "factors.png", "discordant.png")]
     return 6 + sum(optional) + len(NAMES)
 
 
@@ -82,6 +83,13 @@ def test_report_is_one_self_contained_page(tensorboard_run):
     findings = json.loads((tensorboard_run / "findings.json").read_text())
     assert findings["sentences"] and page.index("What this sweep found") < page.index("Leaderboard")
     assert all(f"<li>{html.escape(sentence)}</li>" in page for sentence in findings["sentences"])
+    assert findings["sentences"][0].startswith("Bottom line: ")
+    # Beside them the forest plot, one row of numbers per comparison with the reference below them.
+    assert (tensorboard_run / "forest.png").is_file()
+    answers = page.split('<div class="answers">')[1].split("</div>")[0]
+    assert answers.count("data:image/png;base64,") == 1
+    numbers = page.split('<table id="numbers">')[1].split("</table>")[0]
+    assert numbers.count('<td class="text">') == len(findings["numbers"]) == len(NAMES) - 1
     # A fused group's seconds are given once, not on each of its members' rows.
     if any(row["fused_group"] for row in json.loads((tensorboard_run / "summary.json").read_text())):
         assert "Fused groups, trained as one model: <b>group A</b>: " in page and ">group A</td>" in page

@@ -13,11 +13,12 @@ from optuna.trial import TrialState, create_trial
 
 import explorer.analysis.findings as findings_data
 import explorer.analysis.stats as stats
-import explorer.views.findings as findings_text
+import explorer.views.search_findings as findings_text
 from explorer.data.loading import load_prepared
 from explorer.store.folders import STUDY_FILE
 from explorer.store.records import read_results
 from explorer.store.study import read_search
+from explorer.views.findings import MAX_SENTENCE
 from explorer.views.report import ReportParts, SearchPart, render_report, search_section
 from explorer.views.search_figures import (
     search_history_figure,
@@ -26,6 +27,7 @@ from explorer.views.search_figures import (
     verified_winner,
 )
 from explorer.views.summarize import build_views
+from explorer.views.tables import candidate_networks, network_text
 
 DISTRIBUTIONS = {
     "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
@@ -192,6 +194,8 @@ def test_the_history_has_both_panels_the_best_so_far_and_the_starred_winner(reco
     [star] = _labelled(time_ax, f"verified best: {winner}")
     assert star.get_xdata()[0] == pytest.approx(record.complete[3].seconds_at_end / 60)
     assert "1 diverged or refused, not shown" in figure._suptitle.get_text()
+    named = search_history_figure(record, verified, {winner: "373-373 relu, adam 0.00082"})  # its network said
+    assert _labelled(named.axes[0], f"verified best: {winner} (373-373 relu, adam 0.00082)")
 
 
 def test_a_verified_best_that_is_no_candidate_is_said_not_starred(record):
@@ -248,7 +252,9 @@ def verification_rows(accuracies):
 
 def _search_lines(record, rows):
     finding = findings_data.find_search(record, rows)
-    return finding, findings_text.search_sentences(finding)
+    lines = findings_text.search_sentences(finding, candidate_networks(rows))
+    assert all(len(line) <= MAX_SENTENCE for line in lines)
+    return finding, lines
 
 
 def test_the_search_and_its_important_parameters_in_sentences(record):
@@ -279,13 +285,17 @@ def test_the_verification_confirmed_the_search_best(record):
     assert (finding.best_rank, finding.ranked, finding.best_runs) == (1, 3, 3)
     assert finding.vs_reference.verdict == row["vs_reference"] == "better"
     assert lines[2] == (
-        f"The search's best by validation accuracy was {best} ({record.best.value:.4f} during the search: it was "
-        f"chosen because it was high, so that score is not a result). Trained again on fresh seeds, its mean "
-        f"test accuracy is {row['test_accuracy'] * 100:.2f}% over 3 runs, rank 1 of 3 in the verified leaderboard; "
-        f"against the reference, ref, it is better ({row['vs_reference_difference'] * 100:+.2f} points, 95% CI "
-        f"{row['vs_reference_ci_low'] * 100:+.2f} to {row['vs_reference_ci_high'] * 100:+.2f})."
+        f"The search's best by validation accuracy was {best} ({network_text(row)}), at {record.best.value:.4f} "
+        "during the search (it was chosen because it was high, so that score is not a result)."
     )
+    assert network_text(row) == f"{row['hidden_units'][0]} relu, adam 0.001"  # the candidate said with its network
     assert lines[3] == (
+        f"Trained again on fresh seeds, its mean test accuracy is {row['test_accuracy'] * 100:.2f}% over 3 runs, "
+        f"rank 1 of 3 in the verified leaderboard; against the reference, ref, it is better "
+        f"({row['vs_reference_difference'] * 100:+.2f} points, 95% CI {row['vs_reference_ci_low'] * 100:+.2f} to "
+        f"{row['vs_reference_ci_high'] * 100:+.2f})."
+    )
+    assert lines[4] == (
         f"The verification confirmed it: {best} is also the verification's best by mean validation accuracy on "
         "fresh seeds."
     )
@@ -302,10 +312,11 @@ def test_the_verification_did_not_confirm_the_search_best(record):
     assert not finding.confirmed and finding.verified_best == "trial_2"
     assert finding.vs_verified_best.verdict == "worse"
     assert finding.vs_reference.verdict == "not detected"
-    assert "rank 3 of 3 in the verified leaderboard; against the reference, ref, it is not detectably " in lines[2]
-    assert lines[3].startswith(
+    assert "rank 3 of 3 in the verified leaderboard; against the reference, ref, it is not detectably " in lines[3]
+    trial_2 = next(row for row in rows if row["name"] == "trial_2")
+    assert lines[4].startswith(
         "The verification did not confirm it: the verification's best by mean validation accuracy on fresh seeds "
-        f"is trial_2; against it, {best} is worse ("
+        f"is trial_2 ({network_text(trial_2)}); against it, {best} is worse ("
     )
     # The search's own score names how it was chosen; it is never the result.
     assert sum(f"{record.best.value:.4f}" in line for line in lines) == 1

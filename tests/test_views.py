@@ -71,6 +71,31 @@ def test_leaderboard_is_aligned():
     assert lines[2].index("tied_small") == lines[0].index("model")
 
 
+def test_a_search_candidate_is_named_with_its_network_wherever_it_appears():
+    from explorer.store.study import candidate_name
+
+    assert candidate_name(49) == f"{explorer.views.tables.CANDIDATE_PREFIX}49"  # as the search names them
+    tables = explorer.views.tables
+    assert [tables.is_candidate(name) for name in ("trial_49", "run_a.trial_7", "trial_x", "my_trial_3")] == [
+        True, True, False, False
+    ]  # fmt: skip
+    row = {"name": "trial_49", "hidden_units": [373, 373], "activation": "relu", "dropout": 0.16123,
+           "output_activation": "softmax", "optimizer": "adam", "learning_rate": 0.000823456, "batch_norm": True,
+           "batch_size": 128, "epochs_run": 12}  # fmt: skip
+    assert tables.network_text(row) == "373-373 relu, dropout 0.16, batch norm, adam 0.00082"
+    assert tables.network_text({**row, "output_activation": "sigmoid", "dropout": 0.0, "batch_norm": False}) == (
+        "373-373 relu → sigmoid, adam 0.00082"
+    )
+    assert tables.configuration_text(row) == (
+        "373-373 relu, dropout 0.16123, batch norm → softmax; adam 0.000823456, batch 128, 12 epochs"
+    )
+    rows = explorer.analysis.stats.summary_rows([*RESULTS, record("trial_3", 0.97, 1_000, hidden_units=[212])])
+    lines = tables.format_leaderboard(rows).splitlines()
+    said = lines.index(next(line for line in lines if "trial_3 " in line)) + 1  # its network beneath its name
+    assert lines[said].strip() == "(212 relu, adam 0.001)" and lines[said].index("(") == lines[0].index("model")
+    assert len(lines) == 2 + len(rows) + 1 and len({len(line) for line in lines}) == 1  # aligned, one line more
+
+
 def test_diverged_and_failed_models_rank_last_and_show_their_status():
     diverged = {**record("exploding", 0.0, 25_450), "status": "diverged", "test_accuracy": None, "test_loss": None}
     failed = {"name": "huge", "status": "failed", "reason": "MemoryError: out of memory", "test_accuracy": None,

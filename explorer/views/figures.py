@@ -346,3 +346,54 @@ def plot_per_class(rows: Sequence[Mapping], per_class: Mapping[str, Sequence[flo
         ax.text(digit, row, f"{value:.3f}", ha="center", va="center", fontsize="x-small",
                 color="white" if value < values.mean() else "black")  # fmt: skip
     return figure
+
+
+# A verdict's mark on the forest plot: (marker, colour, filled, legend label); identical: not detected.
+FOREST_MARKS = {
+    "better": ("^", "tab:green", True, "better"),
+    "worse": ("v", "tab:red", True, "worse"),
+    "not detected": ("o", "0.45", False, "not detected"),
+}
+
+
+def plot_forest(numbers: Sequence[Mapping], reference: str) -> Figure:
+    """Every comparison with the reference (`findings.number_rows`, top down) at a glance: its
+    difference in test accuracy in points as a mark (filled ▲ better, ▼ worse, hollow ○ not
+    detected) on its 95% interval's line (none with one run: McNemar's test has no interval),
+    grouped under each factor's name, a line at zero."""
+    marked = {"identical": "not detected"}
+    shown = [{**row, "verdict": marked.get(row["verdict"], row["verdict"])} for row in numbers]
+    shown = [row for row in shown if row["difference_points"] is not None and row["verdict"] in FOREST_MARKS]
+    groups = list(dict.fromkeys(row["group"] for row in shown))
+    widest = max((len(row["label"]) for row in shown), default=0)  # the labels take their room from the axes
+    size = (min(12, 4.8 + 0.065 * widest), 1.3 + 0.22 * (len(shown) + len(groups)))
+    figure = Figure(figsize=size, layout="constrained")
+    ax = figure.subplots()
+    if not shown:
+        ax.text(0.5, 0.5, f"nothing was compared with {reference}", ha="center", va="center")
+        return figure
+    at, y = {}, 0
+    for group in groups:  # the group's name on a line of its own, then its members
+        ax.text(0.01, y, group, transform=ax.get_yaxis_transform(), fontweight="bold", va="center")
+        for row in (row for row in shown if row["group"] == group):
+            y += 1
+            at[id(row)] = y
+        y += 1.3
+    ranged = [row for row in shown if row["ci_low_points"] is not None]
+    if ranged:
+        ax.hlines([at[id(row)] for row in ranged], [row["ci_low_points"] for row in ranged],
+                  [row["ci_high_points"] for row in ranged], colors=[FOREST_MARKS[row["verdict"]][1] for row in ranged],
+                  linewidth=1.5, alpha=0.7)  # fmt: skip
+    for verdict, (marker, color, filled, label) in FOREST_MARKS.items():
+        drawn = [row for row in shown if row["verdict"] == verdict]
+        if drawn:
+            ax.plot([row["difference_points"] for row in drawn], [at[id(row)] for row in drawn], marker,
+                    linestyle="none", color=color, markerfacecolor=color if filled else "none", label=label)  # fmt: skip
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks([at[id(row)] for row in shown], [row["label"] for row in shown], fontsize="small")
+    ax.set_ylim(y - 0.3, -1)  # top down
+    interval = "95% interval" if ranged else "one run each: no interval"
+    ax.set(title=f"Against the reference, {reference}", xlabel=f"difference in test accuracy, points ({interval})")
+    ax.grid(axis="x", alpha=0.3)
+    figure.legend(loc="outside upper center", ncols=3, fontsize="small", frameon=False)
+    return figure

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from explorer.analysis.stats import cell_text
 from explorer.config.checks import is_number
+from explorer.config.defaults import MAX_RUNS_NEEDED, POWER
 from explorer.store.study import Candidate
-from explorer.views.tables import CELL_FORMATS, FUSED_NOTE, VERDICT_LEGEND, verdict_cell
+from explorer.views.tables import CELL_FORMATS, FUSED_NOTE, VERDICT_LEGEND, configuration_text, verdict_cell
 
 REPORT_COLUMNS = (
     ("rank", "#"), ("name", "model"), ("test_accuracy", "test acc"), ("test_accuracy_half_ci", "± 95% CI"),
@@ -30,7 +31,10 @@ REPORT_FILES = Path(__file__).parent / "report_files"
 MARKED = frozenset({"vs_reference", "vs_best", "trained"})
 
 
-# The run folder's figures the report shows, in order, with their titles.
+# The figure beside the findings at the top: every comparison with the reference (`figures.plot_forest`).
+FOREST = "forest.png"
+
+# The run folder's figures the report shows further down, in order, with their titles.
 REPORT_FIGURES = (
     ("comparison.png", "Comparison"),
     ("factors.png", "One factor at a time"),
@@ -47,36 +51,6 @@ def _image_tag(png: bytes, alt: str) -> str:
     """An <img> with the PNG embedded, so the report is one file that opens anywhere, offline."""
     encoded = base64.b64encode(png).decode("ascii")
     return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">'
-
-
-def configuration_text(row: Mapping) -> str:
-    """A configuration in one cell: the network (hidden widths, activation, dropout, output), then
-    how it trains (optimizer, learning rate, batch size, epochs run)."""
-    training = f"{row.get('optimizer')} {cell_text(row.get('learning_rate'))}, batch {row.get('batch_size')}"
-    if row.get("epochs_run"):
-        training += f", {row['epochs_run']} epoch{'' if row['epochs_run'] == 1 else 's'}"
-    units = row.get("hidden_units")
-    if units is None:  # `architecture: "other"`: the model is not a plain stack of Dense layers
-        return f"not a plain dense stack (see its summary below); {training}"
-    network = f"{'-'.join(map(str, units))} {cell_text(row['activation'])}" if units else "no hidden layer"
-    if row.get("dropout"):
-        network += f", dropout {cell_text(row['dropout'])}"
-    network += "".join(f", {words}" for words in technique_words(row))
-    return f"{network} → {row.get('output_activation')}; {training}"
-
-
-def technique_words(row: Mapping) -> list[str]:
-    """The techniques a configuration uses, in words ("augment standard", "batch norm", ...)."""
-    words = {
-        "augment": lambda value: None if value in (None, "none") else f"augment {value}",
-        "batch_norm": lambda value: "batch norm" if value else None,
-        "max_norm": lambda value: f"max-norm {value:g}" if value else None,
-        "label_smoothing": lambda value: f"label smoothing {value:g}" if value else None,
-        "lr_schedule": lambda value: None if value in (None, "constant") else f"{value} schedule",
-        "weight_decay": lambda value: f"weight decay {value:g}" if value else None,
-        "early_stopping": lambda value: f"early stopping {value}" if value else None,
-    }
-    return [text for key, say in words.items() if (text := say(row.get(key))) is not None]
 
 
 def _report_cell(value: object, key: str) -> tuple[str, str]:
@@ -166,11 +140,66 @@ def _leaderboard(rows: Sequence[Mapping]) -> tuple[str, str]:
     return header, "".join(body)
 
 
-def _findings(findings: Sequence[str]) -> str:
+NUMBER_COLUMNS = ("", "verdict", "difference", "95% interval", "p (Holm)", "test", "runs", "could detect",
+                  "runs needed")  # fmt: skip
+NUMBER_MARKS = {"better": "▲ better", "worse": "▼ worse", "not detected": "· not detected"}
+
+
+def _number_cells(row: Mapping) -> list[str]:
+    """A comparison's numbers (`findings.number_rows`) as the table's cells, in points."""
+    low, high, detectable, needed = (row[key] for key in ("ci_low_points", "ci_high_points", "detectable_points",
+                                                           "runs_needed"))  # fmt: skip
+    if row["verdict"] == "identical":
+        could = "identical"
+    elif detectable is None:
+        could = "-"
+    else:
+        could = "over 100" if detectable >= 100 else f"{detectable:.2f}"
+    return [
+        row["label"], NUMBER_MARKS.get(row["verdict"], row["verdict"]),
+        "-" if row["difference_points"] is None else f"{row['difference_points']:+.2f}",
+        "-" if low is None else f"{low:+.2f} to {high:+.2f}",
+        "-" if row["p_holm"] is None else f"{row['p_holm']:.3g}", str(row["test"] or "-"), str(row["runs"] or "-"),
+        could, "-" if needed is None else (f"over {MAX_RUNS_NEEDED:,}" if needed > MAX_RUNS_NEEDED else str(needed)),
+    ]  # fmt: skip
+
+
+def numbers_table(numbers: Sequence[Mapping], reference: object) -> str:
+    """The numbers behind the findings, one row per comparison with the reference, under each
+    group's name, as HTML; empty without comparisons."""
+    if not numbers:
+        return ""
+    body = []
+    for group in dict.fromkeys(row["group"] for row in numbers):
+        body.append(
+            f'<tr class="group"><th class="text" colspan="{len(NUMBER_COLUMNS)}">{html.escape(group)}</th></tr>'
+        )
+        for row in (row for row in numbers if row["group"] == group):
+            cells = _number_cells(row)
+            body.append(f'<tr data-verdict="{html.escape(row["verdict"])}"><td class="text">{html.escape(cells[0])}</td>'
+                        + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells[1:]) + "</tr>")  # fmt: skip
+    header = "".join(f"<th>{html.escape(title)}</th>" for title in NUMBER_COLUMNS)
+    return (
+        f"<h3>The numbers behind the findings</h3><p>Against the reference, {html.escape(str(reference))}, in points "
+        "of test accuracy: the difference, its 95% interval (none with one run), the p-value after Holm's "
+        "correction over the run's comparisons, the test, the runs both finished, the smallest difference this "
+        f"sweep could detect ({POWER:.0%} of the time) and about how many runs each would detect the difference "
+        "seen (for one not detected).</p>"
+        f'<div class="scroll"><table id="numbers"><thead><tr>{header}</tr></thead><tbody>{"".join(body)}'
+        "</tbody></table></div>"
+    )
+
+
+def _findings(findings: Sequence[str], numbers: Sequence[Mapping], forest: bytes | None, reference: object) -> str:
+    """What the sweep found: the sentences with the forest plot beside them, the numbers below."""
     if not findings:
         return ""
     items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in findings)
-    return f'<h2>What this sweep found</h2><ul class="findings">{items}</ul>'
+    figure = _image_tag(forest, "every comparison with the reference") if forest else ""
+    return (
+        f'<h2>What this sweep found</h2><div class="answers"><ul class="findings">{items}</ul>{figure}</div>'
+        + numbers_table(numbers, reference)
+    )
 
 
 def _model_summaries(rows: Sequence[Mapping], summaries: Mapping[str, str]) -> str:
@@ -253,16 +282,18 @@ def search_section(part: SearchPart | None) -> str:
 class ReportParts:
     """What the report shows beside the summary rows, read from the run folder."""
 
-    figures: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # file name in REPORT_FIGURES -> PNG
+    figures: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # name in REPORT_FIGURES, FOREST -> PNG
     curves: Mapping[str, bytes] = dataclasses.field(default_factory=dict)  # configuration -> PNG of its curves
     summaries: Mapping[str, str] = dataclasses.field(default_factory=dict)  # configuration -> `model.summary()`
     findings: Sequence[str] = ()  # what the sweep found, in sentences (`views.findings`)
     drawing: str = ""  # the "Draw a digit" panel's HTML (`views.drawing`), after the leaderboard
     search: SearchPart | None = None  # a search's section (`search_section`), when the run searched
+    numbers: Sequence[Mapping] = ()  # the numbers behind the findings (`findings.number_rows`)
 
 
 def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: ReportParts) -> str:
-    """The run's report as one self-contained HTML page: what the sweep found, how it was run, the
+    """The run's report as one self-contained HTML page: what the sweep found (beside it the forest
+    plot, `FOREST` in `parts.figures`; below it the numbers behind it), how it was run, the
     sortable leaderboard with its fused groups' seconds, the "Draw a digit" panel, a search's section
     (after a search), the figures (those missing are left out),
     every configuration's `model.summary()` (folded) and curves; images embedded.
@@ -289,6 +320,7 @@ def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: R
     sections += _model_summaries(rows, summaries)
     curve_tags = "".join(_image_tag(png, f"curves of {name}") for name, png in curves.items())
     page = string.Template((REPORT_FILES / "report.html").read_text(encoding="utf-8"))
+    reference = next((row["name"] for row in rows if row.get("vs_reference") == "reference"), run.get("reference"))
     data = run.get("data", {})
     banner = (
         '<p class="banner">These figures come from the embedded 5,000-digit sample of MNIST '
@@ -304,7 +336,7 @@ def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: R
         style=(REPORT_FILES / "report.css").read_text(encoding="utf-8"),
         script=(REPORT_FILES / "report.js").read_text(encoding="utf-8"),
         facts="".join(f"<dt>{html.escape(key)}</dt><dd>{value}</dd>" for key, value in _facts(run).items()),
-        findings=_findings(findings),
+        findings=_findings(findings, parts.numbers, figures.get(FOREST), reference),
         legend=html.escape(VERDICT_LEGEND),
         groups=_trained_cells(rows)[1],
         header=header,

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure  # Figure, not pyplot: headless, no global 
 from matplotlib.ticker import MaxNLocator
 
 from explorer.store.study import Candidate, SearchRecord
+from explorer.views import tables
 
 # How each state of a candidate is drawn: (marker, colour, filled, legend label).
 STATE_MARKS = {
@@ -34,9 +35,10 @@ def _best_so_far(candidates: Sequence[Candidate]) -> list[float]:
     return values
 
 
-def _history_panel(ax, candidates: Sequence[Candidate], x_of, winner: str | None, verified: Mapping) -> None:
+def _history_panel(ax, candidates: Sequence[Candidate], x_of, winner: str | None, verified: Mapping, named) -> None:
     """One panel: each candidate's validation accuracy at `x_of(candidate)`, by state, the best
-    complete so far as a step line, the verified candidates ringed and the winner starred."""
+    complete so far as a step line, the verified candidates ringed and the winner starred, named
+    with its network (`named`)."""
     for state, (marker, color, filled, label) in STATE_MARKS.items():
         drawn = [candidate for candidate in candidates if candidate.state == state]
         if drawn:
@@ -53,13 +55,15 @@ def _history_panel(ax, candidates: Sequence[Candidate], x_of, winner: str | None
     won = next((c for c in candidates if c.name == winner), None)
     if won is not None:
         ax.plot(x_of(won), won.value, "*", color="C3", markersize=16, markeredgecolor="black", linestyle="none",
-                label=f"verified best: {won.name}", zorder=5)  # fmt: skip
+                label=f"verified best: {named(won.name)}", zorder=5)  # fmt: skip
         ax.annotate(won.name, (x_of(won), won.value), xytext=(8, -12), textcoords="offset points", color="C3")
     ax.set_ylabel("validation accuracy (during the search)")
     ax.grid(alpha=0.3)
 
 
-def search_history_figure(record: SearchRecord, verified: Mapping[str, float]) -> Figure:
+def search_history_figure(
+    record: SearchRecord, verified: Mapping[str, float], networks: Mapping[str, str] | None = None
+) -> Figure:
     """The search's history in two panels: every candidate's validation accuracy (complete ones
     filled, those stopped early hollow, at the epoch they stopped) with the best complete so far,
     against its number and against the minutes the search had spent when it was told.
@@ -69,14 +73,20 @@ def search_history_figure(record: SearchRecord, verified: Mapping[str, float]) -
         verified: every configuration the verification trained, reference configurations included,
             -> its mean validation accuracy on fresh seeds, in leaderboard order. Verified candidates
             are ringed; the best of them all (`verified_winner`) is starred when it is a candidate.
+        networks: verified candidate -> its network in short (`tables.candidate_networks`), said in
+            the legend after the starred winner's name.
     """
     figure = Figure(figsize=(13, 4.8), layout="constrained")
     number_ax, time_ax = figure.subplots(1, 2, sharey=True)
     shown = [c for c in record.candidates if c.value is not None]
     timed = [c for c in shown if c.seconds_at_end is not None]
     winner = verified_winner(verified)
-    _history_panel(number_ax, shown, lambda c: c.number, winner, verified)
-    _history_panel(time_ax, timed, lambda c: c.seconds_at_end / 60, winner, verified)
+
+    def named(name: str) -> str:
+        return tables.named(name, networks or {})
+
+    _history_panel(number_ax, shown, lambda c: c.number, winner, verified, named)
+    _history_panel(time_ax, timed, lambda c: c.seconds_at_end / 60, winner, verified, named)
     number_ax.set(xlabel="candidate (in the order asked)", title="Validation accuracy against candidates")
     number_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     time_ax.set(xlabel="minutes of search spent", title="Validation accuracy against time")

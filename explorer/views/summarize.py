@@ -27,9 +27,7 @@ from explorer.config.defaults import INPUT_DIM
 from explorer.data.prepare import PreparedData
 from explorer.models.backend import TENSORFLOW_IMPORT_NOISE, keras, native_stderr_filtered
 from explorer.store.files import read_json, save_figure, write_json_atomic, write_text_atomic
-from explorer.store.folders import (
-    TENSORBOARD_FOLDER,
-)
+from explorer.store.folders import TENSORBOARD_FOLDER
 from explorer.store.records import read_history, read_results
 from explorer.store.study import SearchRecord, read_search
 from explorer.views.digits import plot_discordant, plot_first_layer
@@ -39,14 +37,17 @@ from explorer.views.figures import (
     plot_comparison,
     plot_confusion_matrix,
     plot_factors,
+    plot_forest,
     plot_history,
     plot_misclassified,
     plot_parallel_coordinates,
     plot_per_class,
 )
-from explorer.views.findings import finding_sentences, search_sentences
-from explorer.views.report import REPORT_FIGURES, SEARCH_FIGURES, ReportParts, SearchPart, render_report
+from explorer.views.findings import finding_sentences, number_rows
+from explorer.views.report import FOREST, REPORT_FIGURES, SEARCH_FIGURES, ReportParts, SearchPart, render_report
 from explorer.views.search_figures import search_history_figure, search_importances_figure, top_candidates
+from explorer.views.search_findings import search_sentences
+from explorer.views.tables import candidate_networks
 from explorer.views.tensorboard import write_tensorboard_hparams
 
 PER_CLASS_COLUMNS = ("name", *(f"digit_{digit}" for digit in range(10)))
@@ -95,7 +96,8 @@ def build_views(
     """Write the sweep's summaries and figures from what is on disk in `run_dir`.
 
     Writes `summary.csv` and `summary.json` (one row per configuration), `findings.json` (what
-    the sweep found, as data and as sentences: `analysis.findings`, `views.findings`), `repeats.csv` (one row
+    the sweep found, as data, as sentences and as the numbers behind them: `analysis.findings`,
+    `views.findings`), `forest.png` (every comparison with the reference), `repeats.csv` (one row
     per trial), `comparison.png`, `parallel_coordinates.png`, `curves/<name>.png` for
     configurations with several repeats (mean and band), for the best configuration by mean
     *validation* accuracy (the test set is not used to choose) its first repeat's
@@ -128,7 +130,8 @@ def build_views(
     write_text_atomic(run_dir / "summary.csv", table_csv(rows, SUMMARY_COLUMNS))
     write_json_atomic(run_dir / "summary.json", rows)
     search = read_search(run_dir)
-    sentences, search_lines = _write_findings(run_dir, rows, reference, search)
+    written = _write_findings(run_dir, rows, reference, search)
+    _write_forest(run_dir, written.numbers, reference, save)
     _write_search_views(run_dir, rows, search, save)
     write_text_atomic(run_dir / "repeats.csv", table_csv(repeat_rows(results), REPEAT_COLUMNS))
     _write_curves(run_dir, rows, results, save)
@@ -142,35 +145,57 @@ def build_views(
     if best is not None:
         _write_best_model_views(run_dir, data, results, best, save)
     _write_inside_views(run_dir, data, results, best, reference if reference in correct else None, save)
-    searched = _search_part(run_dir, rows, search, search_lines)
-    write_text_atomic(run_dir / "report.html", _report(run_dir, rows, results, sentences, data, searched))
-    return Views(rows, figures, sentences)
+    searched = _search_part(run_dir, rows, search, written.search_sentences)
+    write_text_atomic(run_dir / "report.html", _report(run_dir, rows, results, written, data, searched))
+    return Views(rows, figures, written.sentences)
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenFindings:
+    """All the findings' sentences (a search's first), the search's alone, and the numbers behind them."""
+
+    sentences: tuple[str, ...]
+    search_sentences: tuple[str, ...]
+    numbers: list[dict]
 
 
 def _write_findings(
     run_dir: Path, rows: Sequence[Mapping], reference: str | None, search: SearchRecord | None
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """`findings.json`: the findings as data (a search's under "search") and as sentences, the
-    search's first. Returns all the sentences, and the search's alone."""
+) -> WrittenFindings:
+    """`findings.json`: the findings as data (a search's under "search"), as sentences, the
+    search's first, and the numbers behind them ("numbers": one row per comparison with the
+    reference, in points). A search candidate is named with its network."""
     findings = find(rows, reference)
+    networks = candidate_networks(rows)
     searched = find_search(search, rows) if search is not None else None
-    search_lines = tuple(search_sentences(searched)) if searched is not None else ()
-    sentences = search_lines + tuple(finding_sentences(findings))
+    search_lines = tuple(search_sentences(searched, networks)) if searched is not None else ()
+    sentences = search_lines + tuple(finding_sentences(findings, networks))
+    numbers = number_rows(findings, networks)
     extra = {"search": as_record(searched)} if searched is not None else {}
-    write_json_atomic(run_dir / "findings.json", {**as_record(findings), **extra, "sentences": list(sentences)})
-    return sentences, search_lines
+    record = {**as_record(findings), **extra, "sentences": list(sentences), "numbers": numbers}
+    write_json_atomic(run_dir / "findings.json", record)
+    return WrittenFindings(sentences, search_lines, numbers)
+
+
+def _write_forest(run_dir: Path, numbers: Sequence[Mapping], reference: str | None, save: Save) -> None:
+    """`forest.png`: every comparison with the reference (`figures.plot_forest`); none without one."""
+    if reference is not None and any(row["difference_points"] is not None for row in numbers):
+        save(plot_forest(numbers, reference), run_dir / FOREST)
+    else:
+        (run_dir / FOREST).unlink(missing_ok=True)  # from an earlier summary of this folder
 
 
 def _write_search_views(run_dir: Path, rows: Sequence[Mapping], search: SearchRecord | None, save: Save) -> None:
-    """`search_history.png` (the verified best starred: the best finished configuration by mean
-    validation accuracy on fresh seeds) and `search_importances.png`; removed without a search."""
+    """`search_history.png` (the verified best starred, named with its network: the best finished
+    configuration by mean validation accuracy on fresh seeds) and `search_importances.png`; removed
+    without a search."""
     if search is None:
         for name, _ in SEARCH_FIGURES:
             (run_dir / name).unlink(missing_ok=True)
         return
     verified = {row["name"]: row["val_accuracy"] for row in rows
                 if row["status"] == "ok" and row.get("val_accuracy") is not None}  # fmt: skip
-    save(search_history_figure(search, verified), run_dir / "search_history.png")
+    save(search_history_figure(search, verified, candidate_networks(rows)), run_dir / "search_history.png")
     save(search_importances_figure(search), run_dir / "search_importances.png")
 
 
@@ -188,18 +213,20 @@ def _report(
     run_dir: Path,
     rows: Sequence[Mapping],
     results: Sequence[Mapping],
-    findings: Sequence[str],
+    findings: WrittenFindings,
     data: PreparedData,
     search: SearchPart | None = None,
 ) -> str:
     """The report's page, from what the run folder holds: its run.json, figures, curves and models."""
-    figures = {name: (run_dir / name).read_bytes() for name, _ in REPORT_FIGURES if (run_dir / name).is_file()}
+    names = [FOREST, *(name for name, _ in REPORT_FIGURES)]
+    figures = {name: (run_dir / name).read_bytes() for name in names if (run_dir / name).is_file()}
     curves = {name: path.read_bytes() for name, path in _curve_images(run_dir, rows, results).items() if path.is_file()}
     run = read_json(run_dir / "run.json")
     run = run if isinstance(run, dict) else {}
     folders = {name: trial_folder(run_dir, result) for name, result in best_runs(results).items()}
     drawing = drawing_panel(PanelInputs(rows, folders, data.test_images, data.test_labels))
-    parts = ReportParts(figures, curves, model_summaries(run_dir, results), findings, drawing, search)
+    parts = ReportParts(figures, curves, model_summaries(run_dir, results), findings.sentences, drawing, search,
+                        findings.numbers)  # fmt: skip
     return render_report(run, run_dir.name, rows, parts)
 
 
