@@ -38,10 +38,12 @@ The command line and the configurations are checked before that, so `--help` and
 option answer at once.
 """
 
-from explorer.config.backend_choice import choose_backend  # noqa: E402
+from explorer.config.backend_choice import choose_backend, resume_folder_in  # noqa: E402
 from explorer.config.defaults import BACKENDS, DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS  # noqa: E402
+from explorer.store.folders import recorded_backend  # noqa: E402
 
-choose_backend(sys.argv[1:], os.environ)
+# A resumed run (--resume RUN) continues on the backend it was trained on, unless --backend says otherwise.
+choose_backend(sys.argv[1:], os.environ, recorded=recorded_backend(resume_folder_in(sys.argv[1:])))
 
 """
 ## MNIST, loaded and flattened

@@ -5,6 +5,7 @@ code 2. Nothing below this module sees argparse.
 """
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -27,8 +28,15 @@ from explorer.config.defaults import (
     SCHEDULERS,
 )
 from explorer.config.options import SETTINGS, Options, SettingError, make_options
+from explorer.config.run_settings import continued, recordable
 from explorer.errors import EXIT_BAD_INPUT, UserInputError
-from explorer.store.folders import TENSORBOARD_FOLDER, check_data_path, check_new_run_folder, check_resume_folder
+from explorer.store.folders import (
+    TENSORBOARD_FOLDER,
+    check_data_path,
+    check_new_run_folder,
+    check_resume_folder,
+    recorded_settings,
+)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -328,10 +336,27 @@ def parse_command_line(
     """
     argv = tuple(sys.argv[1:] if argv is None else argv)
     values = vars(parser.parse_args(argv))
+    recorded = recorded_settings(values["resume"]) if values.get("resume") is not None else None
+    if recorded is not None:  # --resume RUN: the run's own settings, unless given again (and equal)
+        values = continued(values, given_options(parser, argv, values), recorded, values["resume"], spelled)
     settings = {name: values.pop(name) for name in list(values) if name in SETTINGS}
     options = make_options(settings, spelled=flag_of, prog=parser.prog, argv=argv)
+    options = dataclasses.replace(options, run_settings=recordable({**settings, **values}, options.run_repeats))
     check_places(options)
     return options, values
+
+
+def spelled(setting: str) -> str:
+    """An option as typed: `--epochs`, and `--no-fuse` for the setting it turns off."""
+    return "--no-fuse" if setting == "fuse" else flag_of(setting)
+
+
+def given_options(parser: argparse.ArgumentParser, argv: Sequence[str], values: dict[str, object]) -> set[str]:
+    """The options `argv` gives, as opposed to those left at their defaults: parsed again into a
+    namespace that already holds every option, so argparse sets only what the command line says."""
+    unset = object()
+    parsed = vars(parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(values, unset))))
+    return {name for name, value in parsed.items() if value is not unset}
 
 
 def check_places(options: Options) -> None:

@@ -212,3 +212,20 @@ def test_power_at_few_runs_and_strict_levels_where_statsmodels_gives_up():
     assert power.runs_needed(0.0, 1.0, 1.0, alpha) is None and power.runs_needed(0.1, None, 1.0, alpha) is None
     # The two-way model's degrees of freedom grow twice as fast: it needs fewer runs, never more.
     assert power.runs_needed(0.3, 1.0, 2.0, alpha) < power.runs_needed(0.3, 1.0, 1.0, alpha)
+
+
+def test_when_the_reference_is_the_best_each_comparison_is_made_once():
+    from explorer.analysis import findings, stats
+
+    rows = fabricated(effects={"c0": 0.01}, seed=7)  # the reference is clearly the best
+    found = comparisons.compare_configurations(table(rows), table(rows), "c0")
+    assert found.best == found.reference == "c0" and found.family == 9
+    by_reference, by_best = found.against("reference"), found.against("best")
+    assert by_best.keys() == by_reference.keys()
+    assert all(by_best[name].corrected_p == by_reference[name].corrected_p for name in by_best)
+    results = [
+        {"name": name, "repeat": seed, "seed": seed, "status": "ok", "test_accuracy": value, "test_loss": 0.1,
+         "val_accuracy": value, "config": {}}
+        for name, values in rows.items() for seed, value in enumerate(values)
+    ]  # fmt: skip
+    assert findings.find(stats.summary_rows(results, reference="c0"), "c0").comparisons == 9

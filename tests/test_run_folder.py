@@ -267,6 +267,22 @@ def test_a_damaged_member_of_an_interrupted_group_trains_again_and_the_others_ke
         assert resumed[name]["test_accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-9)
 
 
+def test_resume_alone_continues_a_run_started_with_other_options(interrupted_run, interrupted_run_template, capsys):
+    # Started with --config, --data and --repeats 1; continued with --resume RUN alone, from another folder.
+    run_dir, _, printed = interrupted_run
+    assert f"model_builder_loop.py --resume {interrupted_run_template[0] / 'run'}" in printed
+    os.chdir(run_dir)
+    try:
+        assert model_builder_loop.main(["--resume", str(run_dir)]) == 0
+    finally:
+        os.chdir(PROJECT_ROOT)
+    assert "first: continuing after epoch 2" in capsys.readouterr().out
+    resumed, uninterrupted = results(run_dir), results(interrupted_run_template[0] / "uninterrupted")
+    assert sorted(resumed) == sorted(uninterrupted) == ["first", "second"]
+    for name, result in uninterrupted.items():
+        assert resumed[name]["test_accuracy"] == result["test_accuracy"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Never a traceback: a full disk stops the run in one line, and nothing finished is lost
 

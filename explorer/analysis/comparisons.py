@@ -153,13 +153,17 @@ def compare_configurations(
     best = max((name for name in names if name in validation), key=validation.get, default=None)
     reference = reference if reference in names else None
     pairs = [(name, reference, "reference") for name in names if reference is not None and name != reference]
-    pairs += [(name, best, "best") for name in names if best is not None and name not in (best, reference)]
+    if best != reference:  # else every comparison with the best is one with the reference
+        pairs += [(name, best, "best") for name in names if best is not None and name not in (best, reference)]
     tester = _Tester(test_accuracy, answers or {})
     found = [comparison for comparison in (tester.compare(*pair) for pair in pairs) if comparison is not None]
     alpha = strictest_alpha(len(found))
     settled = [_settle(c, p, alpha) for c, p in zip(found, holm([c.p_value for c in found]), strict=True)]
-    # The best against the reference is one comparison: the reference's row against the best shows it mirrored.
+    # The best against the reference is one comparison: the reference's row against the best shows it
+    # mirrored; when the reference is the best, every comparison with it is one with the best.
     settled += [_mirrored(c) for c in settled if c.role == "reference" and c.name == best]
+    if best is not None and best == reference:
+        settled += [dataclasses.replace(c, role="best") for c in settled if c.role == "reference"]
     return SweepComparisons(reference, best, tuple(settled), len(found), alpha)
 
 

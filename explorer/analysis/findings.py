@@ -107,9 +107,20 @@ def find(rows: Sequence[Mapping], reference: str | None) -> Findings:
         if row["name"] not in grouped and row["name"] != reference and row.get("vs_reference_p") is not None
     )
     tests = {row.get(f"vs_{role}_test") for row in finished for role in ("best", "reference")} - {None}
-    compared = sum(row.get(f"vs_{role}_p") is not None for row in finished for role in ("best", "reference"))
-    # The best against the reference is one comparison, shown on both rows: Holm counted it once.
-    compared -= any(row.get("vs_reference") == "reference" and row.get("vs_best_p") is not None for row in finished)
+    # Holm's family: the distinct pairs compared (the best against the reference, or every comparison
+    # when the reference is the best, shows on two rows or in two columns, and was counted once).
+    anchors = {
+        "reference": next((row["name"] for row in finished if row.get("vs_reference") == "reference"), None),
+        "best": next((row["name"] for row in finished if row.get("vs_best") == "best"), None),
+    }
+    compared = len(
+        {
+            frozenset((row["name"], anchor))
+            for row in finished
+            for role, anchor in anchors.items()
+            if anchor is not None and row.get(f"vs_{role}_p") is not None
+        }
+    )
     return Findings(
         reference=reference if any(row["name"] == reference for row in finished) else None,
         runs=max((row["repeats"] for row in finished), default=0),

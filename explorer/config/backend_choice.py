@@ -30,13 +30,26 @@ def backend_from_argv(argv: Sequence[str], environ: Mapping[str, str]) -> str:
     return chosen if chosen in BACKENDS else DEFAULT_BACKEND
 
 
-def choose_backend(argv: Sequence[str], environ: MutableMapping[str, str]) -> str:
+def resume_folder_in(argv: Sequence[str]) -> str | None:
+    """The folder of `--resume RUN` (or `--resume=RUN`) in `argv`, if any."""
+    for index, argument in enumerate(argv):
+        if argument == "--resume" and index + 1 < len(argv):
+            return argv[index + 1]
+        if argument.startswith("--resume="):
+            return argument.split("=", 1)[1]
+    return None
+
+
+def choose_backend(argv: Sequence[str], environ: MutableMapping[str, str], recorded: str | None = None) -> str:
     """Set, in `environ`, what Keras and its backends read when first imported: the backend
-    (`backend_from_argv`; JAX unless told otherwise, see `config.defaults.DEFAULT_BACKEND`),
-    TensorFlow's log level and JAX's compile cache. Returns the backend Keras will import.
-    Idempotent: call it before Keras is imported."""
+    (`backend_from_argv`; JAX unless told otherwise, see `config.defaults.DEFAULT_BACKEND`; a
+    resumed run's own, `recorded`, unless `--backend` is given), TensorFlow's log level and JAX's
+    compile cache. Returns the backend Keras will import. Idempotent: call it before Keras is
+    imported."""
     named = any(argument == "--backend" or argument.startswith("--backend=") for argument in argv)
-    if named or environ.get("KERAS_BACKEND") is None:
+    if not named and recorded in BACKENDS:
+        environ["KERAS_BACKEND"] = recorded
+    elif named or environ.get("KERAS_BACKEND") is None:
         environ["KERAS_BACKEND"] = backend_from_argv(argv, environ)
     # else the user's KERAS_BACKEND stands, supported or not: the command line refuses a wrong one.
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's runtime warnings, once imported

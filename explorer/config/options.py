@@ -104,6 +104,9 @@ class Options:
     reference: str | None = None  # the configuration every other is compared with
     prog: str | None = None  # the script that started the sweep; None: a call from Python
     argv: tuple[str, ...] = ()  # its arguments as typed
+    # The settings that define the run, recorded in run.json for --resume RUN (`config.run_settings`);
+    # None from Python, whose resume is given its settings again.
+    run_settings: Mapping[str, object] | None = None
 
     @property
     def command(self) -> str:
@@ -118,6 +121,8 @@ class Options:
         place of --out/--resume; from Python, the `common.sweep` call."""
         if self.prog is None:
             return f"common.sweep(networks, resume={str(run_dir)!r}, ...)  # the same networks and settings"
+        if self.run_settings is not None:  # run.json keeps the run's settings: --resume alone continues it
+            return shlex.join([interpreter(), self.prog, "--resume", str(run_dir)])
         kept, skip = [], False
         for argument in self.argv:
             if skip:

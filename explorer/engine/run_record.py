@@ -50,6 +50,10 @@ def write_run_record(
         "executor": options.executor,
         "models": [variant.name for variant in variants],
         "reference": options.reference,
+        # What --resume RUN continues with (`config.run_settings`), and where the command ran.
+        "settings": dict(options.run_settings) if options.run_settings is not None else None,
+        "arguments": list(options.argv),
+        "working_folder": os.getcwd(),
         **context,
     }
     previous = read_json(run_dir / "run.json") if options.resume is not None else None

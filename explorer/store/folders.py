@@ -90,6 +90,43 @@ def read_run_record(folder: Path) -> object:
         return None
 
 
+def recorded_settings(folder: Path) -> dict[str, object] | None:
+    """The settings a run was started with (run.json's `settings`, `config.run_settings`), checked:
+    each a JSON scalar or a list of scalars. None for a folder that is not a run, a damaged run.json
+    (the resume that follows says so), or a run written before settings were recorded.
+
+    Raises:
+        UserInputError: `settings` is there but holds something no command line gives.
+    """
+    record = read_run_record(folder) if folder.is_dir() else None
+    settings = record.get("settings") if isinstance(record, dict) else None
+    if settings is None:
+        return None
+    scalar = (str, int, float, bool, type(None))
+    if not isinstance(settings, dict) or not all(
+        isinstance(value, scalar) or (isinstance(value, list) and all(isinstance(item, scalar) for item in value))
+        for value in settings.values()
+    ):
+        raise UserInputError(
+            f"--resume {folder}: {RUN_RECORD} is damaged (its settings are not a table of option values); "
+            "nothing was changed"
+        )
+    return settings
+
+
+def recorded_backend(folder: str | None) -> str | None:
+    """The backend a run to be resumed was trained on, as its run.json records it; None when there
+    is no such run or record (the command line's checks then say what is wrong)."""
+    if folder is None:
+        return None
+    try:
+        settings = recorded_settings(Path(folder))
+    except UserInputError:
+        return None
+    backend = (settings or {}).get("backend")
+    return backend if isinstance(backend, str) else None
+
+
 def check_resume_folder(folder: Path) -> None:
     """Refuse to resume a folder that is not a run of this layout.
 
