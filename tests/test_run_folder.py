@@ -169,7 +169,50 @@ DAMAGES = [
     ("history-row-removed",
      lambda m: (m / "history.csv").write_text("".join((m / "history.csv").read_text().splitlines(True)[:-1])),
      "its history.csv holds 1 epoch(s), its result.json 2"),
+    ("seconds-text", lambda m: _set_result_field(m / "result.json", "train_seconds", "slow"),
+     "its result.json has train_seconds = 'slow', not a number"),
+    ("result-nested-brackets", lambda m: (m / "result.json").write_text("[" * 100_000),
+     "its result.json cannot be read as JSON"),
+    ("config-not-a-table", lambda m: _set_result_field(m / "result.json", "config", "wide"),
+     "its result.json has config = 'wide', not a table of the network's fields"),
+    ("history-nan", lambda m: _last_history_cell(m / "history.csv", "loss", "nan"),
+     "its history.csv holds a loss that is not a number, yet its result.json says it finished"),
 ]  # fmt: skip
+
+
+def _last_history_cell(path: Path, column: str, value: str) -> None:
+    lines = path.read_text().splitlines()
+    header, last = lines[0].split(","), lines[-1].split(",")
+    last[header.index(column)] = value
+    path.write_text("\n".join([*lines[:-1], ",".join(last)]) + "\n")
+
+
+def _predictions(path: Path, array) -> None:
+    with path.open("wb") as handle:
+        np.save(handle, array, allow_pickle=True)
+
+
+COMPARE_DAMAGES = [
+    ("predictions-pickled", lambda m: _predictions(m / "test_predictions.npy", np.array([{"a": 1}], dtype=object))),
+    ("digits-out-of-range", lambda m: _predictions(m / "test_predictions.npy", np.full(200, 99, dtype=np.int64))),
+    ("history-row-short",
+     lambda m: (m / "history.csv").write_text("".join((m / "history.csv").read_text().splitlines(True)[:-1]))),
+    ("history-row-longer",
+     lambda m: (m / "history.csv").write_text((m / "history.csv").read_text() + (m / "history.csv").read_text().splitlines(True)[-1].replace("1,", "2,", 1))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("damage", [case[1] for case in COMPARE_DAMAGES], ids=[case[0] for case in COMPARE_DAMAGES])
+def test_compare_never_draws_what_resume_would_set_aside(finished_run, tmp_path, capsys, damage):
+    run_dir, arguments = finished_run
+    shutil.copytree(run_dir, tmp_path / "other")
+    damage(run_dir / "first")
+    data = arguments[arguments.index("--data") + 1]
+    assert run_loop("--compare", run_dir, tmp_path / "other", "--out", tmp_path / "both", "--data", data) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    compared = json.loads((tmp_path / "both" / "summary.json").read_text())
+    rows = compared["rows"] if isinstance(compared, dict) else compared
+    assert len(rows) == 3  # the damaged run's first model is left out; the other three are compared
 
 
 @pytest.mark.parametrize(("damage", "words"), [case[1:] for case in DAMAGES], ids=[case[0] for case in DAMAGES])

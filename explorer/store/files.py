@@ -197,7 +197,7 @@ def read_json(path: Path) -> object:
     """A JSON file parsed (an object, a list, ...), or None when it is missing or not JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: brackets nested past Python's stack
         return None
 
 

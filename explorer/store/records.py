@@ -28,6 +28,8 @@ RESULT_STATUSES = ("ok", "diverged", "stopped early", "failed")
 # The figures of a finished model's result.json: finite numbers for "ok", numbers or null (a
 # diverged loss is written as null) otherwise.
 RESULT_FIGURES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_accuracy", "train_loss")
+# Costs a result may lack (a failed model, a layer XLA cannot count) but that are numbers when there.
+RESULT_COSTS = ("train_seconds", "seconds_per_epoch", "flops_per_epoch", "train_flops")
 
 
 def _is_number(value: object) -> bool:
@@ -49,7 +51,18 @@ def result_problem(record: object) -> str | None:
     for field in ("seed", "parameters", "repeat"):
         if not isinstance(record.get(field), int) or isinstance(record.get(field), bool):
             return f"has {field} = {shown(record.get(field))}, not a whole number"
-    return None if record["status"] == "failed" else _figures_problem(record)
+    return _fields_problem(record) or (None if record["status"] == "failed" else _figures_problem(record))
+
+
+def _fields_problem(record: Mapping) -> str | None:
+    """What is wrong with a result's network fields and costs, or None."""
+    if not isinstance(record.get("config"), dict):
+        return f"has config = {shown(record.get('config'))}, not a table of the network's fields"
+    for field in RESULT_COSTS:
+        value = record.get(field)
+        if value is not None and not (_is_number(value) and math.isfinite(value) and value >= 0):
+            return f"has {field} = {shown(value)}, not a number"
+    return None
 
 
 def _figures_problem(record: Mapping) -> str | None:

@@ -90,9 +90,22 @@ def finished_files_problem(model_dir: Path, record: Mapping, test_samples: int) 
         return f"its history.csv holds {len(epochs)} epoch(s), its result.json {record['epochs_run']}"
     if record["status"] != "ok":
         return None
+    if not history_is_finite(read_history(model_dir / "history.csv")):
+        return "its history.csv holds a loss that is not a number, yet its result.json says it finished"
     return model_file_problem(model_dir / "model.keras") or predictions_problem(
         model_dir / "test_predictions.npy", test_samples
     )
+
+
+def sound_results(results: Sequence[Mapping], folder_of: Callable[[Mapping], Path], test_samples: int) -> list:
+    """The results whose files `--resume` would keep (`finished_files_problem`), in order: what the
+    views draw and `--compare` compares, so that nothing resume would set aside is ever shown. A
+    failed result has no files to check and is kept (the summary names it)."""
+    return [
+        result
+        for result in results
+        if result["status"] == "failed" or finished_files_problem(folder_of(result), result, test_samples) is None
+    ]
 
 
 def trial_action(model_dir: Path, key: str, test_samples: int) -> ResumeAction:

@@ -5,6 +5,7 @@ end in the same place.
 """
 
 import dataclasses
+import functools
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from explorer.models.backend import TENSORFLOW_IMPORT_NOISE, keras, native_stder
 from explorer.store.files import read_json, save_figure, write_json_atomic, write_text_atomic
 from explorer.store.folders import TENSORBOARD_FOLDER
 from explorer.store.records import read_history, read_results
+from explorer.store.resume import sound_results
 from explorer.store.study import SearchRecord, read_search
 from explorer.views.digits import plot_discordant, plot_first_layer
 from explorer.views.drawing import PanelInputs, best_runs, drawing_panel
@@ -117,6 +119,9 @@ def build_views(
         without ".png" ("comparison", "curves/dense_128_relu", ...), and the findings' sentences.
     """
     results = read_results(run_dir) if results is None else results
+    # What resume would set aside (a history that disagrees with its record, damaged predictions) is
+    # never drawn or compared: the store's one check of a finished trial's files.
+    results = sound_results(results, functools.partial(trial_folder, run_dir), len(data.test_labels))
     if not results:
         return Views([], {})
     figures: dict[str, Figure] = {}
