@@ -79,10 +79,20 @@ def predictions_problem(path: Path, test_samples: int) -> str | None:
 
 
 def finished_files_problem(model_dir: Path, record: Mapping, test_samples: int) -> str | None:
-    """What is wrong with a finished trial's files, or None: its history has exactly the epochs
-    its result counts, and a finished ("ok") model has a sound `model.keras` and predictions."""
+    """What is wrong with a finished trial's files, or None: those the views read
+    (`drawn_files_problem`), and a finished ("ok") model's `model.keras`."""
+    problem = drawn_files_problem(model_dir, record, test_samples)
+    if problem is None and record["status"] == "ok":
+        return model_file_problem(model_dir / "model.keras")
+    return problem
+
+
+def drawn_files_problem(model_dir: Path, record: Mapping, test_samples: int) -> str | None:
+    """What is wrong with the files a finished trial is summarized and drawn from, or None: its
+    history has exactly the epochs its result counts (no loss that is not a number if it finished),
+    and a finished ("ok") model has one predicted digit per test image."""
     try:
-        read_history(model_dir / "history.csv")  # every column there, a number in every cell
+        history = read_history(model_dir / "history.csv")  # every column there, a number in every cell
         epochs = history_epochs(model_dir / "history.csv")
     except DamagedFileError:
         return "its history.csv is missing or damaged"
@@ -90,21 +100,20 @@ def finished_files_problem(model_dir: Path, record: Mapping, test_samples: int) 
         return f"its history.csv holds {len(epochs)} epoch(s), its result.json {record['epochs_run']}"
     if record["status"] != "ok":
         return None
-    if not history_is_finite(read_history(model_dir / "history.csv")):
+    if not history_is_finite(history):
         return "its history.csv holds a loss that is not a number, yet its result.json says it finished"
-    return model_file_problem(model_dir / "model.keras") or predictions_problem(
-        model_dir / "test_predictions.npy", test_samples
-    )
+    return predictions_problem(model_dir / "test_predictions.npy", test_samples)
 
 
 def sound_results(results: Sequence[Mapping], folder_of: Callable[[Mapping], Path], test_samples: int) -> list:
-    """The results whose files `--resume` would keep (`finished_files_problem`), in order: what the
-    views draw and `--compare` compares, so that nothing resume would set aside is ever shown. A
-    failed result has no files to check and is kept (the summary names it)."""
+    """The results whose records and drawn files `--resume` would keep (`drawn_files_problem`; the
+    model archive, which the summaries do not read, aside), in order: what the views draw and
+    `--compare` compares, so that nothing resume would set aside for them is ever shown. A failed
+    result has no files to check and is kept (the summary names it)."""
     return [
         result
         for result in results
-        if result["status"] == "failed" or finished_files_problem(folder_of(result), result, test_samples) is None
+        if result["status"] == "failed" or drawn_files_problem(folder_of(result), result, test_samples) is None
     ]
 
 
