@@ -53,8 +53,6 @@ from explorer.views.tables import candidate_networks
 from explorer.views.tensorboard import write_tensorboard_hparams
 
 PER_CLASS_COLUMNS = ("name", *(f"digit_{digit}" for digit in range(10)))
-
-
 Save = Callable[[Figure, Path], None]  # writes a figure into the run folder (and keeps it)
 
 
@@ -68,16 +66,14 @@ class Views:
 
 
 def trial_folder(run_dir: Path, result: Mapping) -> Path:
-    """Where a result's files are: its trial's folder in `run_dir`, or, for a result gathered from
-    another run folder (`--compare`), the `folder` it names."""
+    """Where a result's files are: its trial's folder, or the `folder` it names (`--compare`)."""
     return Path(result["folder"]) if "folder" in result else run_dir / result.get("trial", result["name"])
 
 
 def correct_answers(
     run_dir: Path, results: Sequence[Mapping], test_labels: np.ndarray
 ) -> dict[str, dict[int, np.ndarray]]:
-    """Configuration -> seed -> which test digits that finished run got right (from its
-    `test_predictions.npy`; a missing or damaged file leaves that run out)."""
+    """Configuration -> seed -> which test digits each finished run got right (`test_predictions.npy`)."""
     correct: dict[str, dict[int, np.ndarray]] = {}
     for result in results:
         path = trial_folder(run_dir, result) / "test_predictions.npy"
@@ -118,10 +114,8 @@ def build_views(
         The summary rows, best first, every figure written, by its path in the run folder
         without ".png" ("comparison", "curves/dense_128_relu", ...), and the findings' sentences.
     """
-    results = read_results(run_dir) if results is None else results
-    # What resume would set aside (a history that disagrees with its record, damaged predictions) is
-    # never drawn or compared: the store's one check of a finished trial's files.
-    results = sound_results(results, functools.partial(trial_folder, run_dir), len(data.test_labels))
+    kept = read_results(run_dir) if results is None else results  # only what resume keeps is drawn:
+    results = sound_results(kept, functools.partial(trial_folder, run_dir), len(data.test_labels))
     if not results:
         return Views([], {})
     figures: dict[str, Figure] = {}
