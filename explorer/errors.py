@@ -7,6 +7,8 @@ print it and exit with code 2, never with a traceback.
 
 import os
 import sys
+import tempfile
+import traceback
 
 EXIT_MODEL_FAILED = 1  # the sweep ran to the end, but at least one model raised
 EXIT_BAD_INPUT = 2
@@ -30,8 +32,17 @@ class DataSourceUnavailable(Exception):
 
 
 def report_error(error: UserInputError, stream=None) -> int:
-    """Write `error` as one line to `stream` (stderr by default) and return exit code 2."""
+    """Write `error` as one line to `stream` (stderr by default) and return exit code 2. When it
+    was caused by an error of the user's own code (a builder, a layer), that error's full traceback
+    is kept in a file in the system's temporary folder, which the line names."""
     message = " ".join(str(error).split())  # one line, whatever the message held
+    cause = error.__cause__
+    if cause is not None and not isinstance(cause, UserInputError):
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="mnist-explorer-traceback-", suffix=".txt", delete=False, encoding="utf-8"
+        ) as kept:
+            kept.write("".join(traceback.format_exception(cause)))
+        message += f" (full traceback: {kept.name})"
     print(f"error: {message}", file=stream or sys.stderr)
     return EXIT_BAD_INPUT
 

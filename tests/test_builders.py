@@ -1,7 +1,9 @@
 """The engine takes builders: any compiled Keras model trains, is described from its own layers,
 fingerprinted by its configuration, and a bad builder is refused in one line before training."""
 
+import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +262,35 @@ def test_each_networks_summary_is_keras_own_as_in_a_fresh_session():
     assert "dense (Dense)" in narrow.summary and "dense (Dense)" in deep.summary and "dense_2 (Dense)" in deep.summary
     assert "Total params: 25,450" in narrow.summary
     assert not set(narrow.weight_paths) & set(deep.weight_paths)
+
+
+class RefusesToTrain(keras.layers.Layer):
+    """A layer that works at inference and raises when traced for training."""
+
+    def call(self, inputs, training=False):
+        if training:
+            raise ValueError("this layer cannot train")
+        return inputs
+
+
+def cannot_train():
+    model = keras.Sequential([keras.Input(shape=(784,)), RefusesToTrain(), layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return model
+
+
+def test_a_network_whose_training_step_cannot_be_traced_is_refused_at_the_check_by_its_name(tmp_path):
+    with pytest.raises(
+        explorer.errors.ConfigError, match=r"variant 'stuck': its training step cannot be traced"
+    ) as caught:
+        explorer.models.variants.check_variants([common.Variant("stuck", cannot_train)])
+    assert "this layer cannot train" in str(caught.value) and "\n" not in str(caught.value)
+    assert caught.value.__cause__ is not None  # the whole error, chained, for Python's traceback
+    # From the command line: one line, and the full traceback kept in the file it names.
+    stream = io.StringIO()
+    assert explorer.errors.report_error(caught.value, stream) == explorer.errors.EXIT_BAD_INPUT
+    line = stream.getvalue()
+    assert line.count("\n") == 1 and "Traceback" not in line
+    kept = Path(line.split("(full traceback: ")[1].rstrip(")\n"))
+    assert "this layer cannot train" in kept.read_text() and "Traceback" in kept.read_text()
+    kept.unlink()

@@ -15,6 +15,7 @@ compares and fusion groups by.
 import dataclasses
 import hashlib
 import json
+import re
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -107,6 +108,15 @@ def build_model(variant: Variant) -> keras.Model:
         )
     model.name = variant.name
     return model
+
+
+def _gist(error: BaseException) -> str:
+    """An error's message in one line: its first, or, where Keras wraps a layer's error in "Exception
+    encountered when calling X.call()." and the layer's own words below, both, without the bold."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        return f"{lines[0].rstrip('.')}: {lines[1]}"[:200]
+    return (lines or [""])[0][:200]
 
 
 def _raised_at(error: BaseException) -> str:
@@ -250,7 +260,8 @@ def inspect_variant(variant: Variant) -> ModelFacts:
     """Check a variant and build its model once, to read its facts (weights are not kept).
 
     Raises:
-        ConfigError: for a bad name, epochs or batch size, or a builder that fails (`build_model`).
+        ConfigError: for a bad name, epochs or batch size, a builder that fails (`build_model`), or
+            a model whose training step cannot be traced (the error chained).
     """
     check_name(variant.name)
     where = f"variant {variant.name!r}"
@@ -260,13 +271,19 @@ def inspect_variant(variant: Variant) -> ModelFacts:
     check_count(where, "batch_size", variant.batch_size, MAX_BATCH_SIZE)
     model = build_model(variant)
     optimizer = _without_names(model.optimizer.get_config())
+    try:
+        flops = model_flops(model, variant.batch_size)  # a model no rule counts is traced for training
+    except Exception as error:  # a layer that cannot run in training: this network cannot train at all
+        raise ConfigError(
+            f"{where}: its training step cannot be traced: {type(error).__name__}: {_gist(error)}{_raised_at(error)}"
+        ) from error
     return ModelFacts(
         description=describe_model(model, variant),
         fingerprint=model_fingerprint(model),
         optimizer=json.dumps({"class": type(model.optimizer).__name__, **optimizer}, sort_keys=True, default=str),
         weight_paths=tuple(weight.path for weight in model.weights),
         parameters=int(model.count_params()),
-        flops=model_flops(model, variant.batch_size),
+        flops=flops,
     )
 
 
