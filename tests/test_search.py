@@ -247,6 +247,23 @@ def test_a_resume_with_another_space_is_refused(searched, tmp_path):
         common.sweep(other, resume=run_dir, log=lambda line: None, **settings)
 
 
+@pytest.mark.parametrize("study", ["missing", "empty file", "empty database"])
+def test_a_lost_study_of_a_search_with_candidates_is_refused(tmp_path, study):
+    run_dir = tmp_path / "run"
+    (run_dir / "trial_3").mkdir(parents=True)
+    _, space = split_search({"search": {"s": SPACE}})
+    if study == "empty file":
+        (run_dir / STUDY_FILE).write_bytes(b"")
+    elif study == "empty database":
+        open_study(tmp_path, space, seed=0)  # a study file elsewhere, then emptied of its study
+        optuna.delete_study(study_name="s", storage=f"sqlite:///{tmp_path / STUDY_FILE}")
+        shutil.copy(tmp_path / STUDY_FILE, run_dir / STUDY_FILE)
+    before = sorted(path.name for path in run_dir.iterdir())
+    with pytest.raises(ConfigError, match=r"missing or empty, but the run folder holds 1 of its search's candidates"):
+        open_study(run_dir, space, seed=0)
+    assert sorted(path.name for path in run_dir.iterdir()) == before
+
+
 def test_the_study_goes_into_a_run_folder_named_with_url_characters(tmp_path):
     run_dir = tmp_path / "my run #1 ?%"
     run_dir.mkdir()

@@ -41,7 +41,7 @@ from explorer.errors import ConfigError
 from explorer.models.backend import keras
 from explorer.models.trials import Trial
 from explorer.models.variants import Variant, inspect_variant
-from explorer.store.folders import STUDY_FILE
+from explorer.store.folders import CANDIDATE_PREFIX, STUDY_FILE
 from explorer.store.study import candidate_name
 
 TrialState = optuna.trial.TrialState
@@ -69,6 +69,9 @@ def open_study(run_dir: Path, space: SearchSpace, seed: int) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search prints its own lines
     # Rendered by SQLAlchemy, so that a folder named with '?', '#' or '%' is not read as a query.
     path = (run_dir / STUDY_FILE).resolve()
+    searched = sorted(folder.name for folder in run_dir.glob(f"{CANDIDATE_PREFIX}*") if folder.is_dir())
+    if searched and (not path.exists() or path.stat().st_size == 0):
+        _refuse_lost_study(path, searched)
     url = URL.create("sqlite", database=str(path)).render_as_string(hide_password=False)
     try:
         storage = optuna.storages.RDBStorage(url)
@@ -79,6 +82,8 @@ def open_study(run_dir: Path, space: SearchSpace, seed: int) -> optuna.Study:
             "move it aside to search again in this folder, or start a new run with --out"
         ) from None
     names = optuna.get_all_study_names(storage)
+    if searched and not names:
+        _refuse_lost_study(path, searched)
     if names and names != [space.name]:
         raise ConfigError(f"{run_dir / STUDY_FILE} holds the search {names[0]!r}, not {space.name!r}; "
                           "resume it with its own [search] table, or start a new run with --out")  # fmt: skip
@@ -100,6 +105,16 @@ def open_study(run_dir: Path, space: SearchSpace, seed: int) -> optuna.Study:
         raise ConfigError(f"{run_dir / STUDY_FILE}: its search {space.name!r} was started with another space; "
                           "resume it with the same table, or start a new run with --out")  # fmt: skip
     return study
+
+
+def _refuse_lost_study(path: Path, searched: list[str]) -> None:
+    """A search's candidates without the study that asked for them: continuing would start again
+    from trial 0 and mix old and new candidates under the same names."""
+    raise ConfigError(
+        f"{path}: missing or empty, but the run folder holds {len(searched)} of its search's candidates "
+        f"({', '.join(searched[:3])}{', ...' if len(searched) > 3 else ''}); without the study the search "
+        "cannot continue: restore study.db, or start the search again with --out (nothing was changed)"
+    )
 
 
 def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, object]:

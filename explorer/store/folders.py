@@ -181,4 +181,7 @@ RIDERS_FOLDER = "riders"  # in a group's checkpoint: the histories of members th
 CHECKPOINT_PREFIX = "epoch-"  # a checkpoint's folder per saved epoch: epoch-<epochs finished>
 
 
+CANDIDATE_PREFIX = "trial_"  # a search candidate's name and folder: trial_<number>
+
+
 STUDY_FILE = "study.db"  # --search: the Optuna study (SQLite), resumed by --resume; optuna-dashboard opens it

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy.exc
 
-from explorer.store.folders import STUDY_FILE
+from explorer.store.folders import CANDIDATE_PREFIX, STUDY_FILE
 
 TrialState = optuna.trial.TrialState
 
@@ -24,7 +24,7 @@ IMPORTANCE_EVALUATOR = "PED-ANOVA"  # Optuna 5's default evaluator, asked for by
 
 def candidate_name(number: int) -> str:
     """A candidate's configuration name in the run folder (the engine's `search.trial_name`)."""
-    return f"trial_{number}"
+    return f"{CANDIDATE_PREFIX}{number}"
 
 
 @dataclasses.dataclass(frozen=True)

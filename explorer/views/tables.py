@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from explorer.analysis.stats import cell_text
+from explorer.store.folders import CANDIDATE_PREFIX
 
 FUSED_NOTE = (
     "fused: networks that share seed, epochs, batch size and optimizer trained together, as "
@@ -39,7 +40,6 @@ VERDICT_LEGEND = (
 
 # A search names its candidates `trial_<number>` (`store.study.candidate_name`); `--compare` puts
 # the run's label in front (`RUN.trial_7`). Written out here: the study's module imports Optuna.
-CANDIDATE_PREFIX = "trial_"
 CANDIDATE_NAME = re.compile(rf"(?:.*\.)?{CANDIDATE_PREFIX}\d+")
 
 
