@@ -310,6 +310,21 @@ def test_a_damaged_member_of_an_interrupted_group_trains_again_and_the_others_ke
         assert resumed[name]["test_accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-9)
 
 
+def test_a_checkpoint_that_cannot_be_read_is_said_and_training_starts_again(
+    interrupted_run, interrupted_run_template, capsys
+):
+    run_dir, arguments, _ = interrupted_run
+    for weights in (run_dir / ".fused").glob("*/epoch-*/latest.weights.h5"):
+        weights.write_bytes(b"not HDF5")
+    assert run_loop(*arguments, "--resume", run_dir) == 0
+    out = capsys.readouterr().out
+    assert "first, second: checkpoint epoch-2, epoch-1 could not be read; training from the first epoch" in out
+    resumed, uninterrupted = results(run_dir), results(interrupted_run_template[0] / "uninterrupted")
+    for name, result in uninterrupted.items():
+        assert resumed[name]["test_accuracy"] == result["test_accuracy"]
+        assert resumed[name]["resumed_from_epoch"] is None
+
+
 def test_resume_alone_continues_a_run_started_with_other_options(interrupted_run, interrupted_run_template, capsys):
     # Started with --config, --data and --repeats 1; continued with --resume RUN alone, from another folder.
     run_dir, _, printed = interrupted_run
@@ -442,3 +457,11 @@ def test_log_txt_grows_with_every_resume(finished_run, capsys):
     assert run_loop(*arguments, "--resume", run_dir) == 0
     log = (run_dir / "log.txt").read_text()
     assert log.count("=== ") == 2 and "first: finished earlier with the same configuration; kept" in log
+
+
+def test_ctrl_c_while_a_file_is_written_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "report.html"
+    with pytest.raises(KeyboardInterrupt), explorer.store.files.writing(target) as partial:
+        partial.write_text("<html>half")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []

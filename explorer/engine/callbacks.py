@@ -214,26 +214,34 @@ class EpochBackupAndRestore(EpochSavingBackupAndRestore):
     async_safe = True
     KEPT = 2
 
-    def __init__(self, backup_dir: str, stopping: ResumableEarlyStopping | None = None):
+    def __init__(
+        self, backup_dir: str, stopping: ResumableEarlyStopping | None = None, say: Callable[[str], None] = print
+    ):
         super().__init__(backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=False)
         self.folder = Path(backup_dir)
         self.stopping = stopping
+        self.say = say  # where a line goes when a checkpoint generation cannot be read
         self.seconds = 0.0  # spent writing checkpoints, for the sweep's timings
         self.restored_epochs = 0  # epochs the restored checkpoint held: training continued after them
 
     def on_train_begin(self, logs=None):
         if not self.model.optimizer.built:  # optimizer state must exist before it can be loaded
             self.model.optimizer.build(self.model.trainable_variables)
+        unreadable = []
         for saved in saved_epochs(self.folder):
             try:
                 self.model.load_weights(str(saved / "latest.weights.h5"))
                 stopped = self.stopping is not None and self.stopping.restore_from(saved)
             except (OSError, ValueError):  # a damaged file: the generation before is complete too
+                unreadable.append(saved.name)
                 continue
             self.restored_epochs = int(saved.name.removeprefix(CHECKPOINT_PREFIX))
             # Stopped early after the restored epoch: fit's last epoch is then the restored one.
             self.continue_after(self.params["epochs"] if stopped else self.restored_epochs)
-            return
+            break
+        if unreadable:  # the plan said where training would continue: say where it does
+            where = f"after epoch {self.restored_epochs}" if self.restored_epochs else "from the first epoch"
+            self.say(f"checkpoint {', '.join(unreadable)} could not be read; training {where}")
 
     def save_epoch(self, finished_epochs: int) -> None:
         started = time.perf_counter()

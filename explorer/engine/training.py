@@ -212,7 +212,12 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
     discard_stale_histories(setup.model_dirs, setup.checkpoint_dir)
     patience = trials[0].variant.early_stopping
     stopping = ResumableEarlyStopping(patience) if patience else None
-    clock, checkpoint = EpochClock(), EpochBackupAndRestore(str(setup.checkpoint_dir), stopping)
+    clock, checkpoint = (
+        EpochClock(),
+        EpochBackupAndRestore(
+            str(setup.checkpoint_dir), stopping, say=lambda line: setup.log(f"    {', '.join(names)}: {line}")
+        ),
+    )
     fit_started = time.perf_counter()
     try:  # an interrupted fit's epochs still count in the sweep's timings
         model.fit(

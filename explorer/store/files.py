@@ -53,7 +53,7 @@ def _partial(path: Path) -> Path:
 @contextlib.contextmanager
 def writing(path: Path) -> Iterator[Path]:
     """The temporary name to write `path` under, renamed into place once the block succeeds, so an
-    interrupted run never leaves a half-written file under a final name.
+    interrupted run never leaves a half-written file under a final name, nor the partial one.
 
     Raises:
         RunFolderWriteError: when the file cannot be written (a full disk, a read-only folder); the
@@ -67,6 +67,10 @@ def writing(path: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
         raise RunFolderWriteError(path, error) from error
+    except BaseException:  # Ctrl-C mid-write (a 2 MB report): nothing partial is left behind
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:
