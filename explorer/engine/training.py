@@ -12,6 +12,7 @@ calls it.
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -212,12 +213,8 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
     discard_stale_histories(setup.model_dirs, setup.checkpoint_dir)
     patience = trials[0].variant.early_stopping
     stopping = ResumableEarlyStopping(patience) if patience else None
-    clock, checkpoint = (
-        EpochClock(),
-        EpochBackupAndRestore(
-            str(setup.checkpoint_dir), stopping, say=lambda line: setup.log(f"    {', '.join(names)}: {line}")
-        ),
-    )
+    say = functools.partial(_say_for, setup.log, ", ".join(names))
+    clock, checkpoint = EpochClock(), EpochBackupAndRestore(str(setup.checkpoint_dir), stopping, say=say)
     fit_started = time.perf_counter()
     try:  # an interrupted fit's epochs still count in the sweep's timings
         model.fit(
@@ -251,3 +248,8 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
         member_facts = {**facts, **stopping_facts(stopping, history, finished)}
         outcomes.append(Outcome(trial, member, history, figures, predicted, member_facts))
     return outcomes
+
+
+def _say_for(log: Callable[[str], None], names: str, line: str) -> None:
+    """A group's line, under its members' names."""
+    log(f"    {names}: {line}")
