@@ -20,7 +20,7 @@ def test_settings_and_the_command_line_build_the_same_options():
     from_python = explorer.config.options.make_options(settings)
     parser = explorer.cli.make_parser("model_builder_loop.py", "")
     from_argv, _ = explorer.cli.parse_command_line(parser, ["--epochs", "3", "--quick", "--no-fuse"])
-    assert dataclasses.replace(from_argv, prog=None, argv=()) == from_python
+    assert dataclasses.replace(from_argv, prog=None, argv=(), run_settings=None) == from_python
     assert from_python.epochs == 3 and from_python.quick and not from_python.fuse and from_python.prog is None
 
 

@@ -262,7 +262,7 @@ def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_np
     out = capsys.readouterr().out
     assert "Interrupted: 1 finished model(s) are kept" in out
     python = explorer.config.options.interpreter()
-    resume = f"{python} model_builder_loop.py --no-fuse --quick --data {synthetic_npz} --only dense_32_relu softmax_regression --resume {tmp_path / 'run'}"
+    resume = f"{python} model_builder_loop.py --resume {tmp_path / 'run'}"  # run.json keeps the rest
     assert f"To continue where it stopped:\n  {resume}\n" in out
     assert_consistent_run_folder(tmp_path / "run", ["dense_32_relu"], epochs=1)
 
