@@ -175,6 +175,8 @@ DAMAGES = [
      "its result.json cannot be read as JSON"),
     ("config-not-a-table", lambda m: _set_result_field(m / "result.json", "config", "wide"),
      "its result.json has config = 'wide', not a table of the network's fields"),
+    ("result-deleted", lambda m: (m / "result.json").unlink(),
+     "its result.json is missing and no checkpoint holds its epochs"),
     ("history-nan", lambda m: _last_history_cell(m / "history.csv", "loss", "nan"),
      "its history.csv holds a loss that is not a number, yet its result.json says it finished"),
 ]  # fmt: skip

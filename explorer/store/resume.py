@@ -145,8 +145,10 @@ def agrees_with_checkpoint(model_dir: Path, epochs: int) -> ResumeAction:
     """ "continue" from a checkpoint of `epochs` epochs when the trial's history has a row for each
     of them (and at most the one epoch after it, finished but not yet checkpointed); "replace"
     otherwise, since the checkpoint would then continue a record that lost its first epochs."""
-    if epochs == 0:
-        return ResumeAction("continue")  # nothing to agree with: the trial starts again
+    if epochs == 0:  # nothing to agree with: the trial starts again, said when it had finished
+        finished = any((model_dir / name).exists() for name in ("model.keras", "test_predictions.npy"))
+        why = "its result.json is missing and no checkpoint holds its epochs"
+        return ResumeAction("replace", why) if finished else ResumeAction("continue")
     try:
         found = set(history_epochs(model_dir / "history.csv"))
     except DamagedFileError:
