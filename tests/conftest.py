@@ -167,3 +167,15 @@ def headless_chromium(profile: Path, window: str = "1280,2000"):
                  f"--user-data-dir={profile}", f"--window-size={window}"):  # fmt: skip
         options.add_argument(flag)
     return webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
+
+
+def train_and_evaluate(trial, data, model_dir: Path, *, context, **setup) -> dict:
+    """Train one trial on its own, checkpointing in `model_dir/checkpoint`, and write its files to
+    `model_dir`, through the engine's one recording function; `setup` sets the other `GroupSetup`
+    fields (verbose, tensorboard_dir, ...). The tests' way to train a single model."""
+    from explorer.engine.recording import train_and_record
+    from explorer.engine.training import GroupSetup
+
+    group_setup = GroupSetup(model_dirs=[model_dir], checkpoint_dir=model_dir / "checkpoint", **setup)
+    (result,) = train_and_record([trial], data, group_setup, [{**context, "fused_group": None}])
+    return result

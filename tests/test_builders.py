@@ -16,7 +16,7 @@ import explorer.models.variants
 import model_builder_loop
 import model_builder_seq
 
-from conftest import dense_variant
+from conftest import dense_variant, train_and_evaluate
 
 keras = common.keras
 layers = keras.layers
@@ -76,7 +76,7 @@ def test_a_model_that_is_not_a_dense_stack_trains_with_its_columns_marked(tmp_pa
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     variant = common.Variant("noisy", with_gaussian_noise, epochs=2, batch_size=32)
     (trial,) = explorer.models.trials.plan_trials([variant], seed=3)
-    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    result = train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     assert result["status"] == "ok" and result["test_accuracy"] > 0.5
     assert result["config"]["architecture"] == "other" and result["config"]["hidden_units"] is None
     assert (result["config"]["optimizer"], result["config"]["learning_rate"]) == ("sgd", 0.05)
@@ -92,7 +92,7 @@ def test_the_engine_measures_accuracy_whatever_the_builder_compiled(tmp_path, sy
 
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     (trial,) = explorer.models.trials.plan_trials([common.Variant("mse", with_its_own_metric, 2, 32)], seed=3)
-    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    result = train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     predictions = np.load(tmp_path / "test_predictions.npy")
     assert result["test_accuracy"] == pytest.approx(np.mean(predictions == data.test_labels), abs=1e-6)
     assert set(common.read_history(tmp_path / "history.csv")) == {
@@ -244,7 +244,7 @@ def test_flops_are_counted_from_the_layer_shapes(fields, first, later):
 def test_results_record_flops(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     (trial,) = explorer.models.trials.plan_trials([dense_variant("m", {"hidden_units": [16], "epochs": 2})], seed=1)
-    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    result = train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     forward = 2 * (784 * 16 + 16 * 10)
     per_epoch = (2 * forward + 2 * 16 * 10) * len(data.x_train) + forward * len(data.x_val)
     assert (result["flops_per_epoch"], result["train_flops"]) == (per_epoch, 2 * per_epoch)

@@ -12,6 +12,8 @@ keras = common.keras
 
 def test_every_keras_internal_used_is_still_there():
     assert keras_compat.keras_assumptions() == []
+    # The internals were read from this Keras (requirements.txt pins it): another one is read again.
+    assert keras.version().startswith(keras_compat.TESTED_WITH + "."), keras.version()
 
 
 class Recorder(keras_compat.EpochSavingBackupAndRestore):

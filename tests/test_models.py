@@ -15,7 +15,7 @@ import explorer.models.dense
 import explorer.models.trials
 import explorer.models.variants
 
-from conftest import dense_trial, dense_variant, real_mnist_or_skip
+from conftest import dense_trial, dense_variant, real_mnist_or_skip, train_and_evaluate
 
 
 def build(**fields):
@@ -95,7 +95,7 @@ def test_every_output_activation_learns_the_synthetic_digits(tmp_path, synthetic
     trial = dense_trial(
         "m", {"hidden_units": [32], "output_activation": output_activation, "epochs": 3, "batch_size": 32}
     )
-    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    result = train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     assert result["test_accuracy"] > 0.9  # chance is 0.1
     # The test figures are read from the one prediction pass: they are what evaluate() says.
     evaluated = keras.models.load_model(tmp_path / "model.keras").evaluate(
@@ -114,7 +114,7 @@ def test_validation_and_test_batches_split_evenly_where_they_can(samples, batch_
 def test_training_writes_consistent_files(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     trial = dense_trial("small", {"hidden_units": [16], "epochs": 2, "batch_size": 64}, seed=5)
-    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={"note": "x"}, verbose=0)
+    result = train_and_evaluate(trial, data, tmp_path, context={"note": "x"}, verbose=0)
 
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "curves.png",
@@ -140,16 +140,10 @@ def test_training_writes_consistent_files(tmp_path, synthetic_mnist):
 def test_the_same_seed_gives_the_same_numbers(tmp_path, synthetic_mnist):
     data = common.prepare_data(*synthetic_mnist, validation_split=0.1, seed=0)
     fields = {"hidden_units": [16], "epochs": 2, "dropout": 0.3}
-    first = explorer.engine.recording.train_and_evaluate(
-        dense_trial("m", fields, 11), data, tmp_path / "a", context={}, verbose=0
-    )
+    first = train_and_evaluate(dense_trial("m", fields, 11), data, tmp_path / "a", context={}, verbose=0)
     keras.utils.set_random_seed(999)  # whatever ran before must not matter
-    second = explorer.engine.recording.train_and_evaluate(
-        dense_trial("m", fields, 11), data, tmp_path / "b", context={}, verbose=0
-    )
-    other = explorer.engine.recording.train_and_evaluate(
-        dense_trial("m", fields, 12), data, tmp_path / "c", context={}, verbose=0
-    )
+    second = train_and_evaluate(dense_trial("m", fields, 11), data, tmp_path / "b", context={}, verbose=0)
+    other = train_and_evaluate(dense_trial("m", fields, 12), data, tmp_path / "c", context={}, verbose=0)
     assert (first["test_loss"], first["test_accuracy"]) == (second["test_loss"], second["test_accuracy"])
     assert first["test_loss"] != other["test_loss"]
 
@@ -159,6 +153,6 @@ def test_real_mnist_784_128_10_reaches_96_percent_in_two_epochs(tmp_path):
     train, test, _ = common.load_mnist(real_mnist_or_skip(), log=lambda line: None)
     data = common.prepare_data(train, test, validation_split=0.1, seed=42)
     trial = dense_trial("dense_128_relu", {"hidden_units": [128], "epochs": 2, "batch_size": 32}, seed=42)
-    result = explorer.engine.recording.train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
+    result = train_and_evaluate(trial, data, tmp_path, context={}, verbose=0)
     assert result["samples"] == {"train": 54_000, "validation": 6_000, "test": 10_000}
     assert result["test_accuracy"] >= 0.96

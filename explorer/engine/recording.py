@@ -88,16 +88,6 @@ def train_and_record(
     return results
 
 
-def train_and_evaluate(
-    trial: Trial, data: PreparedData, model_dir: Path, *, context: Mapping[str, object], **setup: object
-) -> dict:
-    """Train one trial on its own, checkpointing in `model_dir/checkpoint`, and write its files to
-    `model_dir`; `setup` sets the other `GroupSetup` fields (verbose, tensorboard_dir, ...)."""
-    group_setup = GroupSetup(model_dirs=[model_dir], checkpoint_dir=model_dir / "checkpoint", **setup)
-    (result,) = train_and_record([trial], data, group_setup, [{**context, "fused_group": None}])
-    return result
-
-
 def result_line(result: Mapping) -> str:
     """A finished trial in one short line: its test figures (with early stopping, the epoch it
     stopped after and the epoch it kept; and its own seconds when it trained alone; a fused

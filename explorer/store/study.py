@@ -19,8 +19,6 @@ from explorer.store.folders import CANDIDATE_PREFIX, STUDY_FILE
 
 TrialState = optuna.trial.TrialState
 
-IMPORTANCE_EVALUATOR = "PED-ANOVA"  # Optuna 5's default evaluator, asked for by name below
-
 
 def candidate_name(number: int) -> str:
     """A candidate's configuration name in the run folder (the engine's `search.trial_name`)."""
