@@ -110,7 +110,7 @@ NEEDS_KERAS = {
     "run_sweep": "explorer.engine.sweep",
     "sweep": "explorer.api",
     "SearchRequest": "explorer.engine.search",
-    "read_history": "explorer.store.records",
+    "read_history": "explorer.store.schema",
     "plot_history": "explorer.views.figures",
 }
 

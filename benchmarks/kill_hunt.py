@@ -10,7 +10,9 @@ checkpoint event happens (an epoch's checkpoint begun or completed, the group tr
 recorded); it notes, per unfinished model, the epochs its group's checkpoint held on disk just
 after the kill, resumes the run, and checks:
 - restart: the epochs the resume took from the checkpoint (`resumed_from_epoch`) equal those noted;
-- exact: every model's history and test figures equal the uninterrupted run's.
+- exact: every model's history and test figures equal the uninterrupted run's;
+- clean (SIGINT, as Ctrl-C): the interrupted run exits 130, with no traceback and no "Exception
+  ignored" (a press swallowed by a garbage-collection callback) on its stderr.
 It prints a line per trial and a tally, and exits 1 when any check failed.
 """
 
@@ -53,25 +55,20 @@ def command(config: Path, data: str, *where: str) -> list[str]:
             "--repeats", "1", *where]  # fmt: skip
 
 
-def checkpoint_epochs(folder: Path) -> int:
-    epochs = [int(p.name.removeprefix("epoch-")) for p in folder.glob("epoch-*") if p.name[6:].isdigit()]
-    return max(epochs, default=0)
-
-
 def on_disk(run: Path) -> dict[str, int | str]:
-    """Per model: "finished", or the epochs its group's checkpoint holds."""
+    """Per model: "finished", or the epochs its group's checkpoint holds (read as the engine does)."""
+    from explorer.store.group_checkpoint import GroupCheckpoint
+
     state: dict[str, int | str] = {}
     fused = {}
-    for group in (run / ".fused").glob("*"):
-        record = group / "group.json"
-        if record.exists():
-            for member in json.loads(record.read_text())["members"]:
-                fused[member["folder"]] = checkpoint_epochs(group)
+    for group in GroupCheckpoint.fused_in(run):
+        for folder, _ in group.recorded_members() or ():
+            fused[folder] = group.epochs()
     for model in MODELS:
         if (run / model / "result.json").exists():
             state[model] = "finished"
         else:
-            state[model] = fused.get(model, checkpoint_epochs(run / model / "checkpoint"))
+            state[model] = fused.get(model, GroupCheckpoint(run / model / "checkpoint").epochs())
     return state
 
 
@@ -92,8 +89,9 @@ def start(config: Path, data: str, run: Path, pause: str | None = None) -> subpr
     environment = {**os.environ, "KERAS_BACKEND": "jax"}
     if pause:
         environment["EXPLORER_PAUSE_AT"] = pause
+    stderr = run.with_name(run.name + ".stderr").open("w")  # read back for the SIGINT trials
     return subprocess.Popen(command(config, data, "--out", str(run)), env=environment, cwd=PROJECT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=stderr, text=True)  # fmt: skip
 
 
 def wait_for_checkpoint(run: Path, process: subprocess.Popen, done: bool, skip: int) -> bool:
@@ -146,6 +144,10 @@ def trial(number: int, how: str, hunt: Hunt) -> dict:
         process = start(config, data, run)
         wait_for_checkpoint(run, process, done=how == "checkpoint done", skip=random.randrange(4))
     kill(process, sig)
+    stderr = run.with_name(run.name + ".stderr").read_text()
+    clean = sig != signal.SIGINT or (
+        process.returncode == 130 and "Traceback" not in stderr and "Exception ignored" not in stderr
+    )
     before = on_disk(run) if (run / "run.json").exists() else None
     environment = {**os.environ, "KERAS_BACKEND": "jax"}
     if before is None:  # killed before the run folder held a run: start again
@@ -165,7 +167,7 @@ def trial(number: int, how: str, hunt: Hunt) -> dict:
     )
     return {"trial": number, "how": how, "signal": signal.Signals(sig).name, "on_disk": before,
             "restarted_from": restart, "restart_ok": restart == expected, "exact": exact,
-            "exit": finished.returncode}  # fmt: skip
+            "interrupted_exit": process.returncode, "clean": clean, "exit": finished.returncode}  # fmt: skip
 
 
 def main() -> int:
@@ -193,11 +195,13 @@ def main() -> int:
         record = trial(number, how, Hunt(config, args.data, base, total, reference))
         records.append(record)
         print(json.dumps(record), flush=True)
-    bad = [r for r in records if not (r["restart_ok"] and r["exact"])]
+    bad = [r for r in records if not (r["restart_ok"] and r["exact"] and r["clean"])]
     resumed = sum(1 for r in records if r["on_disk"] is not None)
     print(f"{len(records)} kills ({sum(r['signal'] == 'SIGINT' for r in records)} SIGINT), {resumed} resumed; "
           f"restart epoch as on disk: {sum(r['restart_ok'] for r in records)}/{len(records)}; "
-          f"exact: {sum(r['exact'] for r in records)}/{len(records)}")  # fmt: skip
+          f"exact: {sum(r['exact'] for r in records)}/{len(records)}; "
+          f"SIGINT clean (exit 130, no traceback): {sum(r['clean'] for r in records if r['signal'] == 'SIGINT')}"
+          f"/{sum(r['signal'] == 'SIGINT' for r in records)}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(records, indent=1))
     return 1 if bad else 0

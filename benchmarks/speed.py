@@ -5,7 +5,7 @@ writes it as JSON), so the figures are comparable even on a noisy machine: read 
 
 Paths (the default: two networks, each path in a fresh process):
 - seed's way: Keras on TensorFlow, a `Sequential`, plain `fit`, one model at a time, no callbacks;
-- ours: the project's training function (`explorer.engine.recording.train_and_record`: checkpoint and history
+- ours: the project's training function (`explorer.engine.groups.train_and_record`: checkpoint and history
   every epoch, test predictions, files) on each backend, one model, and eight 784-128-10 models fused;
 - PyTorch: a plain eager loop (benchmarks/reference_loops.py);
 - hand-written JAX: the whole epoch as one jitted `lax.scan` (benchmarks/reference_loops.py).
@@ -92,7 +92,7 @@ def work_keras(task: dict) -> dict:
     import common
     import explorer.config.defaults
     import explorer.engine.callbacks
-    import explorer.engine.recording
+    import explorer.engine.groups
     import explorer.engine.training
     import explorer.models.trials
     import explorer.models.variants
@@ -126,13 +126,13 @@ def work_keras(task: dict) -> dict:
         )
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)
-            setup = explorer.engine.training.GroupSetup(
-                model_dirs=[folder / trial.folder for trial in trials],
-                checkpoint_dir=folder / "checkpoint",
+            setup = explorer.engine.training.GroupSetup.in_folder(
+                folder,
+                trials,
                 verbose=0,
                 steps_per_execution=task.get("steps", explorer.config.defaults.STEPS_PER_EXECUTION),
             )
-            results = explorer.engine.recording.train_and_record(trials, data, setup, [{}] * len(trials))
+            results = explorer.engine.groups.train_and_record(trials, data, setup, [{}] * len(trials))
             seconds = common.read_history(folder / trials[0].folder / "history.csv")["seconds"]
         accuracy = [result["test_accuracy"] for result in results]
     return {

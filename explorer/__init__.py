@@ -45,7 +45,7 @@ def imported_on_first_use(names: Mapping[str, str], module: str) -> Callable[[st
 PUBLIC = {
     "sweep": "explorer.api",
     "Variant": "explorer.models.variants",
-    "read_history": "explorer.store.records",
+    "read_history": "explorer.store.schema",
     "plot_history": "explorer.views.figures",
     "INPUT_DIM": "explorer.config.defaults",
     "NUM_CLASSES": "explorer.config.defaults",

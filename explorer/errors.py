@@ -72,3 +72,9 @@ def shown(value: object) -> str:
     echoed."""
     text = repr(value)
     return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
+
+
+def failure_reason(error: BaseException) -> str:
+    """An exception in one line: its type and the first line of its message."""
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}"

@@ -173,9 +173,12 @@ def train_and_evaluate(trial, data, model_dir: Path, *, context, **setup) -> dic
     """Train one trial on its own, checkpointing in `model_dir/checkpoint`, and write its files to
     `model_dir`, through the engine's one recording function; `setup` sets the other `GroupSetup`
     fields (verbose, tensorboard_dir, ...). The tests' way to train a single model."""
-    from explorer.engine.recording import train_and_record
+    from explorer.engine.groups import train_and_record
     from explorer.engine.training import GroupSetup
+    from explorer.store.group_checkpoint import GroupCheckpoint
+    from explorer.store.trial_folder import TrialFolder
 
-    group_setup = GroupSetup(model_dirs=[model_dir], checkpoint_dir=model_dir / "checkpoint", **setup)
+    folders = [TrialFolder(model_dir, trial, key="")]
+    group_setup = GroupSetup(folders, GroupCheckpoint(model_dir / "checkpoint"), **setup)
     (result,) = train_and_record([trial], data, group_setup, [{**context, "fused_group": None}])
     return result

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import common
-import explorer.engine.recording
+import explorer.engine.groups
 import explorer.errors
 import explorer.models.trials
 import explorer.models.variants

@@ -9,7 +9,7 @@ import pytest
 
 import common
 import explorer.errors
-import explorer.store.records
+import explorer.store.schema
 
 from conftest import PROJECT_ROOT, SYNTHETIC_TEST, SYNTHETIC_TRAIN, make_synthetic_digits
 
@@ -42,7 +42,7 @@ def test_a_kept_run_and_a_new_one_compared_in_one_report_with_their_differences_
     rows = json.loads((folder / "ab" / "summary.json").read_text())
     assert sorted(row["name"] for row in rows) == ["a.mid", "a.narrow", "b.mid"]
     by_name = {row["name"]: row for row in rows}
-    kept = {result["name"]: result for result in explorer.store.records.read_results(KEPT_RUN)}
+    kept = {result["name"]: result for result in explorer.store.schema.read_results(KEPT_RUN)}
     assert by_name["a.mid"]["test_accuracy"] == kept["mid"]["test_accuracy"]  # read back, not retrained
     assert by_name["b.mid"]["test_accuracy"] == wider.views.rows[0]["test_accuracy"]
     assert by_name["a.narrow"]["vs_reference"] == "reference"  # the first run's reference

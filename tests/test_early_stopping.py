@@ -12,14 +12,15 @@ import common
 import explorer.engine.callbacks
 from explorer.data.prepare import PreparedData
 from explorer.engine.estimate import plan_text
+from explorer.engine.groups import train_and_record
 from explorer.engine.local import group_title
-from explorer.engine.recording import train_and_record
 from explorer.engine.training import GroupSetup, train_group
 from explorer.models.trials import Trial, plan_groups, trial_key
 from explorer.models.variants import Variant, inspect_variant
 from explorer.store.folders import FUSED_FOLDER, GROUP_RECORD
-from explorer.store.records import read_history, saved_epochs
+from explorer.store.group_checkpoint import GroupCheckpoint
 from explorer.store.resume import plan_resume
+from explorer.store.schema import read_history
 
 from conftest import dense_trial, make_synthetic_digits
 
@@ -66,7 +67,7 @@ def trial(epochs: int = EPOCHS, patience: int = PATIENCE) -> Trial:
 
 
 def setup(folder, *callbacks) -> GroupSetup:
-    return GroupSetup([folder / "noisy"], folder / "noisy" / "checkpoint", verbose=0, callbacks=callbacks)
+    return GroupSetup.in_folder(folder, [trial()], verbose=0, callbacks=callbacks)
 
 
 def train(folder, data: PreparedData, one: Trial | None = None) -> dict:
@@ -155,7 +156,7 @@ def test_an_interrupted_trial_resumes_as_if_never_interrupted(whole, data, tmp_p
     with pytest.raises(KeyboardInterrupt):
         train(tmp_path, data)
     monkeypatch.setattr(explorer.engine.callbacks.EpochBackupAndRestore, "on_epoch_end", save)
-    (newest, *_) = saved_epochs(tmp_path / "noisy" / "checkpoint")
+    (newest, *_) = GroupCheckpoint(tmp_path / "noisy" / "checkpoint").saved_epochs()
     assert newest.name == f"epoch-{cut_after}" and (newest / "best_weights.npz").is_file()
     resumed = train(tmp_path, data)
     assert resumed["resumed_from_epoch"] == cut_after
@@ -171,7 +172,9 @@ def test_a_kill_after_the_stopping_epoch_trains_no_further_epoch_on_resume(whole
     folder, result = whole
     # train_group leaves the checkpoint, as a kill before the files are written does.
     train_group([trial()], data, setup(tmp_path))
-    assert saved_epochs(tmp_path / "noisy" / "checkpoint")[0].name == f"epoch-{result['stopped_epoch']}"
+    assert (
+        GroupCheckpoint(tmp_path / "noisy" / "checkpoint").saved_epochs()[0].name == f"epoch-{result['stopped_epoch']}"
+    )
     counter = EpochCounter()
     (resumed,) = train_and_record([trial()], data, setup(tmp_path, counter), [{}])
     assert counter.epochs == []  # fit trained nothing

@@ -17,8 +17,8 @@ import explorer.engine.sweep
 import explorer.errors
 import explorer.store.files
 import explorer.store.folders
-import explorer.store.records
-import explorer.store.resume
+import explorer.store.schema
+import explorer.store.trial_folder
 
 from conftest import PROJECT_ROOT, TWO_MODELS, run_loop
 
@@ -67,7 +67,7 @@ def test_a_model_folder_that_cannot_be_written_is_one_line(finished_run, monkeyp
             raise PermissionError(13, "Permission denied", str(path))
         write_json_atomic(path, record)
 
-    monkeypatch.setattr(explorer.store.resume, "write_json_atomic", read_only_trial_json)
+    monkeypatch.setattr(explorer.store.trial_folder, "write_json_atomic", read_only_trial_json)
     assert run_loop(*arguments, "--resume", run_dir) == explorer.errors.EXIT_BAD_INPUT
     assert "second: cannot write there (Permission denied)" in one_line(capsys)
 
@@ -83,19 +83,22 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, synthetic_npz
     assert not (tmp_path / "run").exists()
 
 
+# The views, and the moment after timings.json, when the failed models are counted (a traceback before).
+@pytest.mark.parametrize("moment", ["build_views", "read_results"])
 def test_ctrl_c_while_summarizing_keeps_the_models_and_shows_the_resume_command(
-    tmp_path, synthetic_npz, monkeypatch, capsys
+    tmp_path, synthetic_npz, monkeypatch, capsys, moment
 ):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(explorer.engine.sweep, "build_views", interrupted)
+    monkeypatch.setattr(explorer.engine.sweep, moment, interrupted)
     arguments = ["--quick", "--only", "softmax_regression", "--data", synthetic_npz]
     assert run_loop(*arguments, "--out", tmp_path / "run") == explorer.errors.EXIT_INTERRUPTED
     out = capsys.readouterr().out
     assert "Interrupted while summarizing; every finished model is kept" in out
     assert f"--resume {tmp_path / 'run'}" in out
     assert (tmp_path / "run" / "softmax_regression" / "result.json").is_file()
+    assert not list((tmp_path / "run").rglob(".*partial*"))
 
 
 def test_a_failed_fused_group_leaves_no_checkpoint_and_says_why(tmp_path, synthetic_npz, monkeypatch, capsys):
@@ -103,8 +106,8 @@ def test_a_failed_fused_group_leaves_no_checkpoint_and_says_why(tmp_path, synthe
 
     def disk_full_for_the_fused_model(self):
         if len(self.model.outputs) > 1:  # the fused model: one output per branch
-            self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / "half-written.weights.h5").write_bytes(b"\x89HDF")
+            self.checkpoint.path.mkdir(parents=True, exist_ok=True)
+            (self.checkpoint.path / "half-written.weights.h5").write_bytes(b"\x89HDF")
             raise OSError(28, "No space left on device")
         save_model(self)
 
@@ -119,7 +122,7 @@ def test_a_failed_fused_group_leaves_no_checkpoint_and_says_why(tmp_path, synthe
     assert "Traceback (most recent call last)" in (tmp_path / "run" / "log.txt").read_text()
     fused = tmp_path / "run" / explorer.store.folders.FUSED_FOLDER
     assert not fused.exists() or not list(fused.iterdir())
-    assert {r["status"] for r in explorer.store.records.read_results(tmp_path / "run")} == {"ok"}
+    assert {r["status"] for r in explorer.store.schema.read_results(tmp_path / "run")} == {"ok"}
 
 
 @pytest.mark.parametrize(

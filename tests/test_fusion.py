@@ -12,7 +12,7 @@ import common
 import explorer.config.defaults
 import explorer.config.models
 import explorer.engine.callbacks
-import explorer.engine.recording
+import explorer.engine.groups
 import explorer.engine.training
 import explorer.errors
 import explorer.models.backend
@@ -53,10 +53,8 @@ def trials(seed=7, **overrides):
 
 
 def train(group, data, folder):
-    setup = explorer.engine.training.GroupSetup(
-        model_dirs=[folder / trial.folder for trial in group], checkpoint_dir=folder / "checkpoint", verbose=0
-    )
-    return explorer.engine.recording.train_and_record(group, data, setup, [{}] * len(group))
+    setup = explorer.engine.training.GroupSetup.in_folder(folder, group, verbose=0)
+    return explorer.engine.groups.train_and_record(group, data, setup, [{}] * len(group))
 
 
 def weights(model_dir):
@@ -265,3 +263,23 @@ def test_only_models_with_one_optimizer_configuration_and_distinct_weights_fuse(
         ["other_beta"],
         ["same_paths_2"],
     ]
+
+
+def test_a_noted_ctrl_c_stops_the_group_before_its_next_compiled_call(data, tmp_path):
+    # A press whose KeyboardInterrupt Python dropped (raised in XLA's garbage-collection callback)
+    # is only noted; the group used to train on to its last epoch before anyone looked.
+    group = trials()
+    pressed = []
+
+    class PressedAfterTheFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            pressed.append(epoch)
+
+    setup = explorer.engine.training.GroupSetup.in_folder(
+        tmp_path, group, verbose=0, callbacks=[PressedAfterTheFirstEpoch()], stop_requested=lambda: bool(pressed)
+    )
+    with pytest.raises(KeyboardInterrupt):
+        explorer.engine.training.train_group(group, data, setup)
+    assert pressed == [0]  # the second epoch never ended
+    for trial in group:
+        assert len(common.read_history(tmp_path / trial.folder / "history.csv")["loss"]) == 1

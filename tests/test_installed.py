@@ -38,4 +38,8 @@ def test_a_script_in_an_unrelated_folder_runs_a_sweep_through_the_installed_api(
         PROJECT_ROOT / "explorer" / "__init__.py"
     )  # the project's, installed
     (row,) = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert row["name"] == "tiny" and 0 <= row["test_accuracy"] <= 1
+    result = json.loads((tmp_path / "run" / "tiny" / "result.json").read_text())
+    assert row["name"] == "tiny" and result["status"] == "ok"
+    # The script's own digits, split as the default validation split (10%) says.
+    assert result["samples"] == {"train": SYNTHETIC_TRAIN * 9 // 10, "validation": SYNTHETIC_TRAIN // 10,
+                                 "test": SYNTHETIC_TEST}  # fmt: skip

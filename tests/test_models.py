@@ -9,7 +9,7 @@ import pytest
 import common
 import explorer.config.defaults
 import explorer.config.models
-import explorer.engine.recording
+import explorer.engine.groups
 import explorer.engine.training
 import explorer.models.dense
 import explorer.models.trials

@@ -22,7 +22,7 @@ import pytest
 
 import common
 import explorer.errors
-import explorer.store.records
+import explorer.store.schema
 import model_builder_loop
 
 from conftest import PROJECT_ROOT, make_synthetic_digits
@@ -107,7 +107,7 @@ def test_asha_stops_weak_configurations_early_and_the_summary_says_so(tmp_path, 
     )
     options = ["--executor", "ray", "--ray-node-ip", HEAD_IP, "--scheduler", "asha", "--max-concurrent", "1"]
     assert run_loop("--config", config, "--data", synthetic_npz, "--out", tmp_path / "run", *options) == 0
-    results = {result["name"]: result for result in explorer.store.records.read_results(tmp_path / "run")}
+    results = {result["name"]: result for result in explorer.store.schema.read_results(tmp_path / "run")}
     for name in ("weak_a", "weak_b"):
         assert results[name]["status"] == "stopped early" and results[name]["epochs_run"] < 4
         assert results[name]["reason"] == f"stopped early by ASHA after epoch {results[name]['epochs_run']} of 4"
@@ -242,7 +242,7 @@ def test_a_sweep_survives_losing_a_worker_node(tmp_path, two_node_cluster):
         finally:
             if driver.poll() is None:
                 driver.kill()
-    results = {result["name"]: result for result in explorer.store.records.read_results(run_dir)}
+    results = {result["name"]: result for result in explorer.store.schema.read_results(run_dir)}
     assert set(results) == {"first", "second"}
     assert all(result["status"] == "ok" and result["epochs_run"] == 12 for result in results.values())
     # The trial that lost its node was retried on the head and resumed from its last checkpoint.

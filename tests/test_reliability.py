@@ -15,8 +15,8 @@ import explorer.engine.training
 import explorer.errors
 import explorer.models.variants
 import explorer.store.files
-import explorer.store.records
 import explorer.store.resume
+import explorer.store.schema
 import model_builder_loop
 
 from conftest import PROJECT_ROOT, make_synthetic_digits
@@ -55,7 +55,7 @@ def run_loop(*arguments):
 
 
 def results_by_name(run_dir):
-    return {result["name"]: result for result in explorer.store.records.read_results(run_dir)}
+    return {result["name"]: result for result in explorer.store.schema.read_results(run_dir)}
 
 
 def test_resume_keeps_finished_models_and_retrains_changed_ones(tmp_path, synthetic_npz, capsys):

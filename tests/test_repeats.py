@@ -10,7 +10,7 @@ import scipy.stats
 import explorer.analysis.stats
 import explorer.config.models
 import explorer.models.trials
-import explorer.store.records
+import explorer.store.schema
 import explorer.views.tables
 import model_builder_loop
 import model_builder_seq
@@ -131,7 +131,7 @@ def test_a_single_run_is_the_first_repeat_and_more_repeats_resume_it(tmp_path, s
     assert out.count("finished earlier with the same configuration; kept") == 2
     assert "2 models fused: repeat 2 of 3" in out and "2 models fused: repeat 3 of 3" in out  # a seed per repeat
     assert {name: (tmp_path / "run" / name / "result.json").read_bytes() for name in names} == single
-    results = explorer.store.records.read_results(tmp_path / "run")
+    results = explorer.store.schema.read_results(tmp_path / "run")
     first = {r["name"]: r for r in results if r["repeat"] == 0}
     assert all(
         r["seed"] != first[r["name"]]["seed"] and r["test_loss"] != first[r["name"]]["test_loss"]

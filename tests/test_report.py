@@ -11,7 +11,7 @@ import pytest
 
 import explorer.store.files
 import explorer.store.folders
-import explorer.store.records
+import explorer.store.schema
 import explorer.views.report
 import explorer.views.summarize
 import explorer.views.tensorboard
@@ -123,7 +123,7 @@ def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensor
     assert [info.name for info in experiment.hparam_infos] == list(explorer.views.tensorboard.HPARAM_FIELDS)
     assert [info.name.tag for info in experiment.metric_infos] == list(explorer.views.tensorboard.HPARAM_METRICS)
 
-    results = {result["trial"]: result for result in explorer.store.records.read_results(tensorboard_run)}
+    results = {result["trial"]: result for result in explorer.store.schema.read_results(tensorboard_run)}
     assert len(results) == 2 * len(NAMES)
     for trial, result in results.items():
         (session,) = [

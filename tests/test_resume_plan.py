@@ -9,8 +9,9 @@ import pytest
 
 from explorer.models.trials import group_id
 from explorer.store.folders import FUSED_FOLDER, GROUP_RECORD
-from explorer.store.records import HISTORY_METRICS, result_record
-from explorer.store.resume import diverged_before, plan_resume
+from explorer.store.resume import plan_resume
+from explorer.store.schema import HISTORY_METRICS, result_record
+from explorer.store.trial_folder import TrialFolder
 
 from conftest import dense_trial
 
@@ -226,18 +227,29 @@ def test_a_fused_checkpoint_whose_members_all_finished_is_stale(tmp_path, trials
     assert result.groups == [] and result.stale == [checkpoint]
 
 
-def test_a_fused_checkpoint_of_another_grouping_is_not_picked_up(tmp_path, trials):
+@pytest.mark.parametrize("damage", ["garbage", "deleted"])
+def test_a_fused_checkpoint_whose_group_json_is_lost_is_set_aside_and_said(tmp_path, trials, damage):
+    # Planned again, the same group has the same identity: left in place, its checkpoint would be
+    # picked up by training, continuing a member whose history was cut to fewer epochs (found by a hunt).
     pair, keys = trials
-    checkpoint = fused_checkpoint(tmp_path, pair, keys, epochs=2)
-    (checkpoint / GROUP_RECORD).write_text(json.dumps({"members": "damaged"}))
-    started(tmp_path, pair[0], keys[pair[0]], epochs=2)
-    assert action(tmp_path, pair, keys, pair[0])[0] == "continue"
-    assert action(tmp_path, pair, keys, pair[0])[2] == 0  # its epochs are not this trial's to take
+    checkpoint = fused_checkpoint(tmp_path, pair, keys, epochs=3)
+    if damage == "garbage":
+        (checkpoint / GROUP_RECORD).write_text(json.dumps({"members": "damaged"}))
+    else:
+        (checkpoint / GROUP_RECORD).unlink()
+    started(tmp_path, pair[0], keys[pair[0]], epochs=3)
+    started(tmp_path, pair[1], keys[pair[1]], epochs=1)
+    result = plan(tmp_path, pair, keys)
+    assert [result.actions[trial].epochs for trial in pair] == [0, 0]  # from the first epoch
+    assert result.groups == [pair] and result.stale == [checkpoint]
+    (note,) = result.notes
+    assert f"{checkpoint.name}: its group.json is missing or damaged, so its 3 epochs are not used" in note
 
 
 def test_a_history_that_diverged_before_an_interruption_stays_diverged(tmp_path):
+    folder = TrialFolder(tmp_path, dense_trial("a", {"hidden_units": [8]}), key="")
     write_history(tmp_path, 2, loss=float("inf"))
-    assert diverged_before(tmp_path / "history.csv")
+    assert folder.diverged_before()
     write_history(tmp_path, 2)
-    assert not diverged_before(tmp_path / "history.csv")
-    assert not diverged_before(tmp_path / "nothing.csv")
+    assert not folder.diverged_before()
+    assert not TrialFolder(tmp_path / "nothing", folder.trial, key="").diverged_before()

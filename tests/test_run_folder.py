@@ -21,13 +21,13 @@ import explorer.config.options
 import explorer.data.loading
 import explorer.data.mnist
 import explorer.engine.callbacks
-import explorer.engine.recording
+import explorer.engine.groups
 import explorer.engine.sweep
 import explorer.engine.training
 import explorer.errors
 import explorer.store.files
 import explorer.store.folders
-import explorer.store.records
+import explorer.store.schema
 import explorer.views.summarize
 import model_builder_loop
 
@@ -41,7 +41,7 @@ def one_line(capsys) -> str:
 
 
 def results(run_dir: Path) -> dict[str, dict]:
-    return {result["trial"]: result for result in explorer.store.records.read_results(run_dir)}
+    return {result["trial"]: result for result in explorer.store.schema.read_results(run_dir)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,7 +394,7 @@ def test_one_failed_repeat_makes_the_exit_code_one(tmp_path, monkeypatch, capsys
             raise RuntimeError("out of memory")
         return train_group(trials, *args, **kwargs)
 
-    monkeypatch.setattr(explorer.engine.recording, "train_group", fails_for_the_second_seed)
+    monkeypatch.setattr(explorer.engine.groups, "train_group", fails_for_the_second_seed)
     code = model_builder_loop.main(
         [*map(str, arguments), "--repeats", "2", "--only", "first", "--out", str(tmp_path / "run")]
     )

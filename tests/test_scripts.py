@@ -13,12 +13,12 @@ import pytest
 import common
 import explorer.config.defaults
 import explorer.config.options
+import explorer.engine.groups
 import explorer.engine.phases
-import explorer.engine.recording
 import explorer.engine.training
 import explorer.errors
 import explorer.models.variants
-import explorer.store.records
+import explorer.store.schema
 import model_builder_loop
 import model_builder_seq
 
@@ -140,7 +140,7 @@ def test_loop_script_reads_a_toml_sweep_with_epoch_and_batch_overrides(tmp_path,
         "1",
     ]
     assert model_builder_loop.main(list(map(str, argv))) == 0
-    results = {result["name"]: result for result in explorer.store.records.read_results(out)}
+    results = {result["name"]: result for result in explorer.store.schema.read_results(out)}
     assert {name: (r["config"]["epochs"], r["config"]["batch_size"]) for name, r in results.items()} == {
         "tiny": (2, 50),
         "tiny_tanh": (2, 50),
@@ -246,7 +246,7 @@ def test_ctrl_c_keeps_finished_models_and_summarizes_them(tmp_path, synthetic_np
             raise KeyboardInterrupt
         return train_group(trials, *args, **kwargs)
 
-    monkeypatch.setattr(explorer.engine.recording, "train_group", interrupted_on_the_second_model)
+    monkeypatch.setattr(explorer.engine.groups, "train_group", interrupted_on_the_second_model)
     argv = [
         "--no-fuse",
         "--quick",

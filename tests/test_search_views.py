@@ -16,7 +16,7 @@ import explorer.analysis.stats as stats
 import explorer.views.search_findings as findings_text
 from explorer.data.loading import load_prepared
 from explorer.store.folders import STUDY_FILE
-from explorer.store.records import read_results
+from explorer.store.schema import read_results
 from explorer.store.study import read_search
 from explorer.views.findings import MAX_SENTENCE
 from explorer.views.report import ReportParts, SearchPart, render_report, search_section

@@ -7,14 +7,8 @@ the epoch's checkpoint, a short progress line for a fused group, and early stopp
 that trains alone) whose progress is checkpointed with the epoch's weights.
 """
 
-import csv
-import io
-import json
 import math
-import os
-import shutil
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,10 +17,8 @@ import numpy as np
 from explorer.errors import RunFolderWriteError
 from explorer.models.backend import keras
 from explorer.models.keras_compat import EpochSavingBackupAndRestore, early_stopping_state, restore_early_stopping
-from explorer.store.files import append_text, read_json
-from explorer.store.folders import CHECKPOINT_PREFIX
-from explorer.store.records import HISTORY_METRICS, saved_epochs
-from explorer.store.resume import diverged_before
+from explorer.store.group_checkpoint import WEIGHTS_FILE, GroupCheckpoint
+from explorer.store.trial_folder import HISTORY_METRICS, TrialFolder
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -66,6 +58,24 @@ class EpochSeeds(keras.callbacks.Callback):
                 variable.assign(np.array([epoch_seed, 0], dtype=variable.dtype))
 
 
+class StopWhenAsked(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt before the next compiled call once a Ctrl-C was noted
+    (`interrupts.interrupts_noted`). A press whose KeyboardInterrupt Python dropped (raised inside a
+    garbage-collection callback, XLA's among them) would otherwise let the group train on to its
+    end. It looks before each call (every `steps_per_execution` batches), in the main thread, so
+    Keras still runs batches without waiting for their results."""
+
+    def __init__(self, stop_requested: Callable[[], bool]):
+        super().__init__()
+        self.stop_requested = stop_requested
+
+    def _stop_if_asked(self, batch, logs=None):
+        if self.stop_requested():
+            raise KeyboardInterrupt
+
+    on_train_batch_begin = on_test_batch_begin = on_predict_batch_begin = _stop_if_asked
+
+
 BRANCH_LOSS = "sample_loss"  # a fused branch's loss, averaged over samples
 
 
@@ -89,27 +99,22 @@ class BranchHistory(keras.callbacks.Callback):
     Keras is free to run batches without waiting for their results.
     """
 
-    def __init__(self, names: Sequence[str], history_csvs: Sequence[Path]):
+    def __init__(self, names: Sequence[str], folders: Sequence[TrialFolder]):
         super().__init__()
-        self.paths = dict(zip(names, history_csvs, strict=True))
+        self.folders = dict(zip(names, folders, strict=True))
         # A branch that diverged before an interruption stays diverged when training resumes.
-        self.diverged = {name for name, path in self.paths.items() if diverged_before(path)}
+        self.diverged = {name for name, folder in self.folders.items() if folder.diverged_before()}
 
     def on_epoch_end(self, epoch, logs=None):
-        fused = len(self.paths) > 1
-        for name, path in self.paths.items():
+        fused = len(self.folders) > 1
+        for name, folder in self.folders.items():
             if name in self.diverged:
                 continue
             row = {metric: float(logs[branch_log_key(name, metric, fused)]) for metric in HISTORY_METRICS}
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=["epoch", *HISTORY_METRICS], lineterminator="\n")
-            if not path.exists() or path.stat().st_size == 0:
-                writer.writeheader()
-            writer.writerow({"epoch": epoch, **row})
-            append_text(path, buffer.getvalue())
+            folder.append_epoch(epoch, row)
             if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
                 self.diverged.add(name)
-        if len(self.diverged) == len(self.paths):
+        if len(self.diverged) == len(self.folders):
             self.model.stop_training = True
 
 
@@ -128,10 +133,6 @@ class GroupProgress(keras.callbacks.Callback):
             f"    epoch {epoch + 1}/{self.epochs}: {logs['seconds']:.1f} s, validation accuracy "
             f"{min(accuracy.values()):.4f} to {accuracy[best]:.4f} ({best})"
         )
-
-
-EARLY_STOPPING_FILE = "early_stopping.json"  # in each checkpointed epoch's folder: the progress
-BEST_WEIGHTS_FILE = "best_weights.npz"  # beside it: the best epoch's weights, in get_weights() order
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -154,9 +155,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         super().__init__(monitor="val_loss", patience=patience, restore_best_weights=True)
 
     def save_into(self, folder: Path) -> None:
-        (folder / EARLY_STOPPING_FILE).write_text(json.dumps(early_stopping_state(self)))
-        if self.best_weights is not None:
-            np.savez(folder / BEST_WEIGHTS_FILE, *self.best_weights)
+        GroupCheckpoint.write_stopping(folder, early_stopping_state(self), self.best_weights)
 
     def restore_from(self, folder: Path) -> bool:
         """Take back the progress saved in a checkpoint's epoch folder; True when it had stopped
@@ -165,23 +164,14 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         Raises:
             ValueError: the folder's early-stopping files are missing or damaged.
         """
-        state = read_json(folder / EARLY_STOPPING_FILE)
-        if not isinstance(state, dict):
-            raise ValueError(f"{folder / EARLY_STOPPING_FILE} is missing or damaged")
-        best_weights = None
-        if state.get("best") is not None:
-            try:
-                with np.load(folder / BEST_WEIGHTS_FILE, allow_pickle=False) as saved:
-                    best_weights = [saved[f"arr_{index}"] for index in range(len(saved.files))]
-            except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
-                raise ValueError(f"{folder / BEST_WEIGHTS_FILE} cannot be read ({error})") from error
+        state, best_weights = GroupCheckpoint.read_stopping(folder)
         try:
             restore_early_stopping(self, state, best_weights)
         except KeyError as error:
-            raise ValueError(f"{folder / EARLY_STOPPING_FILE} has no {error}") from error
+            raise ValueError(f"{folder}: early stopping's progress has no {error}") from error
         return self.stopped_epoch > 0
 
-    def facts(self) -> dict[str, int | None]:
+    def fields(self) -> dict[str, int | None]:
         """What a result records: the patience, the 1-based epoch it stopped after (None: it ran
         every epoch) and the 1-based epoch whose weights were kept."""
         return {
@@ -200,7 +190,8 @@ class EpochBackupAndRestore(EpochSavingBackupAndRestore):
     `epoch-<N>`, first under a temporary name and then renamed in one step: a folder that exists is
     complete. The newest two are kept; restoring takes the newest that loads. The checkpoint is
     not deleted when `fit` ends: the group's files are written after that, and until they are, the
-    checkpoint is the only copy of its epochs (`recording.train_and_record` removes it).
+    checkpoint is the only copy of its epochs (`groups.train_and_record` closes it). Its files are
+    `store.group_checkpoint.GroupCheckpoint`'s.
 
     An early stopping (`ResumableEarlyStopping`) given as `stopping` saves its progress into each
     epoch's folder and restores it with the epoch; a folder whose progress does not load is as
@@ -212,13 +203,15 @@ class EpochBackupAndRestore(EpochSavingBackupAndRestore):
     """
 
     async_safe = True
-    KEPT = 2
 
     def __init__(
-        self, backup_dir: str, stopping: ResumableEarlyStopping | None = None, say: Callable[[str], None] = print
+        self,
+        checkpoint: GroupCheckpoint,
+        stopping: ResumableEarlyStopping | None = None,
+        say: Callable[[str], None] = print,
     ):
-        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=False)
-        self.folder = Path(backup_dir)
+        super().__init__(str(checkpoint.path), save_freq="epoch", double_checkpoint=False, delete_checkpoint=False)
+        self.checkpoint = checkpoint
         self.stopping = stopping
         self.say = say  # where a line goes when a checkpoint generation cannot be read
         self.seconds = 0.0  # spent writing checkpoints, for the sweep's timings
@@ -228,14 +221,14 @@ class EpochBackupAndRestore(EpochSavingBackupAndRestore):
         if not self.model.optimizer.built:  # optimizer state must exist before it can be loaded
             self.model.optimizer.build(self.model.trainable_variables)
         unreadable = []
-        for saved in saved_epochs(self.folder):
+        for saved in self.checkpoint.saved_epochs():
             try:
-                self.model.load_weights(str(saved / "latest.weights.h5"))
+                self.model.load_weights(str(saved / WEIGHTS_FILE))
                 stopped = self.stopping is not None and self.stopping.restore_from(saved)
             except (OSError, ValueError):  # a damaged file: the generation before is complete too
                 unreadable.append(saved.name)
                 continue
-            self.restored_epochs = int(saved.name.removeprefix(CHECKPOINT_PREFIX))
+            self.restored_epochs = self.checkpoint.epoch_of(saved)
             # Stopped early after the restored epoch: fit's last epoch is then the restored one.
             self.continue_after(self.params["epochs"] if stopped else self.restored_epochs)
             break
@@ -246,21 +239,12 @@ class EpochBackupAndRestore(EpochSavingBackupAndRestore):
     def save_epoch(self, finished_epochs: int) -> None:
         started = time.perf_counter()
         try:
-            self._save_epoch(finished_epochs)
+            self.checkpoint.write_epoch(finished_epochs, self._write_state)
         except OSError as error:  # a full disk: stop, rather than train epochs that cannot be kept
-            raise RunFolderWriteError(self.folder, error) from error
+            raise RunFolderWriteError(self.checkpoint.path, error) from error
         self.seconds += time.perf_counter() - started
 
-    def _save_epoch(self, epoch: int) -> None:
-        partial = self.folder / f".{CHECKPOINT_PREFIX}{epoch}.partial"
-        shutil.rmtree(partial, ignore_errors=True)  # left by a kill during an earlier attempt
-        partial.mkdir(parents=True)
-        self.model.save_weights(str(partial / "latest.weights.h5"))
-        (partial / "training_metadata.json").write_text(json.dumps({"epoch": epoch}))
+    def _write_state(self, folder: Path) -> None:
+        self.model.save_weights(str(folder / WEIGHTS_FILE))
         if self.stopping is not None:
-            self.stopping.save_into(partial)
-        final = self.folder / f"{CHECKPOINT_PREFIX}{epoch}"
-        shutil.rmtree(final, ignore_errors=True)  # the same epoch saved by an interrupted run
-        os.replace(partial, final)
-        for old in saved_epochs(self.folder)[self.KEPT :]:
-            shutil.rmtree(old, ignore_errors=True)
+            self.stopping.save_into(folder)

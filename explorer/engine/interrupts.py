@@ -43,3 +43,17 @@ def interrupts_noted() -> Iterator[Callable[[], bool]]:
         yield note
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """While the block runs (the last lines of an interrupted sweep), Ctrl-C does nothing, so they
+    are printed whole; from the main thread only, as `interrupts_noted`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -7,20 +7,16 @@ model alone.
 
 import datetime
 import platform
-import shutil
 import sys
 import textwrap
 import time
 import traceback
 from collections.abc import Sequence
 
-from explorer.engine.recording import Work, result_line, train_and_record
+from explorer.engine.groups import GroupsToTrain, result_line, train_and_record
 from explorer.engine.training import GroupSetup
-from explorer.errors import RunFolderWriteError
+from explorer.errors import RunFolderWriteError, failure_reason
 from explorer.models.trials import Trial
-from explorer.store.files import append_text, write_json_atomic, write_text_atomic
-from explorer.store.folders import LOG_FILE, TENSORBOARD_FOLDER
-from explorer.store.records import failure_reason, result_record
 
 
 def duration(seconds: float) -> datetime.timedelta:
@@ -48,45 +44,43 @@ def group_title(group: Sequence[Trial], repeats: int, riders: frozenset[Trial] =
                                         break_on_hyphens=False)  # fmt: skip
 
 
-def train_isolated(work: Work, group: Sequence[Trial], verbose: int | str) -> None:
-    """Train one group and log each result; a group that raises is recorded, not propagated."""
+def train_group_here(work: GroupsToTrain, group: Sequence[Trial], verbose: int | str) -> None:
+    """Train one group (fused or one model) in this process and log each result; a group that
+    raises is recorded, not propagated: a fused one is trained again model by model."""
     fused = len(group) > 1
-    checkpoint_dir, contexts = work.contexts(group, executor="local", node=platform.node())
-    tensorboard_dir = work.run_dir / TENSORBOARD_FOLDER / group[0].folder if work.options.tensorboard else None
+    fields = work.result_fields(group, executor="local", node=platform.node())
     setup = GroupSetup(
-        model_dirs=work.model_dirs(group, checkpoint_dir),
-        checkpoint_dir=checkpoint_dir,
+        folders=work.folders(group),
+        checkpoint=work.checkpoint(group),
         verbose=verbose,
         log=work.log,
-        tensorboard_dir=tensorboard_dir,
+        tensorboard_dir=work.tensorboard_dir(group),
+        riders=work.rider_positions(group),
         timings=work.timings,
+        stop_requested=work.stop_requested,
     )
     try:
-        results = train_and_record(group, work.data, setup, contexts, work.rider_positions(group))
+        results = train_and_record(group, work.data, setup, fields)
     except RunFolderWriteError:
         raise  # a full disk: nothing more can be written, so the sweep stops here
     except Exception as error:
         if fused:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the group's checkpoint is of no further use
-            append_text(work.run_dir / LOG_FILE, "".join(traceback.format_exception(error)))
-            work.log(f"    fused training failed ({failure_reason(error)[:200]}; its traceback is in {LOG_FILE}); "
+            setup.checkpoint.close()  # the group's checkpoint is of no further use
+            work.keep_in_log("".join(traceback.format_exception(error)))
+            work.log(f"    fused training failed ({failure_reason(error)[:200]}; its traceback is in log.txt); "
                      "training these models one by one")  # fmt: skip
-            for trial in group:
-                if trial in work.riders or (work.run_dir / trial.folder / "result.json").exists():
+            for trial, folder in zip(group, setup.folders, strict=True):
+                if trial in work.riders or folder.finished():
                     continue  # finished before the group failed, or trained in a group of its own
                 work.log(f"    {trial.folder}:")
-                train_isolated(work, [trial], verbose)
+                train_group_here(work, [trial], verbose)
             return
-        model_dir = work.run_dir / group[0].folder
-        write_text_atomic(model_dir / "traceback.txt", "".join(traceback.format_exception(error)))
-        reason = f"{failure_reason(error)} (traceback in {group[0].folder}/traceback.txt)"
-        results = [result_record(group[0], "failed", contexts[0], reason=reason)]
-        write_json_atomic(model_dir / "result.json", results[0])
+        results = [setup.folders[0].write_failure(error, fields[0])]
     for result in results:
         work.log(f"    {result['trial']}: {result_line(result)}" if fused else f"    {result_line(result)}")
 
 
-def run_groups_locally(work: Work) -> None:
+def run_groups_locally(work: GroupsToTrain) -> None:
     """Train every group of `work` here, in order, with a line per group and an estimate of the
     time left. Ctrl-C propagates as KeyboardInterrupt; finished trials are on disk."""
     verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, one line per epoch in logs
@@ -102,5 +96,5 @@ def run_groups_locally(work: Work) -> None:
         progress = f"\n      elapsed {duration(elapsed)}{eta}" if number > 1 else ""  # nothing to say before the first
         work.log(f"\n[{number}/{len(work.groups)}] {title}{progress}")
         work.open_folders(group)
-        train_isolated(work, group, verbose)
+        train_group_here(work, group, verbose)
         done += len(group)

@@ -20,7 +20,7 @@ executor does, and writes the same files into the same run folder, so the views,
   configuration is then its own trial (ASHA compares trials, so it does not fuse).
 """
 
-import json
+import dataclasses
 import math
 import os
 import shutil
@@ -32,12 +32,12 @@ from explorer.config.defaults import RAY_MAX_FAILURES
 from explorer.config.options import RayOptions
 from explorer.data.prepare import PreparedData
 from explorer.engine.callbacks import branch_log_key
-from explorer.engine.recording import Work, result_line, train_and_record
+from explorer.engine.groups import GroupsToTrain, result_line, train_and_record
 from explorer.engine.training import GroupSetup
-from explorer.errors import UserInputError
+from explorer.errors import UserInputError, failure_reason
 from explorer.models.backend import TENSORFLOW_IMPORT_NOISE, keras, native_stderr_filtered
-from explorer.store.files import write_json_atomic
-from explorer.store.records import failure_reason, finish_history, result_record, saved_epochs
+from explorer.store.group_checkpoint import GroupCheckpoint
+from explorer.store.trial_folder import TrialFolder
 
 RAY_FOLDER = ".tune"  # Tune's experiment state and per-epoch checkpoints, inside the run folder
 
@@ -93,23 +93,18 @@ def _with_group_best(metrics: dict[str, float], names: Sequence[str]) -> dict[st
     return metrics
 
 
-def _snapshot_progress(folder: Path, checkpoint_dir: Path, model_dirs: Sequence[Path]) -> None:
+def _snapshot_progress(folder: Path, checkpoint: GroupCheckpoint, folders: Sequence[TrialFolder]) -> None:
     """Copy into `folder` what a retried trial resumes from: the group's training checkpoint and
     each model's history (`_restore_progress` puts them back)."""
-    if checkpoint_dir.exists():
-        shutil.copytree(checkpoint_dir, folder / "checkpoint")
-    for model_dir in model_dirs:
-        if (model_dir / "history.csv").exists():
-            (folder / model_dir.name).mkdir()
-            shutil.copy2(model_dir / "history.csv", folder / model_dir.name / "history.csv")
+    checkpoint.snapshot_into(folder)
+    for trial_folder in folders:
+        trial_folder.copy_into(folder, history_only=True)
 
 
-def _restore_progress(folder: Path, checkpoint_dir: Path, model_dirs: Sequence[Path]) -> None:
-    shutil.copytree(folder / "checkpoint", checkpoint_dir, dirs_exist_ok=True)
-    for model_dir in model_dirs:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        if (folder / model_dir.name / "history.csv").exists():
-            shutil.copy2(folder / model_dir.name / "history.csv", model_dir / "history.csv")
+def _restore_progress(folder: Path, checkpoint: GroupCheckpoint, folders: Sequence[TrialFolder]) -> None:
+    checkpoint.restore_from(folder)
+    for trial_folder in folders:
+        trial_folder.take_history_from(folder)
 
 
 class TuneReport(keras.callbacks.Callback):
@@ -117,9 +112,9 @@ class TuneReport(keras.callbacks.Callback):
     reported once the models' files are written: a scheduler may end a trial at any report, and
     nothing after that report runs."""
 
-    def __init__(self, names: Sequence[str], checkpoint_dir: Path, model_dirs: Sequence[Path], epochs: int):
+    def __init__(self, names: Sequence[str], checkpoint: GroupCheckpoint, folders: Sequence[TrialFolder], epochs: int):
         super().__init__()
-        self.names, self.checkpoint_dir, self.model_dirs, self.epochs = names, checkpoint_dir, model_dirs, epochs
+        self.names, self.checkpoint, self.folders, self.epochs = names, checkpoint, folders, epochs
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 >= self.epochs:
@@ -127,7 +122,7 @@ class TuneReport(keras.callbacks.Callback):
         from ray import tune
 
         with tempfile.TemporaryDirectory(prefix="tune-checkpoint-") as folder:
-            _snapshot_progress(Path(folder), self.checkpoint_dir, self.model_dirs)
+            _snapshot_progress(Path(folder), self.checkpoint, self.folders)
             tune.report(_ray_metrics(self.names, epoch, logs), checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -137,33 +132,32 @@ def ray_trial(config: Mapping[str, int], data: PreparedData, plan: Sequence[Mapp
     from ray import tune
 
     entry = plan[config["group"]]
-    trials, model_dirs = entry["trials"], [Path(folder) for folder in entry["model_dirs"]]
-    checkpoint_dir = Path(entry["checkpoint_dir"])
+    trials, folders, checkpoint = entry["trials"], entry["folders"], entry["checkpoint"]
     restored = tune.get_checkpoint()  # set when Tune retries this trial after a failure
-    if restored is not None and not saved_epochs(checkpoint_dir):  # a checkpoint of its own is as new or newer
+    if restored is not None and not checkpoint.saved_epochs():  # a checkpoint of its own is as new or newer
         with restored.as_directory() as folder:
-            _restore_progress(Path(folder), checkpoint_dir, model_dirs)
+            _restore_progress(Path(folder), checkpoint, folders)
     names = [trial.name for trial in trials]
     node = {"executor": "ray", "node": ray.util.get_node_ip_address()}
     epochs = trials[0].variant.epochs
     setup = GroupSetup(
-        model_dirs=model_dirs,
-        checkpoint_dir=checkpoint_dir,
+        folders=folders,
+        checkpoint=checkpoint,
         verbose=0,
         log=lambda line: None,
-        callbacks=[TuneReport(names, checkpoint_dir, model_dirs, epochs)],
+        callbacks=[TuneReport(names, checkpoint, folders, epochs)],
+        riders=entry["riders"],
     )
-    contexts = [{**context, **node} for context in entry["contexts"]]
-    results = train_and_record(trials, data, setup, contexts, entry["riders"])
+    results = train_and_record(trials, data, setup, [{**fields, **node} for fields in entry["fields"]])
     final = {"epoch": epochs, "finished": 1}
     for result in results:
         for metric in ("val_loss", "val_accuracy"):
             final[f"{result['name']}/{metric}"] = float(result[metric])
     # The last report carries the finished folders, for a driver that does not share them.
     with tempfile.TemporaryDirectory(prefix="tune-final-") as folder:
-        for position, model_dir in enumerate(model_dirs):
+        for position, trial_folder in enumerate(folders):
             if position not in entry["riders"]:
-                shutil.copytree(model_dir, Path(folder) / model_dir.name, ignore=shutil.ignore_patterns("checkpoint"))
+                trial_folder.copy_into(Path(folder))
         tune.report(_with_group_best(final, names), checkpoint=tune.Checkpoint.from_directory(folder))
 
 
@@ -191,25 +185,23 @@ def _start_ray(ray, options: RayOptions, trial_count: int, log: Callable[[str], 
     )
 
 
-def _plan(work: Work, run_dir: Path) -> list[dict]:
-    """One entry per Tune trial: its trials, folders and the facts each result records."""
-    plan = []
-    for group in work.groups:
-        checkpoint_dir, contexts = work.contexts(group)
-        plan.append(
-            {
-                "trials": list(group),
-                "run_dir": str(run_dir),
-                "model_dirs": [str(folder.resolve()) for folder in work.model_dirs(group, checkpoint_dir)],
-                "riders": work.rider_positions(group),  # trained unrecorded (`resume.ResumePlan`)
-                "checkpoint_dir": str(checkpoint_dir),
-                "contexts": contexts,
-            }
-        )
-    return plan
+def _plan(work: GroupsToTrain) -> list[dict]:
+    """One entry per Tune trial: its trials, folders, checkpoint and what each result records
+    (`work.run_dir` resolved: trials run in folders of Ray's own)."""
+    return [
+        {
+            "trials": list(group),
+            "run_dir": str(work.run_dir),
+            "folders": work.folders(group),
+            "riders": work.rider_positions(group),  # trained unrecorded (`resume.ResumePlan`)
+            "checkpoint": work.checkpoint(group),
+            "fields": work.result_fields(group),
+        }
+        for group in work.groups
+    ]
 
 
-def _tuner(tune, work: Work, plan: Sequence[Mapping], completed: set[int], epochs: int):
+def _tuner(tune, work: GroupsToTrain, plan: Sequence[Mapping], completed: set[int], epochs: int):
     from ray.tune.schedulers import ASHAScheduler
 
     class Completed(tune.Callback):
@@ -249,39 +241,35 @@ def _collect(result, entry: Mapping, finished_by_scheduler: bool, epochs: int) -
     trial's last checkpoint, "failed" for an error, "stopped early" when the scheduler ended it;
     None for a model that was interrupted."""
     records: list[dict | None] = []
-    for position, (trial, context) in enumerate(zip(entry["trials"], entry["contexts"], strict=True)):
+    for position, (folder, fields) in enumerate(zip(entry["folders"], entry["fields"], strict=True)):
         if position in entry["riders"]:
             continue
-        model_dir = Path(entry["run_dir"]) / trial.folder
-        if not (model_dir / "result.json").exists() and result.checkpoint is not None:
+        if not folder.finished() and result.checkpoint is not None:
             # Trained on a node that does not share the run folder: the last report carried it.
-            with result.checkpoint.as_directory() as folder:
-                if (Path(folder) / trial.folder / "result.json").exists():
-                    shutil.copytree(Path(folder) / trial.folder, model_dir, dirs_exist_ok=True)
+            with result.checkpoint.as_directory() as carried:
+                folder.take_finished_from(Path(carried))
         record = None
-        if (model_dir / "result.json").exists():
-            record = json.loads((model_dir / "result.json").read_text())
+        if folder.finished():
+            record = folder.read_result()  # None (interrupted: resume retrains it) if it is damaged
         elif result.error is not None:
-            record = result_record(trial, "failed", context, reason=failure_reason(result.error))
-        elif finished_by_scheduler and (model_dir / "history.csv").exists():
-            history = finish_history(model_dir / "history.csv")
+            record = folder.write_result("failed", fields, reason=failure_reason(result.error))
+        elif finished_by_scheduler and folder.history_csv.exists():
+            history = folder.finish_history()
             reason = f"stopped early by ASHA after epoch {len(history['loss'])} of {epochs}"
-            record = result_record(trial, "stopped early", context, history=history, reason=reason)
-            shutil.rmtree(entry["checkpoint_dir"], ignore_errors=True)
-        if record is not None and not (model_dir / "result.json").exists():
-            write_json_atomic(model_dir / "result.json", record)
+            record = folder.write_result("stopped early", fields, history=history, reason=reason)
+            entry["checkpoint"].close()
         records.append(record)
     return records
 
 
-def run_groups_on_ray(work: Work) -> None:
+def run_groups_on_ray(work: GroupsToTrain) -> None:
     """Train the groups of `work` as Ray Tune trials and leave each trial's files in the run folder,
     as the local executor does. Raises KeyboardInterrupt when the sweep was interrupted (finished
     trials kept)."""
     ray, tune = import_ray()
     work.open_folders([trial for group in work.groups for trial in group])
     _start_ray(ray, work.options.ray, len(work.groups), work.log)
-    plan = _plan(work, work.run_dir.resolve())  # trials run in folders of Ray's own
+    plan = _plan(dataclasses.replace(work, run_dir=work.run_dir.resolve()))
     completed: set[int] = set()
     epochs = max(group[0].variant.epochs for group in work.groups)
     try:

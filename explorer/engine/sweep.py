@@ -20,12 +20,11 @@ from explorer.data.loading import load_prepared, planned_digits
 from explorer.data.mnist import DataSource
 from explorer.data.prepare import PreparedData
 from explorer.engine.estimate import estimate_sweep, plan_text
-from explorer.engine.interrupts import interrupts_noted
+from explorer.engine.groups import GroupsToTrain
+from explorer.engine.interrupts import interrupts_ignored, interrupts_noted
 from explorer.engine.local import duration, run_groups_locally
 from explorer.engine.phases import PhaseTimes
 from explorer.engine.ray import import_ray, run_groups_on_ray
-from explorer.engine.recording import Work
-from explorer.engine.run_record import RunLog, write_run_record
 from explorer.engine.run_variants import prepared
 from explorer.engine.search import SearchRequest, run_search, search_plan_text
 from explorer.errors import EXIT_INTERRUPTED, EXIT_MODEL_FAILED, ConfigError, shown
@@ -43,12 +42,14 @@ from explorer.store.folders import (
     FUSED_FOLDER,
     LOG_FILE,
     STUDY_FILE,
+    TENSORBOARD_FOLDER,
     check_new_run_folder,
     check_resume_folder,
     read_run_record,
 )
-from explorer.store.records import checkpoint_epochs, read_results
 from explorer.store.resume import plan_resume
+from explorer.store.run_files import RunLog, write_run_record
+from explorer.store.schema import read_results
 from explorer.views.summarize import SweepOutcome, Views, build_views
 from explorer.views.tables import closing_lines, wrapped
 
@@ -57,7 +58,7 @@ from explorer.views.tables import closing_lines, wrapped
 class _Opened:
     """A sweep ready to train: its work, where its data came from, and the run folder's lock."""
 
-    work: Work
+    work: GroupsToTrain
     source: DataSource
     lock: RunFolderLock
 
@@ -208,8 +209,9 @@ def _open(
             options = checked.options
         with timings.measure("planning"):
             keys = {trial: trial_key(trial, loaded.identity) for trial in checked.trials}
-            work = _plan_work(run_dir, checked.trials, keys, data, Work(
-                [], data, run_dir, keys, {}, context, options, log, timings))  # fmt: skip
+            tensorboard_root = run_dir / TENSORBOARD_FOLDER if options.tensorboard else None
+            work = _plan_work(run_dir, checked.trials, keys, data, GroupsToTrain(
+                [], data, run_dir, keys, {}, context, options, log, log.keep, timings, tensorboard_root))  # fmt: skip
     except BaseException:
         lock.close()
         raise
@@ -248,34 +250,33 @@ def _searched(
     )
 
 
-def _plan_work(run_dir: Path, trials: Sequence, keys: dict, data: PreparedData, work: Work) -> Work:
+def _plan_work(run_dir: Path, trials: Sequence, keys: dict, data: PreparedData, work: GroupsToTrain) -> GroupsToTrain:
     """`work` with what is left to train: finished trials are kept, the rest train in groups
     (fused unless --no-fuse; see `resume.plan_resume`); leftovers of finished groups are removed."""
     plan = plan_resume(run_dir, trials, keys, fuse=work.options.fused, test_samples=len(data.x_test))
     for trial in trials:
         if plan.actions[trial].kind == "skip":
             work.log(f"{trial.folder}: finished earlier with the same configuration; kept")
+    for note in plan.notes:
+        work.log(note)
     for leftover in plan.stale:
         shutil.rmtree(leftover, ignore_errors=True)
     work.log(estimate_sweep(plan.groups, len(data.x_train), len(data.x_val)).line())
     return dataclasses.replace(work, groups=plan.groups, keys=plan.keys, actions=plan.actions, riders=plan.riders)
 
 
-def _unfinished_epochs(work: Work) -> list[str]:
+def _unfinished_epochs(work: GroupsToTrain) -> list[str]:
     """A line per group that stopped part-way: the epochs its checkpoint keeps for --resume."""
     lines = []
     for group in work.groups:
-        checkpoint_dir, _ = work.contexts(group)
-        kept = checkpoint_epochs(checkpoint_dir)
-        unfinished = [
-            t.folder for t in group if t not in work.riders and not (work.run_dir / t.folder / "result.json").exists()
-        ]
+        kept = work.checkpoint(group).epochs()
+        unfinished = [f.trial.folder for f in work.folders(group) if f.trial not in work.riders and not f.finished()]
         if kept and unfinished:
             lines.append(wrapped(f"  {', '.join(unfinished)}: {kept} of {group[0].variant.epochs} epochs kept", "    "))
     return lines
 
 
-def _train(work: Work, log: Callable[[str], None]) -> int:
+def _train(work: GroupsToTrain, log: Callable[[str], None]) -> int:
     """Hand the groups to the executor; 130 when interrupted (finished trials are kept)."""
     try:
         if work.options.executor == "ray" and work.groups:
@@ -283,16 +284,17 @@ def _train(work: Work, log: Callable[[str], None]) -> int:
         else:
             run_groups_locally(work)
     except KeyboardInterrupt:
-        log(f"\nInterrupted: {len(read_results(work.run_dir))} finished model(s) are kept in")
-        log(f"  {work.run_dir}")
-        for line in _unfinished_epochs(work):
-            log(line)
-        log(f"To continue where it stopped:\n  {work.options.resume_command(work.run_dir)}")
+        with interrupts_ignored():  # the way to continue is printed whole; the summary after can be cut
+            log(f"\nInterrupted: {len(read_results(work.run_dir))} finished model(s) are kept in")
+            log(f"  {work.run_dir}")
+            for line in _unfinished_epochs(work):
+                log(line)
+            log(f"To continue where it stopped:\n  {work.options.resume_command(work.run_dir)}")
         return EXIT_INTERRUPTED
     return 0
 
 
-def _summarize(work: Work, source: DataSource, seconds: float, log: Callable[[str], None]) -> Views:
+def _summarize(work: GroupsToTrain, source: DataSource, seconds: float, log: Callable[[str], None]) -> Views:
     """Build the views from the run folder and print what they say (`tables.closing_lines`)."""
     with contextlib.suppress(OSError):  # fused groups' checkpoints are gone once they finish
         (work.run_dir / FUSED_FOLDER).rmdir()
@@ -358,10 +360,10 @@ def _run_sweep(
     if opened is None:  # --plan: printed; nothing trained, nothing written
         return SweepOutcome(0)
     work = dataclasses.replace(opened.work, stop_requested=stop_requested)
-    with contextlib.closing(opened.lock):  # the run folder is this process's until the end
-        training_started = time.perf_counter()
-        status = _train(work, log)
-        try:
+    try:
+        with contextlib.closing(opened.lock):  # the run folder is this process's until the end
+            training_started = time.perf_counter()
+            status = _train(work, log)
             with timings.measure("views"):
                 views = _summarize(work, opened.source, time.perf_counter() - training_started, log)
             write_json_atomic(
@@ -370,13 +372,20 @@ def _run_sweep(
             log(timings.line())
             if stop_requested() and status == 0:  # pressed while summarizing, and Python swallowed it
                 raise KeyboardInterrupt
-        except KeyboardInterrupt:
+            status = _status_with_failures(work, status, log)
+    except KeyboardInterrupt:  # while summarizing (a second press, when training was interrupted)
+        with interrupts_ignored():  # these last lines are printed whole
             log(f"\nInterrupted while summarizing; every finished model is kept in {work.run_dir}.")
             log(f"To summarize it (and train what is left):\n  {options.resume_command(work.run_dir)}")
-            return SweepOutcome(EXIT_INTERRUPTED, work.run_dir)
+        return SweepOutcome(EXIT_INTERRUPTED, work.run_dir)
+    return SweepOutcome(status, work.run_dir, views)
+
+
+def _status_with_failures(work: GroupsToTrain, status: int, log: Callable[[str], None]) -> int:
+    """`status`, or EXIT_MODEL_FAILED (said, with the models named) when a model failed."""
     failed = sorted(result["trial"] for result in read_results(work.run_dir) if result["status"] == "failed")
     if failed and status == 0:
         log(wrapped(f"Failed: {', '.join(failed)} (the reason in each one's result.json and traceback.txt); "
                     f"rerun them with --resume {work.run_dir}"))  # fmt: skip
-        status = EXIT_MODEL_FAILED
-    return SweepOutcome(status, work.run_dir, views)
+        return EXIT_MODEL_FAILED
+    return status

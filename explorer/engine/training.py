@@ -29,22 +29,23 @@ from explorer.engine.callbacks import (
     EpochSeeds,
     GroupProgress,
     ResumableEarlyStopping,
+    StopWhenAsked,
 )
 from explorer.engine.fusion import fused_model, hand_over_optimizer_state, per_sample_loss
 from explorer.engine.phases import PhaseTimes
 from explorer.models.backend import device_description, keras, seed_everything
 from explorer.models.trials import Trial, fusion_key
 from explorer.models.variants import build_model, compile_for_training
-from explorer.store.records import finish_history, history_is_finite
-from explorer.store.resume import discard_stale_histories
+from explorer.store.group_checkpoint import GroupCheckpoint
+from explorer.store.trial_folder import TrialFolder, history_is_finite
 
 
 @dataclasses.dataclass(frozen=True)
 class GroupSetup:
     """Where a group writes while it trains, and how it reports."""
 
-    model_dirs: Sequence[Path]  # each trial's folder, in the order of the trials
-    checkpoint_dir: Path  # Keras' BackupAndRestore folder of the group
+    folders: Sequence[TrialFolder]  # each trial's folder, in the order of the trials
+    checkpoint: GroupCheckpoint  # the group's checkpoint, saved every epoch
     verbose: int | str = "auto"  # Keras' fit verbosity; a fused group logs one short line per epoch instead
     log: Callable[[str], None] = print  # where a fused group's epoch lines go
     tensorboard_dir: Path | None = None  # Keras' TensorBoard callback logs here (one-trial groups)
@@ -52,6 +53,15 @@ class GroupSetup:
     callbacks: Sequence[keras.callbacks.Callback] = ()  # an executor's own, after history and checkpoint
     riders: frozenset[int] = frozenset()  # positions of members that train unrecorded (no outcome)
     timings: PhaseTimes | None = None  # where the seconds of building, epochs and evaluating are added
+    stop_requested: Callable[[], bool] = lambda: False  # a Ctrl-C noted (`interrupts`): stop before the next call
+
+    @classmethod
+    def in_folder(cls, folder: Path, trials: Sequence[Trial], **settings: object) -> "GroupSetup":
+        """A group trained into `folder` outside a run (tests, benchmarks): each trial's folder under
+        its name, the checkpoint in `folder/checkpoint`."""
+        folders = [TrialFolder(folder / trial.folder, trial, key="") for trial in trials]
+        checkpoint = folders[0].path / "checkpoint" if len(trials) == 1 else folder / "checkpoint"
+        return cls(folders, GroupCheckpoint(checkpoint), **settings)
 
     def measure(self, phase: str) -> contextlib.AbstractContextManager:
         return self.timings.measure(phase) if self.timings else contextlib.nullcontext()
@@ -61,15 +71,15 @@ class GroupSetup:
 class Outcome:
     """One trained trial: its model (with the weights it keeps: the best epoch's under early
     stopping), its history (every epoch run), its test figures and predicted digits from that
-    model (None when it diverged), and the facts of how it was trained (early stopping's
-    included: `stopping_facts`)."""
+    model (None when it diverged), and how it was trained, as its result records it (early
+    stopping's included: `early_stopping_fields`)."""
 
     trial: Trial
     model: keras.Model
     history: dict[str, list[float]]
     test: dict[str, float] | None
     predictions: np.ndarray | None
-    facts: dict[str, object]
+    how_trained: dict[str, object]
 
     @property
     def diverged(self) -> bool:
@@ -113,9 +123,10 @@ def _callbacks(
     # forgets at on_train_begin before the checkpoint restores it.
     stopping = [checkpoint.stopping] if checkpoint.stopping is not None else []
     return [
+        StopWhenAsked(setup.stop_requested),
         EpochSeeds(trials[0].seed),
         clock,
-        BranchHistory(names, [model_dir / "history.csv" for model_dir in setup.model_dirs]),
+        BranchHistory(names, setup.folders),
         *stopping,
         checkpoint,
         *progress,
@@ -154,7 +165,7 @@ def test_figures(model: keras.Model, outputs: np.ndarray, labels: np.ndarray) ->
     return {"accuracy": float(np.mean(correct)), "loss": float(keras.ops.convert_to_numpy(loss))}
 
 
-def _group_facts(size: int, data: PreparedData, setup: GroupSetup, restored_epochs: int) -> dict[str, object]:
+def _how_trained(size: int, data: PreparedData, setup: GroupSetup, restored_epochs: int) -> dict[str, object]:
     """How a group was trained, as every member's result records it."""
     return {
         "backend": keras.backend.backend(),
@@ -166,18 +177,18 @@ def _group_facts(size: int, data: PreparedData, setup: GroupSetup, restored_epoc
     }
 
 
-def stopping_facts(
+def early_stopping_fields(
     stopping: ResumableEarlyStopping | None, history: dict[str, list[float]], finished: bool
 ) -> dict[str, int | None]:
     """What a trial's result records of early stopping: its patience (0: off), the 1-based epoch
     it stopped after (None: it ran every epoch, or had none) and the 1-based epoch whose weights it
     kept (without early stopping, the last one run; None when it diverged: no model is kept)."""
-    facts = (
-        stopping.facts()
+    fields = (
+        stopping.fields()
         if stopping
         else {"early_stopping": 0, "stopped_epoch": None, "best_epoch": len(history["loss"])}
     )
-    return facts if finished else {**facts, "best_epoch": None}
+    return fields if finished else {**fields, "best_epoch": None}
 
 
 def _check_group(trials: Sequence[Trial]) -> None:
@@ -194,7 +205,7 @@ def _labels(labels: np.ndarray, names: Sequence[str]) -> np.ndarray | dict[str, 
 def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) -> list[Outcome | None]:
     """Train one group of trials (one trial, or several fused), evaluate each on the test set.
 
-    A checkpoint left in `setup.checkpoint_dir` by an interrupted run of the same group is picked
+    A checkpoint left in `setup.checkpoint` by an interrupted run of the same group is picked
     up and training continues from it (with no epoch left when the run stopped after the last
     one, or early stopping had stopped it); a history without its checkpoint is stale and is
     started again. The checkpoint stays: the caller removes it once every member's files are
@@ -210,11 +221,13 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
     names = [trial.name for trial in trials]
     members, model = _build_group(trials, setup)
     fused = len(members) > 1
-    discard_stale_histories(setup.model_dirs, setup.checkpoint_dir)
+    resuming = bool(setup.checkpoint.saved_epochs())
+    for folder in setup.folders:
+        folder.start(resuming)
     patience = trials[0].variant.early_stopping
     stopping = ResumableEarlyStopping(patience) if patience else None
     say = functools.partial(_say_for, setup.log, ", ".join(names))
-    clock, checkpoint = EpochClock(), EpochBackupAndRestore(str(setup.checkpoint_dir), stopping, say=say)
+    clock, checkpoint = EpochClock(), EpochBackupAndRestore(setup.checkpoint, stopping, say=say)
     fit_started = time.perf_counter()
     try:  # an interrupted fit's epochs still count in the sweep's timings
         model.fit(
@@ -230,23 +243,24 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
     finally:
         _add_fit_times(setup, clock.seconds, checkpoint.seconds, time.perf_counter() - fit_started)
     with setup.measure("evaluating"):
-        outputs = model.predict(data.x_test, batch_size=eval_batch_size(len(data.x_test)), verbose=0)
-    facts = _group_facts(len(trials), data, setup, checkpoint.restored_epochs)
+        batch_size, stop = eval_batch_size(len(data.x_test)), [StopWhenAsked(setup.stop_requested)]
+        outputs = model.predict(data.x_test, batch_size=batch_size, verbose=0, callbacks=stop)
+    how_trained = _how_trained(len(trials), data, setup, checkpoint.restored_epochs)
     outcomes: list[Outcome | None] = []
-    for position, (trial, member, model_dir) in enumerate(zip(trials, members, setup.model_dirs, strict=True)):
+    for position, (trial, member, folder) in enumerate(zip(trials, members, setup.folders, strict=True)):
         if position in setup.riders:  # trained only so that the checkpoint loaded: nothing to give back
             outcomes.append(None)
             continue
         if fused:  # the member holds its trained weights; give it its optimizer state too
             with setup.measure("evaluating"):
                 hand_over_optimizer_state(model, member, setup.steps_per_execution)
-        history = finish_history(model_dir / "history.csv")
+        history = folder.finish_history()
         finished = history_is_finite(history)
         member_outputs = np.asarray(outputs[trial.name] if fused else outputs)
         figures = test_figures(member, member_outputs, data.y_test) if finished else None
         predicted = member_outputs.argmax(axis=1).astype(np.uint8) if finished else None
-        member_facts = {**facts, **stopping_facts(stopping, history, finished)}
-        outcomes.append(Outcome(trial, member, history, figures, predicted, member_facts))
+        fields = {**how_trained, **early_stopping_fields(stopping, history, finished)}
+        outcomes.append(Outcome(trial, member, history, figures, predicted, fields))
     return outcomes
 
 

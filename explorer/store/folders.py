@@ -3,7 +3,7 @@
 A run goes only into a new or empty folder (`--out`), and `--resume` takes only a folder that a
 sweep wrote (it holds `run.json`). A folder holding anything else (someone's thesis, the project
 itself) is refused, naming what it holds, and nothing is written there. These checks read the
-file system only; the run folder's files are read in `explorer.store.records`.
+file system only; the run folder's files are read in `explorer.store.schema`.
 """
 
 import json

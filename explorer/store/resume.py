@@ -17,20 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.errors import DamagedFileError, UserInputError
+from explorer.errors import DamagedFileError
 from explorer.models.trials import Trial, group_id, plan_groups
-from explorer.store.files import move_aside, read_json, write_json_atomic
-from explorer.store.folders import (
-    FUSED_FOLDER,
-    GROUP_RECORD,
-)
-from explorer.store.records import (
-    checkpoint_epochs,
+from explorer.store.files import read_json
+from explorer.store.group_checkpoint import GroupCheckpoint
+from explorer.store.schema import (
     history_epochs,
     history_is_finite,
     read_history,
     result_problem,
-    saved_epochs,
 )
 
 MODEL_FILE_PARTS = ("config.json", "model.weights.h5")  # what a `.keras` archive holds, at least
@@ -168,24 +163,23 @@ class ResumePlan:
     groups: list[list[Trial]]  # the groups to train, in order: re-formed fused groups first
     riders: frozenset[Trial]  # members that train unrecorded, only so their group's checkpoint loads
     keys: Mapping[Trial, str]  # every trial's fingerprint, the riders' included
-    stale: list[Path]  # checkpoints of groups whose members all finished: of no further use
+    stale: list[Path]  # checkpoints of no further use: every member finished, or its members unknown
+    notes: list[str] = dataclasses.field(default_factory=list)  # what the plan set aside, and why
 
 
-def fused_members(checkpoint_dir: Path, by_folder: Mapping[str, Trial], keys: Mapping[Trial, str]) -> list[Trial]:
-    """The members of the fused group that checkpointed in `checkpoint_dir` (from its
-    `group.json`), in order; empty unless every one is in this sweep with the same fingerprint
-    and none has early stopping (which trains alone)."""
-    record = read_json(checkpoint_dir / GROUP_RECORD)
-    members = record.get("members") if isinstance(record, dict) else None
-    if not isinstance(members, list) or len(members) < 2:
-        return []
+def fused_members(
+    checkpoint: GroupCheckpoint, by_folder: Mapping[str, Trial], keys: Mapping[Trial, str]
+) -> list[Trial]:
+    """The members of the fused group that checkpointed in `checkpoint` (from its `group.json`), in
+    order; empty unless every one is in this sweep with the same fingerprint and none has early
+    stopping (which trains alone)."""
     trials = []
-    for member in members:
-        trial = by_folder.get(member.get("folder")) if isinstance(member, dict) else None
-        if trial is None or keys[trial] != member.get("key") or trial.variant.early_stopping:
+    for folder, key in checkpoint.recorded_members() or ():
+        trial = by_folder.get(folder)
+        if trial is None or keys[trial] != key or trial.variant.early_stopping:
             return []
         trials.append(trial)
-    return trials if group_id([keys[trial] for trial in trials]) == checkpoint_dir.name else []
+    return trials if trials and group_id([keys[trial] for trial in trials]) == checkpoint.identity else []
 
 
 def _with_riders(
@@ -212,74 +206,30 @@ def plan_resume(
     what is left to train (see the module's docstring)."""
     actions = {trial: trial_action(run_dir / trial.folder, keys[trial], test_samples) for trial in trials}
     by_folder = {trial.folder: trial for trial in trials}
-    keys, riders, reformed, stale = dict(keys), set(), [], []
-    for checkpoint_dir in sorted((run_dir / FUSED_FOLDER).glob("*")):
-        members = fused_members(checkpoint_dir, by_folder, keys)
-        epochs = checkpoint_epochs(checkpoint_dir)
+    keys, riders, reformed, stale, notes = dict(keys), set(), [], [], []
+    for checkpoint in GroupCheckpoint.fused_in(run_dir):
+        members = fused_members(checkpoint, by_folder, keys)
+        epochs = checkpoint.epochs()
+        if epochs and checkpoint.recorded_members() is None:
+            # Its members are unknown, so no history can be checked against it; the same group
+            # planned again would have the same identity and silently continue from it.
+            stale.append(checkpoint.path)
+            notes.append(f"{checkpoint.path.parent.name}/{checkpoint.path.name}: its group.json is missing or "
+                         f"damaged, so its {epochs} epochs are not used; its members train from the start")  # fmt: skip
+            continue
         for trial in members:
             if actions[trial].kind == "continue":
                 actions[trial] = agrees_with_checkpoint(run_dir / trial.folder, epochs)
         if members and all(actions[trial].kind == "skip" for trial in members):
-            stale.append(checkpoint_dir)
+            stale.append(checkpoint.path)
         if epochs and any(actions[trial].kind == "continue" for trial in members):
             reformed.append(_with_riders(members, actions, keys, riders))
     claimed = {trial for group in reformed for trial in group}
     for trial in trials:
-        own_checkpoint = run_dir / trial.folder / "checkpoint"
+        own_checkpoint = GroupCheckpoint.for_group(run_dir, [trial], [keys[trial]])
         if trial not in claimed and actions[trial].kind == "continue":
-            actions[trial] = agrees_with_checkpoint(run_dir / trial.folder, checkpoint_epochs(own_checkpoint))
-        elif actions[trial].kind == "skip" and own_checkpoint.exists():
-            stale.append(own_checkpoint)
+            actions[trial] = agrees_with_checkpoint(run_dir / trial.folder, own_checkpoint.epochs())
+        elif actions[trial].kind == "skip" and own_checkpoint.path.exists():
+            stale.append(own_checkpoint.path)
     pending = [trial for trial in trials if actions[trial].kind != "skip" and trial not in claimed]
-    return ResumePlan(actions, reformed + plan_groups(pending, fuse=fuse), frozenset(riders), keys, stale)
-
-
-def diverged_before(history_csv: Path) -> bool:
-    """Whether a model's history, kept from before an interruption, ends in a loss that diverged:
-    such a model stays diverged when its group continues (it gets no more rows)."""
-    try:
-        return history_csv.exists() and not history_is_finite(read_history(history_csv))
-    except DamagedFileError:  # a row cut short by the interruption; finish_history drops it
-        return False
-
-
-def discard_stale_histories(model_dirs: Sequence[Path], checkpoint_dir: Path) -> None:
-    """Before a group trains, make each member's folder; without a checkpoint to continue from, the
-    histories its members kept are stale (their epochs train again), so they go; with one, they
-    continue."""
-    resuming = bool(saved_epochs(checkpoint_dir))
-    for model_dir in model_dirs:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        if not resuming:
-            (model_dir / "history.csv").unlink(missing_ok=True)
-
-
-def open_trial_folder(
-    model_dir: Path, key: str, trial: Trial, action: ResumeAction, log: Callable[[str], None]
-) -> None:
-    """Make a trial's folder ready to train (`action` from `resume.trial_action`): an old attempt is
-    moved aside, for the reason the action gives; `trial.json` records what trains there.
-
-    Raises:
-        UserInputError: when the folder cannot be written.
-    """
-    try:
-        if action.kind == "replace":
-            aside = move_aside(model_dir).relative_to(model_dir.parent)
-            log(f"    {trial.folder}: {action.why}; retraining it (old folder moved to {aside})")
-        elif action.kind == "continue" and action.epochs:
-            log(f"    {trial.folder}: continuing after epoch {action.epochs}, from its checkpoint")
-        model_dir.mkdir(parents=True, exist_ok=True)
-        record = {"trial_key": key, "seed": trial.seed, "config": dict(trial.facts.description)}
-        write_json_atomic(model_dir / "trial.json", record)
-    except OSError as error:
-        raise UserInputError(f"{model_dir}: cannot write there ({error.strerror or error})") from None
-
-
-def group_checkpoint(run_dir: Path, group: Sequence[Trial], trial_keys: Sequence[str]) -> tuple[Path, str | None]:
-    """Where a group checkpoints while it trains, and its fused-group identity: a lone model keeps
-    its checkpoint in its own folder (no identity); a fused group in `RUN_DIR/.fused/<id>`."""
-    if len(group) == 1:
-        return run_dir / group[0].folder / "checkpoint", None
-    identity = group_id(trial_keys)
-    return run_dir / FUSED_FOLDER / identity, identity
+    return ResumePlan(actions, reformed + plan_groups(pending, fuse=fuse), frozenset(riders), keys, stale, notes)

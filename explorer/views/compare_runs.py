@@ -18,7 +18,7 @@ from explorer.errors import ConfigError, DataError, shown
 from explorer.models.backend import versions
 from explorer.store.files import default_run_dir, now_iso, prepare_run_dir, read_json, write_json_atomic
 from explorer.store.folders import LAYOUT, READABLE_LAYOUTS
-from explorer.store.records import read_results
+from explorer.store.schema import read_results
 from explorer.views.summarize import SweepOutcome, build_views
 from explorer.views.tables import format_leaderboard
 

@@ -29,8 +29,8 @@ from explorer.data.prepare import PreparedData
 from explorer.models.backend import TENSORFLOW_IMPORT_NOISE, keras, native_stderr_filtered
 from explorer.store.files import read_json, save_figure, write_json_atomic, write_text_atomic
 from explorer.store.folders import TENSORBOARD_FOLDER
-from explorer.store.records import read_history, read_results
 from explorer.store.resume import sound_results
+from explorer.store.schema import read_history, read_results
 from explorer.store.study import SearchRecord, read_search
 from explorer.views.digits import plot_discordant, plot_first_layer
 from explorer.views.drawing import PanelInputs, best_runs, drawing_panel

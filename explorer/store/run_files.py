@@ -27,6 +27,11 @@ class RunLog:
         else:
             append_text(self.path, line + "\n")
 
+    def keep(self, text: str) -> None:
+        """Text for `log.txt` alone (a traceback), not the terminal; dropped before it is open."""
+        if self.path is not None:
+            append_text(self.path, text if text.endswith("\n") else text + "\n")
+
     def open(self, path: Path) -> None:
         self.path = path
         append_text(path, f"=== {now_iso()}\n" + "".join(f"{line}\n" for line in self.kept))

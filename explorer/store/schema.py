@@ -1,9 +1,10 @@
-"""The records of a run folder and their readers: every file checked before it is trusted.
+"""Every run-folder file's shape, in one place: `result.json` (built here, for every outcome, and
+checked by `result_problem`) and `history.csv` (its columns, read back checked).
 
 `runs/<run-id>/` holds `run.json` (how the sweep was started) and one folder per trial (a
-variant's first repeat under its name, later ones as `<name>@seed<N>`) with its `result.json`
-(built here, in one place), `history.csv` and model. It is the source of truth: every summary and
-figure is rebuilt from it, and resume reads it.
+variant's first repeat under its name, later ones as `<name>@seed<N>`, written through
+`store.trial_folder.TrialFolder`). It is the source of truth: every summary and figure is rebuilt
+from it, and resume reads it.
 """
 
 import csv
@@ -17,7 +18,6 @@ import numpy as np
 from explorer.errors import DamagedFileError, shown
 from explorer.models.trials import Trial
 from explorer.store.files import now_iso, read_json, write_text_atomic
-from explorer.store.folders import CHECKPOINT_PREFIX
 
 HISTORY_METRICS = ("accuracy", "loss", "seconds", "val_accuracy", "val_loss")  # history.csv's columns
 
@@ -124,22 +124,6 @@ def history_epochs(history_csv: Path) -> list[int]:
         raise DamagedFileError(f"{history_csv}: cannot be read ({type(error).__name__})") from None
 
 
-def saved_epochs(checkpoint_dir: Path) -> list[Path]:
-    """A group checkpoint's complete epoch folders (`epoch-<epochs finished>`), newest first."""
-    found = [
-        path
-        for path in checkpoint_dir.glob(f"{CHECKPOINT_PREFIX}*")
-        if path.name.removeprefix(CHECKPOINT_PREFIX).isdigit()
-    ]
-    return sorted(found, key=lambda path: int(path.name.removeprefix(CHECKPOINT_PREFIX)), reverse=True)
-
-
-def checkpoint_epochs(checkpoint_dir: Path) -> int:
-    """How many epochs a group checkpoint holds: 0 when there is none."""
-    newest = saved_epochs(checkpoint_dir)
-    return int(newest[0].name.removeprefix(CHECKPOINT_PREFIX)) if newest else 0
-
-
 def history_is_finite(history: Mapping[str, Sequence[float]]) -> bool:
     return all(math.isfinite(value) for key in ("loss", "val_loss") for value in history.get(key, ()))
 
@@ -213,9 +197,3 @@ def result_record(
     if reason is not None:
         record["reason"] = reason[:300]
     return {**record, **context, "finished_at": now_iso()}
-
-
-def failure_reason(error: BaseException) -> str:
-    """An exception in one line: its type and the first line of its message."""
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    return f"{type(error).__name__}: {first_line}"
