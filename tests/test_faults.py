@@ -3,11 +3,9 @@ summaries, odd encodings, leftovers of a failed fused group. Each gives one line
 traceback, and loses nothing."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -177,26 +175,3 @@ def test_a_network_too_big_for_this_machine_is_refused_with_its_size(tmp_path, s
 def test_names_that_cannot_be_folders_everywhere_are_refused(name):
     with pytest.raises(explorer.errors.ConfigError, match=r"not ending in '\.', and not a device name"):
         common.validate_configs({name: {}})
-
-
-def test_sigterm_during_training_leaves_a_run_that_resumes(tmp_path, synthetic_npz):
-    """SIGTERM (what a scheduler sends) ends the process without a traceback; --resume finishes."""
-    config = tmp_path / "sweep.toml"
-    config.write_text("[slow]\nhidden_units = [64]\nepochs = 30\nbatch_size = 8\n")
-    command = [sys.executable, str(PROJECT_ROOT / "model_builder_loop.py"), "--config", str(config),
-               "--data", str(synthetic_npz), "--repeats", "1"]  # fmt: skip
-    environment = {**os.environ, "KERAS_BACKEND": common.keras.backend.backend()}
-    process = subprocess.Popen([*command, "--out", str(tmp_path / "run")], env=environment, cwd=PROJECT_ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    history = tmp_path / "run" / "slow" / "history.csv"
-    deadline = time.monotonic() + 300
-    while not (history.exists() and len(history.read_text().splitlines()) > 2):
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=60)
-    assert "Traceback" not in process.stderr.read()
-    resumed = subprocess.run([*command, "--resume", str(tmp_path / "run")], env=environment, cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((tmp_path / "run" / "slow" / "result.json").read_text())["epochs_run"] == 30

@@ -94,10 +94,12 @@ def write_study(run_dir, trials, name="mine", seconds=400.0):
     return study
 
 
-@pytest.fixture
-def record(tmp_path):
-    write_study(tmp_path / "run", synthetic_trials())
-    return read_search(tmp_path / "run")
+@pytest.fixture(scope="module")
+def record(tmp_path_factory):
+    """One study read back, shared by the tests that only read it."""
+    run_dir = tmp_path_factory.mktemp("searched") / "run"
+    write_study(run_dir, synthetic_trials())
+    return read_search(run_dir)
 
 
 # --- Reading the study --------------------------------------------------------------------------------
