@@ -7,7 +7,7 @@ The sweep is the kill hunt's (three networks, three epochs; `a` and `b` fused, `
 goes uninterrupted, for reference; one is stopped after its fused group trained, before any file
 of it was recorded (the group's checkpoint then holds every epoch). Each case copies one of them,
 damages it, and checks:
-- `--compare RUN` (finished runs): exit 0, no traceback, the damaged model left out of the summary;
+- `--compare RUN REFERENCE` (finished runs): exit 0, no traceback, the damaged model left out;
 - `--resume RUN`, given nothing else: exit 0, no traceback, the line that names what was set aside,
   and the numbers: every model as in the reference run, exactly where it trained as there (a fused
   group trained again from its start), within the fused-equals-alone tolerance where a damaged
@@ -114,14 +114,16 @@ def run(arguments: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(arguments, env=environment, cwd=PROJECT, capture_output=True, text=True)
 
 
-def compare_check(folder: Path, damaged: set[str]) -> bool:
-    """`--compare` of the damaged run: exit 0, no traceback, its damaged models not summarized."""
+def compare_check(folder: Path, reference_run: Path, damaged: set[str]) -> bool:
+    """`--compare` of the damaged run beside the reference run: exit 0, no traceback, the damaged
+    models not summarized (rows are named `<run folder>.<name>`)."""
     out = folder.with_name(folder.name + "-compared")
-    done = run([sys.executable, str(PROJECT / "model_builder_loop.py"), "--compare", str(folder), "--out", str(out)])
+    arguments = ["--compare", str(folder), str(reference_run), "--out", str(out)]
+    done = run([sys.executable, str(PROJECT / "model_builder_loop.py"), *arguments])
     if done.returncode != 0 or "Traceback" in done.stderr:
         return False
     rows = json.loads((out / "summary.json").read_text())
-    return not damaged & {row["trial"] for row in rows}
+    return not {f"{folder.name}.{name}" for name in damaged} & {row["name"] for row in rows}
 
 
 def numbers_check(folder: Path, reference: dict, alone: set[str]) -> bool:
@@ -163,7 +165,7 @@ def main() -> int:
         folder = base / f"case-{number:02d}"
         shutil.copytree(base / source, folder)
         damage(folder)
-        compared = compare_check(folder, alone) if source == FINISHED else None
+        compared = compare_check(folder, base / FINISHED, alone) if source == FINISHED else None
         resumed = run([sys.executable, str(PROJECT / "model_builder_loop.py"), "--resume", str(folder)])
         clean = resumed.returncode == 0 and "Traceback" not in resumed.stderr
         record = {"case": name, "compare_ok": compared, "resume_exit": resumed.returncode, "clean": clean,

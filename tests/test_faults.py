@@ -11,6 +11,7 @@ import pytest
 
 import common
 import explorer.engine.callbacks
+import explorer.engine.interrupts
 import explorer.engine.sweep
 import explorer.errors
 import explorer.store.files
@@ -175,3 +176,21 @@ def test_a_network_too_big_for_this_machine_is_refused_with_its_size(tmp_path, s
 def test_names_that_cannot_be_folders_everywhere_are_refused(name):
     with pytest.raises(explorer.errors.ConfigError, match=r"not ending in '\.', and not a device name"):
         common.validate_configs({name: {}})
+
+
+def test_a_press_python_drops_is_noted_and_not_reported_as_an_ignored_exception(monkeypatch):
+    # Raised inside a finalizer (as in XLA's garbage-collection callback), a KeyboardInterrupt is
+    # dropped and handed to sys.unraisablehook, which prints "Exception ignored" with a traceback;
+    # the note is what stops the run, so nothing is reported.
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # the script's handler, not Jupyter's
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+
+    class PressedWhileFreed:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    with explorer.engine.interrupts.interrupts_noted() as pressed:
+        PressedWhileFreed()  # freed at once: the press lands in its finalizer
+        assert pressed()
+    assert reported == [] and sys.unraisablehook == reported.append  # the hook given back

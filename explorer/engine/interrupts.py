@@ -3,8 +3,10 @@
 Python raises KeyboardInterrupt wherever the main thread happens to be, and drops it when that is
 a garbage-collection callback (a Matplotlib or Keras object being freed): the sweep would then end
 with exit code 0 as if nobody had pressed Ctrl-C. While a script's sweep runs, SIGINT goes to a
-handler that notes the press and raises as usual; the sweep checks the note between groups and
-before it reports success. Every press raises at once, so a second Ctrl-C stops at once too.
+handler that notes the press and raises as usual; training checks the note before each compiled
+call (`callbacks.StopWhenAsked`), the sweep between groups and before it reports success. Every
+press raises at once, so a second Ctrl-C stops at once too. A press Python drops is not reported
+as "Exception ignored" with a traceback either: it was noted, and the stop comes from the note.
 """
 
 import contextlib
@@ -38,11 +40,18 @@ def interrupts_noted() -> Iterator[Callable[[], bool]]:
         yield lambda: False
         return
     note = InterruptNote()
-    previous = signal.signal(signal.SIGINT, note.handle)
+    previous, previous_hook = signal.signal(signal.SIGINT, note.handle), sys.unraisablehook
+
+    def dropped_press_unreported(unraisable) -> None:
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = dropped_press_unreported
     try:
         yield note
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
 
 
 @contextlib.contextmanager
