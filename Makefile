@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# JupyterLab refuses to start as root without --allow-root: many containers and cloud notebooks run so.
+AS_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # make test: the suite's files on parallel workers (pytest-xdist), a file's tests in one worker, so
 # that a file's shared runs (module fixtures) are trained once; PARALLEL= runs them one by one.
 PARALLEL ?= -n auto --maxprocesses=4 --dist loadfile
 
-.PHONY: run run-seq notebook test lint check clean
+.PHONY: run run-seq notebook dashboard test lint check clean
 
 # Two steps: what running needs (requirements.txt), then what testing and linting add.
 $(BIN)/.installed: requirements.txt pyproject.toml
@@ -32,7 +34,13 @@ run-seq: $(BIN)/.installed
 ## notebook: install, add JupyterLab to .venv (once), and open notebooks/explore_mnist.ipynb
 notebook: $(BIN)/.installed
 	$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet jupyterlab
-	$(BIN)/jupyter lab notebooks/explore_mnist.ipynb
+	$(BIN)/jupyter lab $(AS_ROOT) notebooks/explore_mnist.ipynb
+
+## dashboard: add optuna-dashboard to .venv (once) and open a search's study: make dashboard RUN=runs/<id>
+dashboard: $(BIN)/.installed
+	@test -n "$(RUN)" -a -f "$(RUN)/study.db" || { echo "error: give a searched run folder: make dashboard RUN=runs/<id> (it holds study.db)"; exit 2; }
+	$(BIN)/python -c "import optuna_dashboard" 2>/dev/null || $(BIN)/python -m pip install --quiet optuna-dashboard==0.21.0
+	$(BIN)/optuna-dashboard "sqlite:///$(abspath $(RUN))/study.db"
 
 ## test: install (with requirements-dev.txt: pytest, ruff, Ray, Selenium), then run the whole suite on
 ## the JAX backend, and the tests that depend on the backend (marked `backend`) again on TensorFlow
