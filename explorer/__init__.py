@@ -7,10 +7,11 @@ its stages. From the top down; a stage imports only the stages below it (`make l
                local or the Ray executor), record each trial; then the views
     views/     pure figures, tables, the report and TensorBoard; `summarize` is the one writer of a
                run's views, for one run or several compared
-    store/     the run folder: where runs may go, atomic files and the lock, records and their
-               readers (every file checked before it is trusted), the one resume plan
+    store/     the run folder: where runs may go, atomic files and the lock, every file's shape
+               (`schema`), the owners of a trial's files and a group's checkpoint, the resume plan
     analysis/  statistics: summaries over repeats, paired comparisons, Pareto front, factors
-    data/      MNIST from IDX, npz, Keras or the embedded sample; split, flattened, one-hot
+    data/      MNIST from IDX, npz, Keras or the embedded sample; split, flattened, one-hot; a
+               digit of your own made as MNIST's were (`prepare_digit`)
     models/    Keras and its backend, variants (a name and a builder), the dense builder, trials,
                and every use of a Keras internal (`keras_compat`)
     config/    every default and limit (`defaults`), options, model configurations, grids
@@ -46,6 +47,7 @@ PUBLIC = {
     "sweep": "explorer.api",
     "Variant": "explorer.models.variants",
     "read_history": "explorer.store.schema",
+    "prepare_digit": "explorer.data.own_digit",
     "plot_history": "explorer.views.figures",
     "INPUT_DIM": "explorer.config.defaults",
     "NUM_CLASSES": "explorer.config.defaults",

@@ -6,6 +6,7 @@ code 2. Nothing below this module sees argparse.
 
 import argparse
 import dataclasses
+import difflib
 import os
 import re
 import sys
@@ -40,10 +41,26 @@ from explorer.store.folders import (
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error message (no usage block) and exit code 2."""
+    """argparse with a one-line error message (no usage block), exit code 2, no abbreviations
+    (`--epoch 2` is refused, not taken as `--epochs`: the backend, read before argparse, could not
+    follow them) and "did you mean" for a mistyped option."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {message}{self._suggestion(message)} (see {self.prog} --help)\n")
+
+    def _suggestion(self, message: str) -> str:
+        """ "; did you mean --epochs?" for the first unrecognized option close to a known one."""
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        known = [option for option in self._option_string_actions if option.startswith("--")]
+        for given in message.removeprefix("unrecognized arguments: ").split():
+            close = difflib.get_close_matches(given.split("=", 1)[0], known, n=1, cutoff=0.6)
+            if given.startswith("--") and close:
+                return f"; did you mean {close[0]}?"
+        return ""
 
 
 def _checked(setting: str, convert: Callable[[str], object] = str) -> Callable[[str], object]:

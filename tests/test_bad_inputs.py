@@ -183,7 +183,11 @@ BAD_COMMAND_LINES = [
     ("split-zero", ["--validation-split", "0"], ["--validation-split", "0.0 is out of range", "between 0 and 1"]),
     ("split-text", ["--validation-split", "ten"], ["--validation-split", "'ten' is not a number"]),
     ("backend-unknown", ["--backend", "torch"], ["backend 'torch' is not supported", "jax, tensorflow"]),
-    ("unknown-option", ["--epoch", "3", "--frobnicate"], ["unrecognized arguments"]),
+    ("unknown-option", ["--frobnicate"], ["unrecognized arguments: --frobnicate (see"]),
+    # No abbreviations: `--epoch 2` was taken as --epochs; a mistyped option gets "did you mean".
+    ("abbreviated", ["--epoch", "3"], ["unrecognized arguments: --epoch 3; did you mean --epochs?"]),
+    ("mistyped", ["--epocs", "3"], ["unrecognized arguments: --epocs 3; did you mean --epochs?"]),
+    ("backend-abbreviated", ["--back", "tensorflow"], ["--back tensorflow; did you mean --backend?"]),
     ("out-and-resume", ["--out", "a", "--resume", "b"], ["--resume", "not allowed with argument --out"]),
     ("grid-no-equals", ["--grid", "activation"], ["--grid 'activation'", "expected FIELD=VALUE,VALUE"]),
     ("grid-no-values", ["--grid", "activation="], ["--grid 'activation='", "no values after '='"]),

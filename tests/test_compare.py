@@ -48,6 +48,10 @@ def test_a_kept_run_and_a_new_one_compared_in_one_report_with_their_differences_
     assert by_name["a.narrow"]["vs_reference"] == "reference"  # the first run's reference
     assert by_name["b.mid"]["vs_reference_p"] is not None  # the same seed and test digits: paired
     assert "Differs: mid: hidden_units [16] (a) vs [32] (b)" in lines
+    # It ends with what it found, as a sweep does (once only in findings.json).
+    found = json.loads((folder / "ab" / "findings.json").read_text())["sentences"]
+    said = lines[lines.index("\nWhat this comparison found:") + 1 :]
+    assert found and [" ".join(line.split()) for line in said] == [" ".join(f"- {s}".split()) for s in found]
     run = json.loads((folder / "ab" / "run.json").read_text())
     assert run["compared"] == ["a", "b"]
     page = (folder / "ab" / "report.html").read_text()

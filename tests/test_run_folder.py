@@ -88,13 +88,14 @@ def test_out_at_a_file_is_refused_before_any_data_is_loaded(tmp_path, capsys):
 
 
 def test_paths_are_checked_before_keras_is_imported(tmp_path):
-    """A missing --data or --resume, an --out at a file and a --resume of a folder that is not a
-    run are refused by the command line alone: Keras, which takes seconds to import, never loads."""
+    """A missing --data or --resume, an --out at a file, a --resume of a folder that is not a run
+    and an abbreviated --backend (which once imported JAX before argparse read it) are refused by
+    the command line alone: Keras, which takes seconds to import, never loads."""
     (tmp_path / "file").write_text("")
     (tmp_path / "thesis").mkdir()
     (tmp_path / "thesis" / "thesis.txt").write_text("")
     cases = [["--data", tmp_path / "nowhere"], ["--resume", tmp_path / "nowhere"], ["--out", tmp_path / "file"],
-             ["--resume", tmp_path / "thesis"]]  # fmt: skip
+             ["--resume", tmp_path / "thesis"], ["--back", "tensorflow"]]  # fmt: skip
     script = (
         "import sys, model_builder_loop\n"
         f"codes = [model_builder_loop.main(case) for case in {[[str(a) for a in case] for case in cases]!r}]\n"
@@ -103,8 +104,8 @@ def test_paths_are_checked_before_keras_is_imported(tmp_path):
     finished = subprocess.run(
         [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
     )
-    assert finished.stdout.strip() == "[2, 2, 2, 2] False", finished.stderr
-    assert len(finished.stderr.strip().splitlines()) == 4 and "Traceback" not in finished.stderr
+    assert finished.stdout.strip() == "[2, 2, 2, 2, 2] False", finished.stderr
+    assert len(finished.stderr.strip().splitlines()) == 5 and "Traceback" not in finished.stderr
 
 
 def test_the_api_refuses_an_unknown_reference(tmp_path, synthetic_npz):

@@ -20,7 +20,7 @@ from explorer.store.files import default_run_dir, now_iso, prepare_run_dir, read
 from explorer.store.folders import LAYOUT, READABLE_LAYOUTS
 from explorer.store.schema import read_results
 from explorer.views.summarize import SweepOutcome, build_views
-from explorer.views.tables import format_leaderboard
+from explorer.views.tables import VERDICT_LEGEND, findings_lines, format_leaderboard, wrapped
 
 DATA_FIELDS = ("kind", "location", "train_size", "test_size")
 
@@ -138,5 +138,8 @@ def compare_runs(folders: Sequence[Path], options: Options, log: Callable[[str],
         })  # fmt: skip
         views = build_views(out, data, reference, results)
     log("\n" + format_leaderboard(views.rows))
+    log(wrapped(VERDICT_LEGEND))
     log(f"\n{len(runs)} runs compared, {len(views.rows)} configuration(s). Report: {out / 'report.html'}")
+    for line in findings_lines(views.findings, "What this comparison found:"):  # as a sweep ends
+        log(line)
     return SweepOutcome(0, out, views)

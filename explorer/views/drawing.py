@@ -11,7 +11,6 @@ import base64
 import dataclasses
 import html
 import json
-import math
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,11 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from explorer.config.defaults import (
-    DIGIT_BOX,
     DRAWING_MAX_PARAMETERS,
     DRAWING_MAX_TOTAL_PARAMETERS,
     DRAWING_TEST_DIGITS,
-    IMAGE_SHAPE,
     INPUT_DIM,
     NUM_CLASSES,
 )
@@ -48,67 +45,6 @@ class DrawingBudget:
 
 class NotComputable(ValueError):
     """A network whose layers the page cannot compute; the message says which."""
-
-
-# --- The digit, made as MNIST's were ------------------------------------------------------------------
-
-
-def _round_half_up(value: float) -> int:
-    """Rounding as the page's `Math.floor(value + 0.5)` does (Python's round() rounds half to even)."""
-    return math.floor(value + 0.5)
-
-
-def _to_a_millionth(value: float) -> float:
-    """A centre of mass to a millionth of a pixel: a centre exactly between two pixels (any
-    symmetric stroke) then rounds the same way here and in the page, whatever its sums' last bits."""
-    return math.floor(value * 1e6 + 0.5) / 1e6
-
-
-def _area_weights(source: int, target: int) -> np.ndarray:
-    """(target, source) weights that average each target pixel's share of the source pixels: the
-    overlap of [i, i+1) scaled into the source with each source pixel, so each row sums to 1."""
-    scale = source / target
-    weights = np.zeros((target, source))
-    for index in range(target):
-        low, high = index * scale, (index + 1) * scale
-        for pixel in range(math.floor(low), min(math.ceil(high), source)):
-            weights[index, pixel] = max(0.0, min(high, pixel + 1) - max(low, pixel)) / scale
-    return weights
-
-
-def mnist_digit(stroke_image: np.ndarray) -> np.ndarray:
-    """A drawn digit made into a 28x28 MNIST digit, as the report's page makes it.
-
-    The bounding box of the ink (pixels above 0) is scaled by area averaging, keeping its aspect
-    ratio, so that its longer side is 20 pixels, then placed in 28x28 so that its centre of mass
-    (in pixel indices) falls on the pixel nearest (14, 14); ink shifted past the edge is lost.
-
-    Args:
-        stroke_image: (height, width) ink in [0, 1], 0 where nothing is drawn.
-
-    Returns:
-        (28, 28) float64 grey levels in [0, 1]; all 0 when nothing is drawn.
-    """
-    image = np.clip(np.asarray(stroke_image, dtype=np.float64), 0.0, 1.0)
-    digit = np.zeros(IMAGE_SHAPE)
-    rows, columns = np.nonzero(image > 0)
-    if rows.size == 0:
-        return digit
-    box = image[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
-    longer = max(box.shape)
-    height, width = (max(1, _round_half_up(side * DIGIT_BOX / longer)) for side in box.shape)
-    small = _area_weights(box.shape[0], height) @ box @ _area_weights(box.shape[1], width).T
-    mass = small.sum()
-    centre_row = (small.sum(axis=1) @ np.arange(height)) / mass
-    centre_column = (small.sum(axis=0) @ np.arange(width)) / mass
-    top = _round_half_up(IMAGE_SHAPE[0] / 2 - _to_a_millionth(centre_row))
-    left = _round_half_up(IMAGE_SHAPE[1] / 2 - _to_a_millionth(centre_column))
-    for row in range(height):
-        if 0 <= top + row < IMAGE_SHAPE[0]:
-            for column in range(width):
-                if 0 <= left + column < IMAGE_SHAPE[1]:
-                    digit[top + row, left + column] = small[row, column]
-    return np.clip(digit, 0.0, 1.0)
 
 
 # --- The networks, as the page computes them ----------------------------------------------------------

@@ -171,10 +171,15 @@ def closing_lines(
     )
     if embedded_sample:
         lines.append("Reminder: these figures come from the embedded 5,000-digit sample, not full MNIST.")
-    if findings:
-        lines.append("\nWhat this sweep found:")
-        lines += [wrapped(f"- {sentence}", indent="  ") for sentence in findings]
-    return lines
+    return lines + findings_lines(findings, "What this sweep found:")
+
+
+def findings_lines(findings: Sequence[str], title: str) -> list[str]:
+    """The findings (`views.findings`) under `title`, one wrapped paragraph per sentence; none
+    without findings."""
+    if not findings:
+        return []
+    return [f"\n{title}", *(wrapped(f"- {sentence}", indent="  ") for sentence in findings)]
 
 
 def format_leaderboard(rows: Sequence[Mapping]) -> str:
