@@ -59,6 +59,8 @@ def test_the_plan_prints_every_model_its_costs_and_an_estimate_and_writes_nothin
     text = "\n".join(lines)
     assert outcome.exit_code == 0 and outcome.run_dir is None and not (tmp_path / "run").exists()
     assert "Plan: 4 trial(s) in 2 group(s), nothing trained or written." in text
+    # What it would read (a long path on a line of its own, within 100 columns).
+    assert " ".join(lines[0].split()) == f"Data: MNIST files at (600 train / 200 test digits): {synthetic_npz}"
     assert "[1/2] 2 fused: seed 42, 20 epochs, batch 128" in text
     # 784-16-10 makes 12,704 multiply-adds a digit, 12,544 of them in the first layer: 2 FLOPs each
     # forward per digit, 2 more for the weights' gradient and 2 for the input's beyond the first

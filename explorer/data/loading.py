@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from explorer.config.defaults import QUICK_TEST_DIGITS, QUICK_TRAIN_DIGITS
-from explorer.data.mnist import DataSource, count_digits, load_mnist
+from explorer.data.mnist import DataSource, count_digits, given_path, load_mnist
 from explorer.data.prepare import PreparedData, prepare_data
 
 
@@ -36,14 +36,24 @@ def load_prepared(
     return LoadedData(data, source, record, {**record, "validation_split": validation_split, **limits})
 
 
-def planned_digits(path: str | Path | None, *, seed: int, validation_split: float, quick: bool) -> tuple[int, int]:
-    """The numbers of training and validation digits a sweep would use, for `--plan`: from the
-    label counts alone where the source is a path (no image is read), else from the loaded data.
-    The split holds out exactly round(fraction x N) digits (`stratified_split`)."""
+def planned_data(
+    path: str | Path | None, *, seed: int, validation_split: float, quick: bool
+) -> tuple[int, int, DataSource]:
+    """The numbers of training and validation digits a sweep would use, and where they would come
+    from, for `--plan`: from the label counts alone where the source is a path (no image is read),
+    else from the loaded data. The split holds out exactly round(fraction x N) digits
+    (`stratified_split`)."""
     counts = count_digits(path)
     if counts is None:
         loaded = load_prepared(path, seed=seed, validation_split=validation_split, quick=quick, log=lambda line: None)
-        return len(loaded.data.x_train), len(loaded.data.x_val)
+        return len(loaded.data.x_train), len(loaded.data.x_val), loaded.source
     train = min(counts[0], QUICK_TRAIN_DIGITS) if quick else counts[0]
     held_out = round(validation_split * train)
-    return train - held_out, held_out
+    source = DataSource("path", str(Path(given_path(path)).expanduser()), counts[0], counts[1])
+    return train - held_out, held_out, source
+
+
+def planned_digits(path: str | Path | None, *, seed: int, validation_split: float, quick: bool) -> tuple[int, int]:
+    """The numbers of training and validation digits a sweep would use (`planned_data`)."""
+    train, validation, _ = planned_data(path, seed=seed, validation_split=validation_split, quick=quick)
+    return train, validation

@@ -192,12 +192,17 @@ def _label_count(path: Path) -> int:
     return int.from_bytes(header[4:], "big")
 
 
+def given_path(path: Path | str | None, environ: Mapping[str, str] | None = None) -> str | Path | None:
+    """The path the digits are read from: `path`, else `MNIST_DATA`; None when neither is given."""
+    environ = os.environ if environ is None else environ
+    return path or environ.get("MNIST_DATA") or None
+
+
 def count_digits(path: Path | str | None, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
     """The numbers of training and test digits at `path` (else `MNIST_DATA`), read from the label
     files' headers or the npz's label arrays alone, for `--plan`; None when there is no path (the
     Keras cache or the embedded sample must then be loaded to know). Nothing is verified here."""
-    environ = os.environ if environ is None else environ
-    path = path or environ.get("MNIST_DATA") or None
+    path = given_path(path, environ)
     if path is None:
         return None
     path = Path(path).expanduser()
@@ -364,8 +369,8 @@ def load_mnist(
     Raises:
         DataError: when an explicit path fails (never falls back silently), or no source works.
     """
+    path = given_path(path, environ)
     environ = os.environ if environ is None else environ
-    path = path or environ.get("MNIST_DATA") or None
     if path is not None:
         (train, test), kind, location = load_mnist_path(path), "path", str(Path(path).expanduser())
     else:

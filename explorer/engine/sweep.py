@@ -16,7 +16,7 @@ from pathlib import Path
 
 from explorer.config.defaults import DEFAULT_EPOCHS
 from explorer.config.options import Options
-from explorer.data.loading import load_prepared, planned_digits
+from explorer.data.loading import load_prepared, planned_data
 from explorer.data.mnist import DataSource
 from explorer.data.prepare import PreparedData
 from explorer.engine.estimate import estimate_sweep, plan_text
@@ -158,11 +158,15 @@ def _check(
 
 
 def _print_plan(checked: _Checked, log: RunLog) -> None:
-    """--plan: the groups, their costs and an estimate, from the digit counts alone."""
+    """--plan: the data it would read, the groups, their costs and an estimate, from the digit
+    counts alone."""
     options = checked.options
-    train, validation = planned_digits(
+    train, validation, source = planned_data(
         options.data, seed=options.seed, validation_split=options.validation_split, quick=options.quick
     )
+    log(f"Data: {source.describe(width=94)}")  # which digits it would read, before it says what it would train
+    if options.quick:
+        log(f"  --quick: {train + validation:,} of its training digits")
     if checked.search is not None:
         epochs = options.epochs_override or int(checked.search.space.fixed.get("epochs", DEFAULT_EPOCHS))
         log(search_plan_text(checked.search, options, epochs))
