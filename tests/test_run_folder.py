@@ -96,9 +96,12 @@ def test_paths_are_checked_before_keras_is_imported(tmp_path):
     (tmp_path / "thesis" / "thesis.txt").write_text("")
     cases = [["--data", tmp_path / "nowhere"], ["--resume", tmp_path / "nowhere"], ["--out", tmp_path / "file"],
              ["--resume", tmp_path / "thesis"], ["--back", "tensorflow"]]  # fmt: skip
-    script = (
+    script = (  # argparse's own refusals exit (SystemExit) rather than return
         "import sys, model_builder_loop\n"
-        f"codes = [model_builder_loop.main(case) for case in {[[str(a) for a in case] for case in cases]!r}]\n"
+        "def code(case):\n"
+        "    try:\n        return model_builder_loop.main(case)\n"
+        "    except SystemExit as stop:\n        return stop.code\n"
+        f"codes = [code(case) for case in {[[str(a) for a in case] for case in cases]!r}]\n"
         "print(codes, 'keras' in sys.modules)\n"
     )
     finished = subprocess.run(

@@ -119,20 +119,28 @@ class BranchHistory(keras.callbacks.Callback):
 
 
 class GroupProgress(keras.callbacks.Callback):
-    """One short line per epoch for a fused group, in place of Keras' line of every branch's
-    metrics: the epoch, its seconds, and the spread of the branches' validation accuracy."""
+    """One short line per epoch for a group, in place of Keras' progress (for a fused group, a line
+    of every branch's metrics): the epoch, its seconds, the validation accuracy (a fused group's
+    spread, and which branch leads), and about how long the run has left (`time_left(epoch,
+    seconds)`, `engine.time_left`)."""
 
-    def __init__(self, names: Sequence[str], epochs: int, log: Callable[[str], None]):
+    def __init__(
+        self,
+        names: Sequence[str],
+        epochs: int,
+        log: Callable[[str], None],
+        time_left: Callable[[int, float], str] = lambda epoch, seconds: "",
+    ):
         super().__init__()
-        self.names, self.epochs, self.log = list(names), epochs, log
+        self.names, self.epochs, self.log, self.time_left = list(names), epochs, log, time_left
 
     def on_epoch_end(self, epoch, logs=None):
-        accuracy = {name: float(logs[branch_log_key(name, "val_accuracy", True)]) for name in self.names}
+        fused = len(self.names) > 1
+        accuracy = {name: float(logs[branch_log_key(name, "val_accuracy", fused)]) for name in self.names}
         best = max(accuracy, key=accuracy.get)
-        self.log(
-            f"    epoch {epoch + 1}/{self.epochs}: {logs['seconds']:.1f} s, validation accuracy "
-            f"{min(accuracy.values()):.4f} to {accuracy[best]:.4f} ({best})"
-        )
+        spread = f"{min(accuracy.values()):.4f} to {accuracy[best]:.4f} ({best})" if fused else f"{accuracy[best]:.4f}"
+        left = self.time_left(epoch, logs["seconds"])
+        self.log(f"    epoch {epoch + 1}/{self.epochs}: {logs['seconds']:.1f} s, validation accuracy {spread}{left}")
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

@@ -88,15 +88,21 @@ def estimate_sweep(
     rate = matmul_rate() if rate is None else rate
     flops, seconds, uncounted = 0, SECONDS_PER_RUN, 0
     for group in groups:
-        variant = group[0].variant
         counts = [trial.facts.flops_per_epoch(train_samples, validation_samples) for trial in group]
-        group_flops = sum(count for count in counts if count is not None)
         uncounted += counts.count(None)
-        steps = math.ceil(train_samples / variant.batch_size) + math.ceil(validation_samples / variant.batch_size)
-        flops += group_flops * variant.epochs
+        flops += sum(count for count in counts if count is not None) * group[0].variant.epochs
         seconds += SECONDS_PER_GROUP + SECONDS_PER_MODEL * len(group)
-        seconds += variant.epochs * (group_flops / (rate * STEP_EFFICIENCY) + steps * SECONDS_PER_STEP)
+        seconds += group[0].variant.epochs * epoch_seconds(group, train_samples, validation_samples, rate)
     return Estimate(flops, seconds, rate, uncounted)
+
+
+def epoch_seconds(group: Sequence[Trial], train_samples: int, validation_samples: int, rate: float) -> float:
+    """The estimated seconds of one epoch of `group` trained as one: its counted FLOPs at `rate`
+    (scaled by STEP_EFFICIENCY) and its steps' dispatch cost."""
+    batch = group[0].variant.batch_size
+    counts = [trial.facts.flops_per_epoch(train_samples, validation_samples) for trial in group]
+    steps = math.ceil(train_samples / batch) + math.ceil(validation_samples / batch)
+    return sum(count for count in counts if count is not None) / (rate * STEP_EFFICIENCY) + steps * SECONDS_PER_STEP
 
 
 def _flops_column(facts: ModelFacts, train_samples: int, validation_samples: int) -> str:

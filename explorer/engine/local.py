@@ -6,14 +6,15 @@ model alone.
 """
 
 import datetime
+import functools
 import platform
-import sys
 import textwrap
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from explorer.engine.groups import GroupsToTrain, result_line, train_and_record
+from explorer.engine.time_left import TimeLeft
 from explorer.engine.training import GroupSetup
 from explorer.errors import RunFolderWriteError, failure_reason
 from explorer.models.trials import Trial
@@ -44,7 +45,9 @@ def group_title(group: Sequence[Trial], repeats: int, riders: frozenset[Trial] =
                                         break_on_hyphens=False)  # fmt: skip
 
 
-def train_group_here(work: GroupsToTrain, group: Sequence[Trial], verbose: int | str) -> None:
+def train_group_here(
+    work: GroupsToTrain, group: Sequence[Trial], time_left: Callable[[int, float], str] = lambda epoch, s: ""
+) -> None:
     """Train one group (fused or one model) in this process and log each result; a group that
     raises is recorded, not propagated: a fused one is trained again model by model."""
     fused = len(group) > 1
@@ -52,12 +55,12 @@ def train_group_here(work: GroupsToTrain, group: Sequence[Trial], verbose: int |
     setup = GroupSetup(
         folders=work.folders(group),
         checkpoint=work.checkpoint(group),
-        verbose=verbose,
         log=work.log,
         tensorboard_dir=work.tensorboard_dir(group),
         riders=work.rider_positions(group),
         timings=work.timings,
         stop_requested=work.stop_requested,
+        time_left=time_left,
     )
     try:
         results = train_and_record(group, work.data, setup, fields)
@@ -73,7 +76,7 @@ def train_group_here(work: GroupsToTrain, group: Sequence[Trial], verbose: int |
                 if trial in work.riders or folder.finished():
                     continue  # finished before the group failed, or trained in a group of its own
                 work.log(f"    {trial.folder}:")
-                train_group_here(work, [trial], verbose)
+                train_group_here(work, [trial], time_left)
             return
         results = [setup.folders[0].write_failure(error, fields[0])]
     for result in results:
@@ -81,20 +84,23 @@ def train_group_here(work: GroupsToTrain, group: Sequence[Trial], verbose: int |
 
 
 def run_groups_locally(work: GroupsToTrain) -> None:
-    """Train every group of `work` here, in order, with a line per group and an estimate of the
-    time left. Ctrl-C propagates as KeyboardInterrupt; finished trials are on disk."""
-    verbose = 1 if sys.stdout.isatty() else 2  # a progress bar on a terminal, one line per epoch in logs
-    started, done = time.perf_counter(), 0
-    pending = sum(len(group) for group in work.groups)
+    """Train every group of `work` here, in order, with a line per group and per epoch, each
+    saying about how long the run has left (`time_left.TimeLeft`, from the epochs measured so far).
+    Ctrl-C propagates as KeyboardInterrupt; finished trials are on disk."""
+    started = time.perf_counter()
+    clock = TimeLeft(work.groups, len(work.data.x_train), len(work.data.x_val))
     for number, group in enumerate(work.groups, start=1):
-        elapsed = time.perf_counter() - started
-        # Estimated from the trials trained so far in this process (skipped ones cost nothing).
-        eta = f", about {duration(elapsed / done * (pending - done))} left" if done else ""
         if work.stop_requested():  # a Ctrl-C whose KeyboardInterrupt Python swallowed
             raise KeyboardInterrupt
         title = group_title(group, work.options.run_repeats, work.riders)
-        progress = f"\n      elapsed {duration(elapsed)}{eta}" if number > 1 else ""  # nothing to say before the first
-        work.log(f"\n[{number}/{len(work.groups)}] {title}{progress}")
+        elapsed = f"\n      elapsed {duration(time.perf_counter() - started)}{clock.text()}" if number > 1 else ""
+        work.log(f"\n[{number}/{len(work.groups)}] {title}{elapsed}")
         work.open_folders(group)
-        train_group_here(work, group, verbose)
-        done += len(group)
+        train_group_here(work, group, functools.partial(_epoch_done, clock, number - 1))
+        clock.group_done(number - 1)
+
+
+def _epoch_done(clock: TimeLeft, group: int, epoch: int, seconds: float) -> str:
+    """Tell the clock an epoch of `group` ended; the time left, as the epoch's line says it."""
+    clock.epoch_done(group, epoch, seconds)
+    return clock.text()

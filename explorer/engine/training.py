@@ -46,7 +46,7 @@ class GroupSetup:
 
     folders: Sequence[TrialFolder]  # each trial's folder, in the order of the trials
     checkpoint: GroupCheckpoint  # the group's checkpoint, saved every epoch
-    verbose: int | str = "auto"  # Keras' fit verbosity; a fused group logs one short line per epoch instead
+    verbose: int = 1  # 0: quiet; else a line per epoch of the group (`callbacks.GroupProgress`)
     log: Callable[[str], None] = print  # where a fused group's epoch lines go
     tensorboard_dir: Path | None = None  # Keras' TensorBoard callback logs here (one-trial groups)
     steps_per_execution: int = STEPS_PER_EXECUTION
@@ -54,6 +54,7 @@ class GroupSetup:
     riders: frozenset[int] = frozenset()  # positions of members that train unrecorded (no outcome)
     timings: PhaseTimes | None = None  # where the seconds of building, epochs and evaluating are added
     stop_requested: Callable[[], bool] = lambda: False  # a Ctrl-C noted (`interrupts`): stop before the next call
+    time_left: Callable[[int, float], str] = lambda epoch, seconds: ""  # told each epoch, says the run's time left
 
     @classmethod
     def in_folder(cls, folder: Path, trials: Sequence[Trial], **settings: object) -> "GroupSetup":
@@ -110,8 +111,7 @@ def _callbacks(
     trials: Sequence[Trial], setup: GroupSetup, clock: EpochClock, checkpoint: EpochBackupAndRestore
 ) -> list[keras.callbacks.Callback]:
     names = [trial.name for trial in trials]
-    fused = len(trials) > 1
-    progress = [GroupProgress(names, trials[0].variant.epochs, setup.log)] if fused and setup.verbose else []
+    progress = [GroupProgress(names, trials[0].variant.epochs, setup.log, setup.time_left)] if setup.verbose else []
     tensorboard = (
         []
         if setup.tensorboard_dir is None
@@ -237,7 +237,7 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
             validation_batch_size=eval_batch_size(len(data.x_val)),
             epochs=trials[0].variant.epochs,
             batch_size=trials[0].variant.batch_size,
-            verbose=0 if fused else setup.verbose,
+            verbose=0,  # the group's own line per epoch (GroupProgress) instead
             callbacks=_callbacks(trials, setup, clock, checkpoint),
         )
     finally:
