@@ -172,7 +172,7 @@ def headless_chromium(profile: Path, window: str = "1280,2000"):
 def train_and_evaluate(trial, data, model_dir: Path, *, context, **setup) -> dict:
     """Train one trial on its own, checkpointing in `model_dir/checkpoint`, and write its files to
     `model_dir`, through the engine's one recording function; `setup` sets the other `GroupSetup`
-    fields (verbose, tensorboard_dir, ...). The tests' way to train a single model."""
+    fields (verbose, tensorboard_root, ...). The tests' way to train a single model."""
     from explorer.engine.groups import train_and_record
     from explorer.engine.training import GroupSetup
     from explorer.store.group_checkpoint import GroupCheckpoint

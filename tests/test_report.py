@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import common
 import explorer.store.files
 import explorer.store.folders
 import explorer.store.schema
@@ -125,6 +126,7 @@ def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensor
 
     results = {result["trial"]: result for result in explorer.store.schema.read_results(tensorboard_run)}
     assert len(results) == 2 * len(NAMES)
+    assert all(result["fused_group_size"] == len(NAMES) for result in results.values())  # it trained fused
     for trial, result in results.items():
         (session,) = [
             d.session_start_info for d in _hparams_plugin_data(log_root / trial) if d.HasField("session_start_info")
@@ -141,7 +143,15 @@ def test_tensorboard_holds_the_experiment_every_session_and_their_metrics(tensor
         assert scalars["test_accuracy"] == pytest.approx(result["test_accuracy"])
         assert scalars["parameters"] == result["parameters"]
         epoch_tags = {value.tag for event in _events(log_root / trial / "validation") for value in event.summary.value}
-        assert "epoch_accuracy" in epoch_tags  # Keras' TensorBoard callback logged the epochs
+        assert {"epoch_accuracy", "epoch_loss"} <= epoch_tags  # each branch logged its own epochs
+        validation_accuracy = [
+            float(tensor_util.make_ndarray(value.tensor))
+            for event in _events(log_root / trial / "validation")
+            for value in event.summary.value
+            if value.tag == "epoch_accuracy"
+        ]
+        history = common.read_history(tensorboard_run / trial / "history.csv")
+        assert validation_accuracy == pytest.approx(history["val_accuracy"])  # this branch's, not another's
 
 
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=NO_BROWSER)

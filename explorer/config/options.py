@@ -143,8 +143,9 @@ class Options:
 
     @property
     def fused(self) -> bool:
-        """TensorBoard logs one run per model, and ASHA compares one model against another."""
-        return self.fuse and not self.tensorboard and self.ray.scheduler != "asha"
+        """ASHA compares one model against another, so it trains each alone (TensorBoard fuses:
+        each branch logs its own scalars, `engine.callbacks.BranchTensorBoard`)."""
+        return self.fuse and self.ray.scheduler != "asha"
 
 
 class SettingError(ValueError):

@@ -118,6 +118,40 @@ class BranchHistory(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class BranchTensorBoard(keras.callbacks.Callback):
+    """Each member's epoch scalars for TensorBoard, as Keras' TensorBoard callback writes them for
+    one model (`epoch_loss` and `epoch_accuracy` in `<root>/<folder>/train` and `.../validation`),
+    from a fused model's logs too, where every branch has its own keys: so `--tensorboard` keeps
+    training fused. Once per epoch, never per batch."""
+
+    def __init__(self, members: Sequence[tuple[str, str]], root: Path, fused: bool):
+        super().__init__()
+        self.members, self.root, self.fused = list(members), root, fused
+        self.writers: dict[tuple[str, str], object] = {}
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf  # TensorBoard's summary writer, installed with the TensorFlow backend
+
+        for name, folder in self.members:
+            for split in ("train", "validation"):
+                self.writers[name, split] = tf.summary.create_file_writer(str(self.root / folder / split))
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        for name, _ in self.members:
+            for split, prefix in (("train", ""), ("validation", "val_")):
+                with self.writers[name, split].as_default():
+                    for metric in ("loss", "accuracy"):
+                        value = float(logs[branch_log_key(name, prefix + metric, self.fused)])
+                        tf.summary.scalar(f"epoch_{metric}", value, step=epoch)
+
+    def on_train_end(self, logs=None):
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+
+
 class GroupProgress(keras.callbacks.Callback):
     """One short line per epoch for a group, in place of Keras' progress (for a fused group, a line
     of every branch's metrics): the epoch, its seconds, the validation accuracy (a fused group's

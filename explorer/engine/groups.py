@@ -96,7 +96,7 @@ class GroupsToTrain:
     log: Callable[[str], None] = print
     keep_in_log: Callable[[str], None] = lambda text: None  # text for log.txt only (a traceback)
     timings: PhaseTimes | None = None  # where the executor adds each phase's seconds
-    tensorboard_root: Path | None = None  # with --tensorboard: a folder per group in it
+    tensorboard_root: Path | None = None  # with --tensorboard: a folder per trial in it
     riders: frozenset[Trial] = frozenset()  # members that train unrecorded (`resume.ResumePlan`)
     stop_requested: Callable[[], bool] = lambda: False  # a Ctrl-C that Python may have swallowed
 
@@ -119,9 +119,6 @@ class GroupsToTrain:
         for trial in trials:
             if trial not in self.riders:
                 TrialFolder(self.run_dir / trial.folder, trial, self.keys[trial]).open(self.actions[trial], self.log)
-
-    def tensorboard_dir(self, group: Sequence[Trial]) -> Path | None:
-        return None if self.tensorboard_root is None else self.tensorboard_root / group[0].folder
 
     def rider_positions(self, group: Sequence[Trial]) -> frozenset[int]:
         return frozenset(position for position, trial in enumerate(group) if trial in self.riders)

@@ -56,7 +56,7 @@ def train_group_here(
         folders=work.folders(group),
         checkpoint=work.checkpoint(group),
         log=work.log,
-        tensorboard_dir=work.tensorboard_dir(group),
+        tensorboard_root=work.tensorboard_root,
         riders=work.rider_positions(group),
         timings=work.timings,
         stop_requested=work.stop_requested,

@@ -24,6 +24,7 @@ from explorer.config.defaults import EVAL_BATCH_SIZE, STEPS_PER_EXECUTION
 from explorer.data.prepare import PreparedData
 from explorer.engine.callbacks import (
     BranchHistory,
+    BranchTensorBoard,
     EpochBackupAndRestore,
     EpochClock,
     EpochSeeds,
@@ -48,7 +49,7 @@ class GroupSetup:
     checkpoint: GroupCheckpoint  # the group's checkpoint, saved every epoch
     verbose: int = 1  # 0: quiet; else a line per epoch of the group (`callbacks.GroupProgress`)
     log: Callable[[str], None] = print  # where a fused group's epoch lines go
-    tensorboard_dir: Path | None = None  # Keras' TensorBoard callback logs here (one-trial groups)
+    tensorboard_root: Path | None = None  # each member logs its epochs' scalars into <root>/<its folder>
     steps_per_execution: int = STEPS_PER_EXECUTION
     callbacks: Sequence[keras.callbacks.Callback] = ()  # an executor's own, after history and checkpoint
     riders: frozenset[int] = frozenset()  # positions of members that train unrecorded (no outcome)
@@ -112,10 +113,9 @@ def _callbacks(
 ) -> list[keras.callbacks.Callback]:
     names = [trial.name for trial in trials]
     progress = [GroupProgress(names, trials[0].variant.epochs, setup.log, setup.time_left)] if setup.verbose else []
+    logged = [(t.name, t.folder) for position, t in enumerate(trials) if position not in setup.riders]
     tensorboard = (
-        []
-        if setup.tensorboard_dir is None
-        else [keras.callbacks.TensorBoard(str(setup.tensorboard_dir), write_graph=False)]
+        [] if setup.tensorboard_root is None else [BranchTensorBoard(logged, setup.tensorboard_root, len(trials) > 1)]
     )
     # Order matters: an epoch's history rows are written before its checkpoint, so a resumed run
     # never misses an epoch (it may repeat one, which finish_history folds away); early stopping
