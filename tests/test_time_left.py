@@ -56,3 +56,20 @@ def test_a_resumed_group_counts_from_the_epoch_it_is_at_and_a_finished_one_not_a
 @pytest.mark.parametrize(("seconds", "said"), [(0.2, "1 s"), (40, "40 s"), (240, "4 min"), (3_900, "1 h 5 min")])
 def test_spoken(seconds, said):
     assert spoken(seconds) == said
+
+
+def test_an_epoch_line_with_the_time_left_fits_100_columns_whatever_the_names():
+    from explorer.engine.callbacks import GroupProgress, branch_log_key
+
+    names = ["n" * 30, "dense_512x2_relu_dropout"]
+    lines = []
+    progress = GroupProgress(names, 20, lines.append, lambda epoch, seconds: ", about 10 min left")
+    logs = {"seconds": 10.25, **{branch_log_key(name, "val_accuracy", True): 0.98 for name in names}}
+    progress.on_epoch_end(19, logs)
+    text = "\n".join(lines)
+    assert all(len(line) <= 100 for line in text.splitlines()) and text.endswith("\n      about 10 min left")
+    short = []
+    GroupProgress(["a"], 20, short.append, lambda epoch, seconds: ", about 4 min left").on_epoch_end(
+        2, {"seconds": 1.0, "val_accuracy": 0.9}
+    )
+    assert short == ["    epoch 3/20: 1.0 s, val acc 0.9000, about 4 min left"]

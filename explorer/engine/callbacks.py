@@ -19,6 +19,7 @@ from explorer.models.backend import keras
 from explorer.models.keras_compat import EpochSavingBackupAndRestore, early_stopping_state, restore_early_stopping
 from explorer.store.group_checkpoint import WEIGHTS_FILE, GroupCheckpoint
 from explorer.store.trial_folder import HISTORY_METRICS, TrialFolder
+from explorer.views.tables import WIDTH, wrapped
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -174,7 +175,10 @@ class GroupProgress(keras.callbacks.Callback):
         best = max(accuracy, key=accuracy.get)
         spread = f"{min(accuracy.values()):.4f} to {accuracy[best]:.4f} ({best})" if fused else f"{accuracy[best]:.4f}"
         left = self.time_left(epoch, logs["seconds"])
-        self.log(f"    epoch {epoch + 1}/{self.epochs}: {logs['seconds']:.1f} s, validation accuracy {spread}{left}")
+        line = f"    epoch {epoch + 1}/{self.epochs}: {logs['seconds']:.1f} s, val acc {spread}"  # acc: as "test acc"
+        if len(line + left) > WIDTH:  # within the terminal's columns: the time left on a line of its own
+            line, left = wrapped(line, indent=" " * 6), "\n      " + left.removeprefix(", ") if left else ""
+        self.log(line + left)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
