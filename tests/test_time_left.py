@@ -53,7 +53,9 @@ def test_a_resumed_group_counts_from_the_epoch_it_is_at_and_a_finished_one_not_a
     assert clock.epochs_left == [0, 1, 4]
 
 
-@pytest.mark.parametrize(("seconds", "said"), [(0.2, "1 s"), (40, "40 s"), (240, "4 min"), (3_900, "1 h 5 min")])
+@pytest.mark.parametrize(
+    ("seconds", "said"), [(0.2, "1 s"), (40, "40 s"), (59.6, "1 min"), (240, "4 min"), (3_900, "1 h 5 min")]
+)
 def test_spoken(seconds, said):
     assert spoken(seconds) == said
 
@@ -73,3 +75,14 @@ def test_an_epoch_line_with_the_time_left_fits_100_columns_whatever_the_names():
         2, {"seconds": 1.0, "val_accuracy": 0.9}
     )
     assert short == ["    epoch 3/20: 1.0 s, val acc 0.9000, about 4 min left"]
+
+
+def test_once_a_group_finished_its_whole_cost_beyond_its_epochs_is_added_for_each_group_to_start(plan):
+    # Predicting and saving a group's models can outweigh its epochs on a small sample: measured.
+    clock = TimeLeft(plan, 1_000, 100)
+    for epoch in range(4):
+        clock.epoch_done(0, epoch, 3.0 if epoch == 0 else 1.0)
+    clock.group_done(0, 20.0)  # 6 s of epochs, 14 s more
+    pace = 1.0 / clock.costs[0]
+    overhead = 20.0 - pace * 4 * clock.costs[0]
+    assert clock.seconds_left() == pytest.approx(pace * 4 * (clock.costs[1] + clock.costs[2]) + 2 * overhead)

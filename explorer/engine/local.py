@@ -96,8 +96,9 @@ def run_groups_locally(work: GroupsToTrain) -> None:
         elapsed = f"\n      elapsed {duration(time.perf_counter() - started)}{clock.text()}" if number > 1 else ""
         work.log(f"\n[{number}/{len(work.groups)}] {title}{elapsed}")
         work.open_folders(group)
+        group_started = time.perf_counter()
         train_group_here(work, group, functools.partial(_epoch_done, clock, number - 1))
-        clock.group_done(number - 1)
+        clock.group_done(number - 1, time.perf_counter() - group_started)
 
 
 def _epoch_done(clock: TimeLeft, group: int, epoch: int, seconds: float) -> str:
