@@ -123,6 +123,14 @@ def _together(group: Sequence[Trial]) -> str:
     return f"alone (early stopping, patience {patience})" if patience else "alone"
 
 
+# What --plan says of its estimate, so that a reader can judge it.
+HOW_ESTIMATED = (
+    "  (the FLOPs at NumPy's matrix-product rate measured now, times the share of it Keras' fused\n"
+    "  step reached in measured sweeps, plus fixed costs per step, group, model and run; while it\n"
+    "  trains, every epoch line says the time left from the epochs measured)"
+)
+
+
 def plan_text(groups: Sequence[Sequence[Trial]], train_samples: int, validation_samples: int) -> str:
     """What a sweep would train: each group (fused, alone, or alone since it stops early) with its
     models' parameters and FLOPs per epoch, the totals, and the estimate of the wall time (every
@@ -138,4 +146,5 @@ def plan_text(groups: Sequence[Sequence[Trial]], train_samples: int, validation_
             flops = _flops_column(member.facts, train_samples, validation_samples)
             lines.append(f"    {member.folder:<40} {member.facts.parameters:>11,} params  {flops}")
     lines.append(estimate_sweep(groups, train_samples, validation_samples).line())
+    lines.append(HOW_ESTIMATED)
     return "\n".join(lines)
