@@ -21,8 +21,10 @@ from explorer.models.trials import Trial
 from explorer.store.files import pause_if_asked
 from explorer.store.group_checkpoint import GroupCheckpoint
 from explorer.store.resume import ResumeAction
+from explorer.store.run_files import write_progress_page
 from explorer.store.trial_folder import TrialFolder
 from explorer.views.figures import plot_history
+from explorer.views.progress_page import Progress, progress_page
 
 
 def record_outcome(outcome: Outcome, folder: TrialFolder, fields: Mapping[str, object]) -> dict:
@@ -122,6 +124,22 @@ class GroupsToTrain:
 
     def rider_positions(self, group: Sequence[Trial]) -> frozenset[int]:
         return frozenset(position for position, trial in enumerate(group) if trial in self.riders)
+
+    def show_progress(self, done: int, training: Sequence[Trial], time_left: str) -> None:
+        """`report.html` as the page of a run in progress (`views.progress_page`): the trials of the
+        first `done` groups that finished, their curves, what trains now and the time left."""
+        finished, histories = [], {}
+        for group in self.groups[:done]:
+            for folder in self.folders(group):
+                result = None if folder.trial in self.riders else folder.read_result()
+                if result is not None:
+                    finished.append(
+                        (folder.trial.folder, result["test_accuracy"] if result["status"] == "ok" else None)
+                    )
+                    histories[folder.trial.folder] = folder.read_history() or {}
+        progress = Progress(self.run_dir.name, done, len(self.groups), tuple(t.folder for t in training),
+                            tuple(finished), time_left.removeprefix(", "))  # fmt: skip
+        write_progress_page(self.run_dir, progress_page(progress, histories))
 
     def result_fields(self, group: Sequence[Trial], **executor: object) -> list[dict]:
         """What each member's result records besides its figures: the sweep's `recorded` facts,

@@ -85,7 +85,8 @@ def train_group_here(
 
 def run_groups_locally(work: GroupsToTrain) -> None:
     """Train every group of `work` here, in order, with a line per group and per epoch, each
-    saying about how long the run has left (`time_left.TimeLeft`, from the epochs measured so far).
+    saying about how long the run has left (`time_left.TimeLeft`, from the epochs measured so far),
+    and `report.html` as a progress page before each group and after the last.
     Ctrl-C propagates as KeyboardInterrupt; finished trials are on disk."""
     started = time.perf_counter()
     clock = TimeLeft(work.groups, len(work.data.x_train), len(work.data.x_val))
@@ -95,10 +96,13 @@ def run_groups_locally(work: GroupsToTrain) -> None:
         title = group_title(group, work.options.run_repeats, work.riders)
         elapsed = f"\n      elapsed {duration(time.perf_counter() - started)}{clock.text()}" if number > 1 else ""
         work.log(f"\n[{number}/{len(work.groups)}] {title}{elapsed}")
+        work.show_progress(number - 1, group, clock.text())
         work.open_folders(group)
         group_started = time.perf_counter()
         train_group_here(work, group, functools.partial(_epoch_done, clock, number - 1))
         clock.group_done(number - 1, time.perf_counter() - group_started)
+    if work.groups:  # every group trained: the page says so until the final report replaces it
+        work.show_progress(len(work.groups), (), "")
 
 
 def _epoch_done(clock: TimeLeft, group: int, epoch: int, seconds: float) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from explorer.config.options import Options
 from explorer.models.variants import Variant
-from explorer.store.files import append_text, now_iso, read_json, write_json_atomic
+from explorer.store.files import append_text, now_iso, read_json, write_json_atomic, write_text_atomic
 from explorer.store.folders import LAYOUT
 
 
@@ -36,6 +36,11 @@ class RunLog:
         self.path = path
         append_text(path, f"=== {now_iso()}\n" + "".join(f"{line}\n" for line in self.kept))
         self.kept = []
+
+
+def write_progress_page(run_dir: Path, page: str) -> None:
+    """`report.html` while the run trains (`views.progress_page`); the final report replaces it."""
+    write_text_atomic(run_dir / "report.html", page)
 
 
 def write_run_record(

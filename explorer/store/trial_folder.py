@@ -140,6 +140,13 @@ class TrialFolder:
         reason = f"{failure_reason(error)} (traceback in {self.trial.folder}/{TRACEBACK_FILE})"
         return self.write_result("failed", context, reason=reason)
 
+    def read_history(self) -> dict[str, list[float]] | None:
+        """Its `history.csv` as column -> values; None when it is missing or damaged."""
+        try:
+            return read_history(self.history_csv)
+        except DamagedFileError:
+            return None
+
     def read_result(self) -> dict | None:
         """Its `result.json`, when it has the shape `result_record` writes; None otherwise."""
         record = read_json(self.path / RESULT_FILE)

@@ -47,7 +47,7 @@ REPORT_FIGURES = (
 )
 
 
-def _image_tag(png: bytes, alt: str) -> str:
+def image_tag(png: bytes, alt: str) -> str:
     """An <img> with the PNG embedded, so the report is one file that opens anywhere, offline."""
     encoded = base64.b64encode(png).decode("ascii")
     return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt)}">'
@@ -195,7 +195,7 @@ def _findings(findings: Sequence[str], numbers: Sequence[Mapping], forest: bytes
     if not findings:
         return ""
     items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in findings)
-    figure = _image_tag(forest, "every comparison with the reference") if forest else ""
+    figure = image_tag(forest, "every comparison with the reference") if forest else ""
     return (
         f'<h2>What this sweep found</h2><div class="answers"><ul class="findings">{items}</ul>{figure}</div>'
         + numbers_table(numbers, reference)
@@ -253,7 +253,7 @@ def search_section(part: SearchPart | None) -> str:
         return ""
     items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in part.sentences)
     figures = "".join(
-        f"<h3>{html.escape(title)}</h3>{_image_tag(part.figures[name], title)}"
+        f"<h3>{html.escape(title)}</h3>{image_tag(part.figures[name], title)}"
         for name, title in SEARCH_FIGURES
         if name in part.figures
     )
@@ -307,7 +307,7 @@ def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: R
     figures, curves, summaries, findings = parts.figures, parts.curves, parts.summaries, parts.findings
     header, body = _leaderboard(rows)
     sections = "".join(
-        f"<h2>{html.escape(title)}</h2>{_image_tag(figures[name], title)}"
+        f"<h2>{html.escape(title)}</h2>{image_tag(figures[name], title)}"
         for name, title in REPORT_FIGURES
         if name in figures
     )
@@ -318,7 +318,7 @@ def render_report(run: Mapping, run_name: str, rows: Sequence[Mapping], parts: R
             "size or epochs), so there is no factor to show on its own.</p>"
         )
     sections += _model_summaries(rows, summaries)
-    curve_tags = "".join(_image_tag(png, f"curves of {name}") for name, png in curves.items())
+    curve_tags = "".join(image_tag(png, f"curves of {name}") for name, png in curves.items())
     page = string.Template((REPORT_FILES / "report.html").read_text(encoding="utf-8"))
     reference = next((row["name"] for row in rows if row.get("vs_reference") == "reference"), run.get("reference"))
     data = run.get("data", {})
