@@ -13,6 +13,8 @@ import common
 import explorer.store.files
 import explorer.store.folders
 import explorer.store.schema
+import explorer.store.trial_folder
+import explorer.views.digits
 import explorer.views.report
 import explorer.views.summarize
 import explorer.views.tensorboard
@@ -29,7 +31,10 @@ def expected_figures(run_dir: Path) -> int:
     confusion matrix, mistakes, first layer and each configuration's curves; the forest beside the
     findings where something was compared with the reference, factors only where the sweep varies one
     field alone, and the discordant digits only where the best is not the reference."""
-    optional = [(run_dir / name).is_file() for name in ("forest.png", "factors.png", "discordant.png")]
+    optional = [
+        (run_dir / name).is_file()
+        for name in ("forest.png", "factors.png", "discordant.png", "first_layer_progress.png")
+    ]
     return 6 + sum(optional) + len(NAMES)
 
 
@@ -207,13 +212,11 @@ def test_report_in_a_real_browser(tensorboard_run, tmp_path):
 
 
 def test_first_layer_of_a_network_without_hidden_layer_is_its_class_templates(tensorboard_run):
-    kernel, is_output = explorer.views.summarize.first_layer_kernel(
-        tensorboard_run / "softmax_regression" / "model.keras"
-    )
+    kernel, is_output = explorer.views.digits.first_layer_kernel(tensorboard_run / "softmax_regression" / "model.keras")
     assert kernel.shape == (784, 10) and is_output
-    kernel, is_output = explorer.views.summarize.first_layer_kernel(tensorboard_run / "dense_32_relu" / "model.keras")
+    kernel, is_output = explorer.views.digits.first_layer_kernel(tensorboard_run / "dense_32_relu" / "model.keras")
     assert kernel.shape == (784, 32) and not is_output
-    assert explorer.views.summarize.first_layer_kernel(tensorboard_run / "no_such_model.keras") is None
+    assert explorer.views.digits.first_layer_kernel(tensorboard_run / "no_such_model.keras") is None
 
 
 def test_the_discordant_digits_compare_the_first_seed_both_finished():
@@ -237,3 +240,13 @@ def test_a_report_on_the_embedded_sample_says_so_on_the_page(tmp_path):
     assert 'class="banner"' not in explorer.views.report.render_report(
         {"data": {**data, "kind": "path"}}, "run", [], explorer.views.report.ReportParts()
     )
+
+
+def test_the_best_networks_first_layer_is_shown_as_it_learned(tensorboard_run):
+    best = best_name(tensorboard_run)
+    kept = explorer.store.trial_folder.first_layer_epochs(tensorboard_run / best)
+    kernel, is_output = explorer.views.digits.first_layer_kernel(tensorboard_run / best / "model.keras")
+    assert (tensorboard_run / "first_layer_progress.png").is_file() != is_output  # a hidden layer's
+    assert list(kept) == [1]  # --quick: one epoch, the last
+    assert kept[1].dtype == np.float16 and kept[1].shape == (784, min(16, kernel.shape[1]))
+    np.testing.assert_allclose(kept[1], kernel[:, :16], rtol=1e-3, atol=1e-3)  # the last is the model's own

@@ -120,6 +120,13 @@ MAX_SEARCH_TRIALS = 100_000
 # and past 4 million in all the page grows past 21 MB; such networks are left out, with a note.
 DRAWING_MAX_PARAMETERS = 1_000_000  # per network
 DRAWING_MAX_TOTAL_PARAMETERS = 4_000_000  # all the page's networks together, in leaderboard order
+# How a network's first layer learned, for the report: a few of its units after a few epochs (and
+# the last), in float16: 16 units x 784 pixels x 2 bytes x 5 epochs, about 125 KB a network, never
+# whole models.
+FIRST_LAYER_EPOCHS = (1, 2, 5, 10)
+FIRST_LAYER_UNITS = 16
+
+
 DRAWING_TEST_DIGITS = 40  # the best network's mistakes the page carries for "show me a test digit"
 
 # --- Statistics ----------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from explorer.engine.callbacks import (
     EpochBackupAndRestore,
     EpochClock,
     EpochSeeds,
+    FirstLayerSnapshots,
     GroupProgress,
     ResumableEarlyStopping,
     StopWhenAsked,
@@ -109,7 +110,11 @@ def _build_group(trials: Sequence[Trial], setup: GroupSetup) -> tuple[list[keras
 
 
 def _callbacks(
-    trials: Sequence[Trial], setup: GroupSetup, clock: EpochClock, checkpoint: EpochBackupAndRestore
+    trials: Sequence[Trial],
+    members: Sequence[keras.Model],
+    setup: GroupSetup,
+    clock: EpochClock,
+    checkpoint: EpochBackupAndRestore,
 ) -> list[keras.callbacks.Callback]:
     names = [trial.name for trial in trials]
     progress = [GroupProgress(names, trials[0].variant.epochs, setup.log, setup.time_left)] if setup.verbose else []
@@ -127,12 +132,19 @@ def _callbacks(
         EpochSeeds(trials[0].seed),
         clock,
         BranchHistory(names, setup.folders),
+        FirstLayerSnapshots(*_recorded(members, setup), trials[0].variant.epochs),
         *stopping,
         checkpoint,
         *progress,
         *tensorboard,
         *setup.callbacks,
     ]
+
+
+def _recorded(members: Sequence[keras.Model], setup: GroupSetup) -> tuple[list, list]:
+    """The members that are recorded (not riders), and their folders."""
+    kept = [position for position in range(len(members)) if position not in setup.riders]
+    return [members[p] for p in kept], [setup.folders[p] for p in kept]
 
 
 def _add_fit_times(
@@ -238,7 +250,7 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
             epochs=trials[0].variant.epochs,
             batch_size=trials[0].variant.batch_size,
             verbose=0,  # the group's own line per epoch (GroupProgress) instead
-            callbacks=_callbacks(trials, setup, clock, checkpoint),
+            callbacks=_callbacks(trials, members, setup, clock, checkpoint),
         )
     finally:
         _add_fit_times(setup, clock.seconds, checkpoint.seconds, time.perf_counter() - fit_started)

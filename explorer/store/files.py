@@ -98,6 +98,12 @@ def save_array_atomic(path: Path, array: np.ndarray) -> None:
         np.save(partial, array, allow_pickle=False)
 
 
+def save_arrays_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Named arrays as one .npz, written whole or not at all."""
+    with writing(path) as partial:
+        np.savez(partial, **arrays)
+
+
 def save_model_atomic(model: "keras.Model", path: Path) -> None:
     with writing(path) as partial:
         model.save(partial)

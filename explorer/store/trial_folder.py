@@ -13,6 +13,7 @@ import dataclasses
 import io
 import shutil
 import traceback
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from explorer.store.files import (
     move_aside,
     read_json,
     save_array_atomic,
+    save_arrays_atomic,
     save_figure,
     save_model_atomic,
     write_json_atomic,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["HISTORY_METRICS", "TrialFolder", "history_is_finite"]
 
 RESULT_FILE = "result.json"  # written last: the trial finished
+FIRST_LAYER_FILE = "first_layer_epochs.npz"  # a few first-layer units after a few epochs: epoch_<N> arrays
 HISTORY_FILE = "history.csv"
 TRACEBACK_FILE = "traceback.txt"
 
@@ -92,6 +95,7 @@ class TrialFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         if not resuming:
             self.history_csv.unlink(missing_ok=True)
+            (self.path / FIRST_LAYER_FILE).unlink(missing_ok=True)
 
     def diverged_before(self) -> bool:
         """Whether the history kept from before an interruption ends in a loss that diverged: such a
@@ -109,6 +113,14 @@ class TrialFolder:
             writer.writeheader()
         writer.writerow({"epoch": epoch, **{metric: row[metric] for metric in HISTORY_METRICS}})
         append_text(self.history_csv, buffer.getvalue())
+
+    def add_first_layer(self, epoch: int, units: np.ndarray) -> None:
+        """Keep `units` (784 x a few, the first layer after 1-based `epoch`) beside the ones kept."""
+        kept = {**self.first_layer_epochs(), epoch: units}
+        save_arrays_atomic(self.path / FIRST_LAYER_FILE, {f"epoch_{e}": kept[e] for e in sorted(kept)})
+
+    def first_layer_epochs(self) -> dict[int, np.ndarray]:
+        return first_layer_epochs(self.path)
 
     def finish_history(self) -> dict[str, list[float]]:
         """The history read back with one complete row per epoch, and rewritten so."""
@@ -172,3 +184,13 @@ class TrialFolder:
         """Put back a finished trial's folder that `copy_into` carried; nothing when it had not finished."""
         if (folder / self.path.name / RESULT_FILE).exists():
             shutil.copytree(folder / self.path.name, self.path, dirs_exist_ok=True)
+
+
+def first_layer_epochs(trial_dir: Path) -> dict[int, np.ndarray]:
+    """The first-layer units a trial kept after each epoch (`TrialFolder.add_first_layer`), by
+    1-based epoch; none when the file is missing or damaged."""
+    try:
+        with np.load(trial_dir / FIRST_LAYER_FILE, allow_pickle=False) as saved:
+            return {int(name.removeprefix("epoch_")): saved[name] for name in saved.files if name[6:].isdigit()}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return {}

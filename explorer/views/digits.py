@@ -1,14 +1,20 @@
-"""Figures that look inside the digits: what a first layer learned, and where two networks differ.
+"""Figures that look inside the digits: what a first layer learned (and how), and where two networks
+differ.
 
-Pure functions like `views`: arrays in, a `matplotlib.figure.Figure` out.
+Pure functions like `views`: arrays in, a `matplotlib.figure.Figure` out; `first_layer_kernel` reads
+the arrays of a saved model.
 """
 
 import math
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from explorer.config.defaults import NUM_CLASSES
+from explorer.config.defaults import INPUT_DIM, NUM_CLASSES
+from explorer.models.backend import keras
 
 IMAGE_SIDE = 28  # MNIST digits are 28 x 28 pixels: a first-layer unit has one weight per pixel
 
@@ -61,6 +67,27 @@ def plot_first_layer(kernel: np.ndarray, title: str = "", limit: int = 64) -> Fi
     return figure
 
 
+def plot_first_layer_progress(epochs: Mapping[int, np.ndarray], title: str) -> Figure:
+    """A first layer's units after a few epochs: a row per epoch, a column per unit (`epochs`: the
+    1-based epoch -> its kernel's units, 784 x a few), each image on its own colour scale centred on
+    zero, as in `plot_first_layer`: noise at the first epoch turning into strokes."""
+    shown = sorted(epochs)
+    units = epochs[shown[0]].shape[1]
+    size = (units * 0.55 + 0.6, len(shown) * 0.65 + 0.6)  # 80 small images: a page-wide strip
+    figure = Figure(figsize=size)
+    axes = image_grid(figure, len(shown), units, size[1])
+    for row, epoch in enumerate(shown):
+        for unit in range(units):
+            ax = axes[row * units + unit]
+            weights = np.asarray(epochs[epoch][:, unit], dtype=np.float32).reshape(IMAGE_SIDE, IMAGE_SIDE)
+            scale = float(np.abs(weights).max()) or 1.0
+            ax.imshow(weights, cmap="RdBu_r", vmin=-scale, vmax=scale)
+            if unit == 0:
+                ax.set_title(f"epoch {epoch}", fontsize="small", loc="left")
+    figure.suptitle(title)
+    return figure
+
+
 def _spread(indices: np.ndarray, limit: int) -> np.ndarray:
     """Up to `limit` of `indices`, evenly spread, so one class early in the test set does not fill
     the page."""
@@ -109,3 +136,16 @@ def plot_discordant(
         )
     heading.suptitle(title, y=0.6)
     return figure
+
+
+def first_layer_kernel(model_path: Path) -> tuple[np.ndarray, bool] | None:
+    """The kernel of a saved model's first Dense layer, when that layer reads the 784 pixels, and
+    whether it is also the output layer (a network with no hidden layer); None for other models."""
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile):
+        return None  # a model Keras cannot reload (custom layers, a damaged file) has no such figure
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not dense or dense[0].kernel.shape[0] != INPUT_DIM:
+        return None
+    return keras.ops.convert_to_numpy(dense[0].kernel), len(dense) == 1

@@ -43,6 +43,7 @@ REPORT_FIGURES = (
     ("confusion_matrix.png", "Confusion matrix of the best configuration (by validation accuracy)"),
     ("misclassified.png", "Its mistakes"),
     ("first_layer.png", "What its first layer learned"),
+    ("first_layer_progress.png", "How its first layer learned it, epoch by epoch"),
     ("discordant.png", "What changed against the reference, digit by digit"),
 )
 

@@ -6,7 +6,6 @@ end in the same place.
 
 import dataclasses
 import functools
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -24,15 +23,16 @@ from explorer.analysis.stats import (
     summary_rows,
     table_csv,
 )
-from explorer.config.defaults import INPUT_DIM
+from explorer.config.defaults import FIRST_LAYER_UNITS
 from explorer.data.prepare import PreparedData
-from explorer.models.backend import TENSORFLOW_IMPORT_NOISE, keras, native_stderr_filtered
+from explorer.models.backend import TENSORFLOW_IMPORT_NOISE, native_stderr_filtered
 from explorer.store.files import read_json, save_figure, write_json_atomic, write_text_atomic
 from explorer.store.folders import TENSORBOARD_FOLDER
 from explorer.store.resume import sound_results
 from explorer.store.schema import read_history, read_results
 from explorer.store.study import SearchRecord, read_search
-from explorer.views.digits import plot_discordant, plot_first_layer
+from explorer.store.trial_folder import first_layer_epochs
+from explorer.views.digits import first_layer_kernel, plot_discordant, plot_first_layer, plot_first_layer_progress
 from explorer.views.drawing import PanelInputs, best_runs, drawing_panel
 from explorer.views.figures import (
     confusion_matrix,
@@ -304,19 +304,6 @@ def _write_best_model_views(
     )
 
 
-def first_layer_kernel(model_path: Path) -> tuple[np.ndarray, bool] | None:
-    """The kernel of a saved model's first Dense layer, when that layer reads the 784 pixels, and
-    whether it is also the output layer (a network with no hidden layer); None for other models."""
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile):
-        return None  # a model Keras cannot reload (custom layers, a damaged file) has no such figure
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    if not dense or dense[0].kernel.shape[0] != INPUT_DIM:
-        return None
-    return keras.ops.convert_to_numpy(dense[0].kernel), len(dense) == 1
-
-
 def _write_inside_views(
     run_dir: Path,
     data: PreparedData,
@@ -340,6 +327,14 @@ def _write_inside_views(
         save(plot_first_layer(kernel, title), run_dir / "first_layer.png")
     else:
         (run_dir / "first_layer.png").unlink(missing_ok=True)
+    epochs = first_layer_epochs(trial_folder(run_dir, trial)) if layer is not None and not layer[1] else {}
+    if epochs:  # a hidden layer's units as it learned them; a network without one has its templates
+        save(
+            plot_first_layer_progress(epochs, f"{best['name']}: its first {FIRST_LAYER_UNITS} units"),
+            run_dir / "first_layer_progress.png",
+        )
+    else:
+        (run_dir / "first_layer_progress.png").unlink(missing_ok=True)
     pair = discordant_pair(results, best, reference)
     if pair is None:
         (run_dir / "discordant.png").unlink(missing_ok=True)
