@@ -85,3 +85,10 @@ def test_the_estimate_adds_the_groups_flops_and_fixed_costs():
     extra = estimate.SECONDS_PER_GROUP + 20 * 9 * estimate.SECONDS_PER_STEP
     assert alone.seconds - fused.seconds == pytest.approx(extra)
     assert alone.line().startswith("Estimate: about ")
+
+
+def test_the_plan_says_why_models_that_could_fuse_train_alone(synthetic_npz):
+    lines = []
+    networks = {"a": {"hidden_units": [8]}, "b": {"hidden_units": [16]}}
+    common.sweep(networks, data=synthetic_npz, repeats=1, fuse=False, plan=True, log=lines.append)
+    assert "[1/2] alone (--no-fuse): seed 42, 20 epochs, batch 128" in "\n".join(lines).splitlines()

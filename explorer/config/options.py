@@ -142,6 +142,13 @@ class Options:
         return 1 if self.quick else self.epochs
 
     @property
+    def unfused_reason(self) -> str | None:
+        """Why models that could train together train alone, in a few words; None when they fuse."""
+        if not self.fuse:
+            return "--no-fuse"
+        return "Ray's ASHA scheduler stops models one by one" if not self.fused else None
+
+    @property
     def fused(self) -> bool:
         """ASHA compares one model against another, so it trains each alone (TensorBoard fuses:
         each branch logs its own scalars, `engine.callbacks.BranchTensorBoard`)."""

@@ -114,13 +114,16 @@ def _flops_column(facts: ModelFacts, train_samples: int, validation_samples: int
     return f"{flops / 1e9:>9.1f} GFLOP/epoch{by_xla}"
 
 
-def _together(group: Sequence[Trial]) -> str:
-    """How a group trains, for the plan: fused, alone, or alone because of early stopping (which
-    never fuses: `models.trials.plan_groups`)."""
+def _together(group: Sequence[Trial], unfused: str | None) -> str:
+    """How a group trains, for the plan: fused, or alone and why: early stopping (which never
+    fuses: `models.trials.plan_groups`), fusion turned off (`unfused`, `Options.unfused_reason`),
+    or nothing that shares its seed, epochs, batch size and optimizer."""
     if len(group) > 1:
         return f"{len(group)} fused"
     patience = group[0].variant.early_stopping
-    return f"alone (early stopping, patience {patience})" if patience else "alone"
+    if patience:
+        return f"alone (early stopping, patience {patience})"
+    return f"alone ({unfused})" if unfused else "alone"
 
 
 # What --plan says of its estimate, so that a reader can judge it.
@@ -131,14 +134,16 @@ HOW_ESTIMATED = (
 )
 
 
-def plan_text(groups: Sequence[Sequence[Trial]], train_samples: int, validation_samples: int) -> str:
+def plan_text(
+    groups: Sequence[Sequence[Trial]], train_samples: int, validation_samples: int, unfused: str | None = None
+) -> str:
     """What a sweep would train: each group (fused, alone, or alone since it stops early) with its
     models' parameters and FLOPs per epoch, the totals, and the estimate of the wall time (every
     epoch counted: early stopping may end a trial sooner)."""
     lines = [f"Plan: {sum(map(len, groups))} trial(s) in {len(groups)} group(s), nothing trained or written."]
     for number, group in enumerate(groups, start=1):
         variant, trial = group[0].variant, group[0]
-        together = _together(group)
+        together = _together(group, unfused)
         lines.append(
             f"[{number}/{len(groups)}] {together}: seed {trial.seed}, {variant.epochs} epochs, batch {variant.batch_size}"
         )

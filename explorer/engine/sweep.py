@@ -173,7 +173,7 @@ def _print_plan(checked: _Checked, log: RunLog) -> None:
         if checked.variants:
             log(f"  beside them, on the same seeds: {', '.join(variant.name for variant in checked.variants)}")
         return
-    log(plan_text(plan_groups(checked.trials, fuse=options.fused), train, validation))
+    log(plan_text(plan_groups(checked.trials, fuse=options.fused), train, validation, options.unfused_reason))
 
 
 def _open(
