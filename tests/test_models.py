@@ -118,6 +118,7 @@ def test_training_writes_consistent_files(tmp_path, synthetic_mnist):
 
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "curves.png",
+        "first_layer_epochs.npz",  # its 16 units after epochs 1 and 2 (the last)
         "history.csv",
         "model.keras",
         "result.json",
