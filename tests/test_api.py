@@ -92,3 +92,11 @@ def test_the_plan_says_why_models_that_could_fuse_train_alone(synthetic_npz):
     networks = {"a": {"hidden_units": [8]}, "b": {"hidden_units": [16]}}
     common.sweep(networks, data=synthetic_npz, repeats=1, fuse=False, plan=True, log=lines.append)
     assert "[1/2] alone (--no-fuse): seed 42, 20 epochs, batch 128" in "\n".join(lines).splitlines()
+
+
+def test_a_run_says_why_its_models_train_alone(tmp_path, synthetic_npz):
+    lines = []
+    networks = {"a": {"hidden_units": [8]}, "b": {"hidden_units": [16]}}
+    outcome = common.sweep(networks, data=synthetic_npz, quick=True, repeats=1, fuse=False, out=tmp_path / "run",
+                           log=lines.append)  # fmt: skip
+    assert outcome.exit_code == 0 and "Each model trains alone: --no-fuse." in lines

@@ -266,6 +266,8 @@ def _plan_work(run_dir: Path, trials: Sequence, keys: dict, data: PreparedData, 
     for leftover in plan.stale:
         shutil.rmtree(leftover, ignore_errors=True)
     work.log(estimate_sweep(plan.groups, len(data.x_train), len(data.x_val)).line())
+    if work.options.unfused_reason and any(len(group) == 1 for group in plan.groups):
+        work.log(f"Each model trains alone: {work.options.unfused_reason}.")  # as the plan says
     return dataclasses.replace(work, groups=plan.groups, keys=plan.keys, actions=plan.actions, riders=plan.riders)
 
 
