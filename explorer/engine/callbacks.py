@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.config.defaults import FIRST_LAYER_EPOCHS, FIRST_LAYER_UNITS, INPUT_DIM
+from explorer.config.defaults import FIRST_LAYER_EPOCHS, FIRST_LAYER_UNITS
 from explorer.errors import RunFolderWriteError
 from explorer.models.backend import keras
 from explorer.models.keras_compat import EpochSavingBackupAndRestore, early_stopping_state, restore_early_stopping
+from explorer.models.variants import first_dense_layer
 from explorer.store.group_checkpoint import WEIGHTS_FILE, GroupCheckpoint
 from explorer.store.trial_folder import HISTORY_METRICS, TrialFolder
 from explorer.views.tables import WIDTH, wrapped
@@ -154,13 +155,6 @@ class BranchTensorBoard(keras.callbacks.Callback):
         self.writers = {}
 
 
-def first_hidden_kernel(model: keras.Model):
-    """The kernel of `model`'s first hidden Dense layer when it reads the 784 pixels; None otherwise
-    (a network whose only Dense layer is its output has class templates, not units, to show)."""
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    return dense[0].kernel if len(dense) > 1 and dense[0].kernel.shape[0] == INPUT_DIM else None
-
-
 class FirstLayerSnapshots(keras.callbacks.Callback):
     """After epochs 1, 2, 5, 10 and the last (`FIRST_LAYER_EPOCHS`), each member's first
     `FIRST_LAYER_UNITS` first-layer units in float16, kept in its folder
@@ -169,16 +163,18 @@ class FirstLayerSnapshots(keras.callbacks.Callback):
 
     def __init__(self, members: Sequence[keras.Model], folders: Sequence[TrialFolder], epochs: int):
         super().__init__()
-        self.kernels = [(first_hidden_kernel(member), folder) for member, folder in zip(members, folders, strict=True)]
+        found = [first_dense_layer(member) for member in members]
+        self.kernels = [  # a network whose first Dense layer is its output has templates, not units
+            (dense[0].kernel, folder) for dense, folder in zip(found, folders, strict=True) if dense and not dense[1]
+        ]
         self.epochs = epochs
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 not in FIRST_LAYER_EPOCHS and epoch + 1 != self.epochs:
             return
         for kernel, folder in self.kernels:
-            if kernel is not None:
-                units = keras.ops.convert_to_numpy(kernel)[:, :FIRST_LAYER_UNITS].astype(np.float16)
-                folder.add_first_layer(epoch + 1, units)
+            units = keras.ops.convert_to_numpy(kernel)[:, :FIRST_LAYER_UNITS].astype(np.float16)
+            folder.add_first_layer(epoch + 1, units)
 
 
 class GroupProgress(keras.callbacks.Callback):

@@ -297,6 +297,15 @@ def summary_text(variant: Variant) -> str:
     return "\n".join(lines).strip("\n")
 
 
+def first_dense_layer(model: keras.Model) -> tuple[keras.layers.Layer, bool] | None:
+    """A model's first Dense layer when it reads the 784 pixels, and whether it is also the output
+    (a network with no hidden layer: its kernel holds class templates, not units); None otherwise."""
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not dense or dense[0].kernel.shape[0] != INPUT_DIM:
+        return None
+    return dense[0], len(dense) == 1
+
+
 def compile_for_training(model: keras.Model, steps_per_execution: int) -> keras.Model:
     """Compile again with the builder's optimizer and loss, the engine's accuracy metric and
     `steps_per_execution`. Categorical accuracy (arg-max of the output against the one-hot label)

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from explorer.config.defaults import INPUT_DIM, NUM_CLASSES
+from explorer.config.defaults import NUM_CLASSES
 from explorer.models.backend import keras
+from explorer.models.variants import first_dense_layer
 
 IMAGE_SIDE = 28  # MNIST digits are 28 x 28 pixels: a first-layer unit has one weight per pixel
 
@@ -145,7 +146,5 @@ def first_layer_kernel(model_path: Path) -> tuple[np.ndarray, bool] | None:
         model = keras.saving.load_model(model_path, compile=False)
     except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile):
         return None  # a model Keras cannot reload (custom layers, a damaged file) has no such figure
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    if not dense or dense[0].kernel.shape[0] != INPUT_DIM:
-        return None
-    return keras.ops.convert_to_numpy(dense[0].kernel), len(dense) == 1
+    found = first_dense_layer(model)
+    return None if found is None else (keras.ops.convert_to_numpy(found[0].kernel), found[1])
