@@ -24,7 +24,9 @@ each model's test accuracy side by side; our sweep's phases, from the `timings.j
 (imports, checking the networks, data, building, compiling, training epochs, checkpoints,
 evaluating, saving, views); our steady fused epoch against the same 13 networks trained as one
 hand-written JAX group (`reference_loops.train_jax_scan_group`: one `lax.scan` an epoch, the same
-losses, Adam and validation); and the sweep's FLOPs per second against NumPy's and XLA's matmul.
+losses, Adam and validation); the sweep's FLOPs per second against NumPy's and XLA's matmul; and
+one fused step of the 13 taken apart (`benchmarks/step_split.py`: XLA's profile by share, and the
+floors of the products and of Adam's bytes).
 
     pip install -r requirements-bench.txt
     python benchmarks/speed.py --data ../shared/data/mnist              # networks, ~5 min
@@ -121,9 +123,7 @@ def work_keras(task: dict) -> dict:
         seconds = seconds_from_keras(history)
         accuracy = [model.evaluate(data.x_test, data.y_test, batch_size=1024, verbose=0, return_dict=True)["accuracy"]]
     else:
-        trials = explorer.models.trials.plan_trials(
-            model_builder_loop.variants_from({c.name: c.to_dict() for c in configs}), SEED
-        )
+        trials = explorer.models.trials.plan_trials(model_builder_loop.variants_from(sweep), SEED)
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)
             setup = explorer.engine.training.GroupSetup.in_folder(
@@ -196,6 +196,10 @@ def worker(task: dict) -> dict:
         return work_seed_sweep(task)
     if task["path"] == "jax_group":
         return work_jax_group(task)
+    if task["path"] == "step_split":
+        import step_split
+
+        return step_split.measure(task["data"])
     return work_reference(task)
 
 
@@ -423,6 +427,8 @@ def benchmark_sweep(args, ceiling: float, log) -> dict:
     ours = run_our_sweep(args, epochs)
     log(f"  the same {len(ours['summary'])} networks as one hand-written JAX group ({args.group_epochs} epochs) ...")
     group = run_worker({"path": "jax_group", "data": args.data, "epochs": args.group_epochs})
+    log("  one fused step of the same 13 networks, taken apart (benchmarks/step_split.py) ...")
+    figures["step_split"] = run_worker({"path": "step_split", "data": args.data})
     phases = sweep_phases(ours)
     steady, hand = statistics.median(ours["epoch_seconds"][1:]), statistics.median(group["seconds_per_epoch"][1:])
     flops_per_epoch = sum(row["flops_per_epoch"] for row in ours["summary"])
@@ -459,6 +465,8 @@ def benchmark_sweep(args, ceiling: float, log) -> dict:
 
 
 def print_sweep(sweep: dict) -> None:
+    import step_split
+
     wall = sweep["ours_seconds"]
     print(f"\nOur default sweep, {sweep['epochs']} epochs, one run per network: {wall:.1f} s, by phase:")
     for name, seconds in sweep["phases"].items():
@@ -478,6 +486,7 @@ def print_sweep(sweep: dict) -> None:
         f"{sweep['numpy_matmul_gflops']:.0f}, JAX {sweep['jax_matmul_gflops']:.0f}"
     )
     print(f"  the sweep's matrix products alone at that JAX rate: {sweep['matmul_floor_seconds']:.1f} s")
+    step_split.print_split(sweep["step_split"])
     if "baseline" in sweep:
         baseline = sweep["baseline"]
         print(

@@ -12,6 +12,7 @@ import common
 import explorer.config.defaults
 import explorer.config.models
 import explorer.engine.callbacks
+import explorer.engine.fusion
 import explorer.engine.groups
 import explorer.engine.training
 import explorer.errors
@@ -95,6 +96,51 @@ def test_fused_branches_end_with_the_weights_of_models_trained_alone(tmp_path, d
             assert together[key] == pytest.approx(alone[key], rel=1e-4), (trial.folder, key)
         assert together["fused_group_size"] == len(group) and alone["fused_group_size"] == 1
         assert together["epochs_run"] == alone["epochs_run"] == 2
+
+
+def test_labels_given_once_train_the_branches_as_a_copy_per_branch_does(data):
+    """The fused model takes one label array for all its branches (`fusion.FusedModel`, what the
+    engine gives it); a dict with a copy per branch, Keras' own way, reaches the same weights and
+    logs, bit for bit."""
+    group = trials()
+    reached = []
+    for labels in (lambda y: y, lambda y: {trial.name: y for trial in group}):
+        model = explorer.engine.fusion.fused_model(explorer.engine.training.build_members(group), 4)
+        keras.utils.set_random_seed(3)  # the same shuffled batches for both
+        history = model.fit(
+            data.x_train,
+            labels(data.y_train),
+            validation_data=(data.x_val, labels(data.y_val)),
+            epochs=2,
+            batch_size=64,
+            verbose=0,
+        )
+        reached.append(([np.asarray(weight) for weight in model.get_weights()], history.history))
+    (once, once_logs), (copies, copies_logs) = reached
+    assert len(once) == len(copies) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(once, copies, strict=True))
+    assert once_logs == copies_logs and f"val_{group[0].name}_accuracy" in once_logs
+
+
+def test_batches_run_in_one_compiled_call_reach_the_weights_of_one_call_per_batch(data):
+    """On JAX a fused model runs each call's batches as one `lax.scan`
+    (`keras_compat.steps_in_one_call`): full calls, and a last call whose smaller batch goes one
+    step at a time; the weights and logs equal Keras' one call per batch, bit for bit."""
+    group = trials()
+    assert len(data.x_train) % 64 and -(-len(data.x_train) // 64) % 3 == 0  # 8 full batches and a smaller one
+    reached = []
+    for steps_per_execution in (3, 1):
+        model = explorer.engine.fusion.fused_model(explorer.engine.training.build_members(group), steps_per_execution)
+        keras.utils.set_random_seed(3)
+        history = model.fit(
+            data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=2, batch_size=64, verbose=0
+        )
+        scanned = getattr(model.train_function, "steps_in_one_call", False)
+        reached.append(([np.asarray(weight) for weight in model.get_weights()], history.history, scanned))
+    (scan_weights, scan_logs, scanned), (step_weights, step_logs, stepped) = reached
+    assert scanned == (keras.backend.backend() == "jax") and not stepped
+    assert all(np.array_equal(a, b) for a, b in zip(scan_weights, step_weights, strict=True))
+    assert scan_logs == step_logs
 
 
 def test_a_diverging_branch_stops_alone_and_leaves_the_others_untouched(tmp_path, data, fused_group):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from explorer.engine.callbacks import BRANCH_LOSS
 from explorer.models.backend import keras
+from explorer.models.keras_compat import steps_in_one_call
 from explorer.models.variants import compile_for_training
 
 
@@ -25,11 +26,43 @@ def per_sample_loss(loss: object) -> Callable:
     return keras.losses.get(loss) if isinstance(loss, str) else loss
 
 
+class FusedModel(keras.Model):
+    """A functional model whose outputs are branches that all learn the same labels, given once,
+    and that runs each call's batches in one compiled loop on JAX.
+
+    Both cut what `fit` does outside the compiled step, on every step (0.4-0.7 s an epoch of the
+    default sweep, docs/performance.md), and neither changes a number:
+    - `fit` slices, gathers and hands over every label array of a batch separately; one array for
+      all the branches saves that work for a dozen arrays a step. Each branch's loss and metrics
+      receive the labels as they would from a dict of copies (`compute_loss` and
+      `compute_metrics`, which Keras lets a model override). A dict per branch is taken as is.
+    - Keras' JAX trainer calls its jitted step once per batch from Python; here the
+      `steps_per_execution` batches of one call run as one `lax.scan` of the same step
+      (`models.keras_compat.steps_in_one_call`)."""
+
+    def make_train_function(self, force=False):
+        super().make_train_function(force)
+        jax = keras.backend.backend() == "jax"
+        scannable = jax and self.steps_per_execution > 1 and self.jit_compile and not self.run_eagerly
+        if scannable and not getattr(self.train_function, "steps_in_one_call", False):
+            self.train_function = steps_in_one_call(self)
+
+    def per_branch(self, y):
+        return y if y is None or isinstance(y, dict) else {name: y for name in self.output_names}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x, self.per_branch(y), y_pred, sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, self.per_branch(y), y_pred, sample_weight)
+
+
 def fused_model(members: Sequence[keras.Model], steps_per_execution: int) -> keras.Model:
     """One model with a branch per member (keyed by the member's name), compiled with each member's
-    own loss and a fresh optimizer configured as theirs (they agree: `models.trials.fusion_key`)."""
+    own loss and a fresh optimizer configured as theirs (they agree: `models.trials.fusion_key`).
+    It trains on the members' labels given once (`FusedModel`)."""
     inputs = keras.Input(shape=members[0].inputs[0].shape[1:], name="fused_pixels")
-    model = keras.Model(inputs, {member.name: member(inputs) for member in members}, name="fused")
+    model = FusedModel(inputs, {member.name: member(inputs) for member in members}, name="fused")
     optimizer = members[0].optimizer
     model.compile(
         optimizer=type(optimizer).from_config(optimizer.get_config()),

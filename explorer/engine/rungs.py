@@ -67,12 +67,11 @@ class BatchTraining:
         caller's `callbacks` after the engine's (one that stops the fit ends it sooner:
         `epochs_done` says where)."""
         names, fused = self.names, len(self.trials) > 1
-        labels = (lambda y: {name: y for name in names}) if fused else (lambda y: y)
         clock = EpochClock()
         history = self.model.fit(
             self.data.x_train,
-            labels(self.data.y_train),
-            validation_data=(self.data.x_val, labels(self.data.y_val)),
+            self.data.y_train,  # one array for every branch of a fused model (`fusion.FusedModel`)
+            validation_data=(self.data.x_val, self.data.y_val),
             validation_batch_size=eval_batch_size(len(self.data.x_val)),
             initial_epoch=self.epochs_done,
             epochs=epoch,

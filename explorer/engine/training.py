@@ -210,10 +210,6 @@ def _check_group(trials: Sequence[Trial]) -> None:
         raise ValueError("a trial with early stopping trains alone: its branch would stop at an epoch of its own")
 
 
-def _labels(labels: np.ndarray, names: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
-    return {name: labels for name in names} if len(names) > 1 else labels
-
-
 def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) -> list[Outcome | None]:
     """Train one group of trials (one trial, or several fused), evaluate each on the test set.
 
@@ -244,8 +240,8 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
     try:  # an interrupted fit's epochs still count in the sweep's timings
         model.fit(
             data.x_train,
-            _labels(data.y_train, names),
-            validation_data=(data.x_val, _labels(data.y_val, names)),
+            data.y_train,  # one array for every branch of a fused model (`fusion.FusedModel`)
+            validation_data=(data.x_val, data.y_val),
             validation_batch_size=eval_batch_size(len(data.x_val)),
             epochs=trials[0].variant.epochs,
             batch_size=trials[0].variant.batch_size,
