@@ -119,7 +119,20 @@ def test_labels_given_once_train_the_branches_as_a_copy_per_branch_does(data):
     (once, once_logs), (copies, copies_logs) = reached
     assert len(once) == len(copies) > 0
     assert all(np.array_equal(a, b) for a, b in zip(once, copies, strict=True))
-    assert once_logs == copies_logs and f"val_{group[0].name}_accuracy" in once_logs
+    assert_same_branch_logs(once_logs, copies_logs)
+    assert f"val_{group[0].name}_accuracy" in once_logs
+
+
+def assert_same_branch_logs(logs, expected):
+    """Each branch's figures, which the engine records, are equal; the sum of the branches' losses,
+    which it does not record, may differ in its last bits on TensorFlow (its graph may add them in
+    another order)."""
+    totals = ("loss", "val_loss")
+    assert {key: logs[key] for key in logs if key not in totals} == {
+        key: expected[key] for key in expected if key not in totals
+    }
+    for key in totals:
+        np.testing.assert_allclose(logs[key], expected[key], rtol=1e-6)
 
 
 def test_batches_run_in_one_compiled_call_reach_the_weights_of_one_call_per_batch(data):
@@ -140,7 +153,7 @@ def test_batches_run_in_one_compiled_call_reach_the_weights_of_one_call_per_batc
     (scan_weights, scan_logs, scanned), (step_weights, step_logs, stepped) = reached
     assert scanned == (keras.backend.backend() == "jax") and not stepped
     assert all(np.array_equal(a, b) for a, b in zip(scan_weights, step_weights, strict=True))
-    assert scan_logs == step_logs
+    assert_same_branch_logs(scan_logs, step_logs)
 
 
 def test_a_diverging_branch_stops_alone_and_leaves_the_others_untouched(tmp_path, data, fused_group):
