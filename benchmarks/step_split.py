@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -183,23 +184,29 @@ def step_state(model) -> tuple:
     return tuple([jnp.array(variable.value) for variable in group] for group in (*groups, model.metrics_variables))
 
 
-def fit_epoch_seconds(runs: dict[str, tuple], x, epochs: int = 3) -> dict[str, float]:
-    """Median steady epoch of `fit` for each of `runs` (name: model, labels, shuffle), after one
+def epoch_seconds(runs: dict[str, Callable[[], None]], epochs: int = 3) -> dict[str, float]:
+    """Median steady epoch of each of `runs` (name: a function that trains one epoch), after one
     epoch each that compiles; their epochs take turns, so a slower spell of the machine falls on
-    all of them alike. The engine shuffles the training digits every epoch."""
-    for model, labels, shuffle in runs.values():
-        model.fit(x, labels, epochs=1, batch_size=BATCH, verbose=0, shuffle=shuffle)
+    all of them alike."""
+    for run in runs.values():
+        run()
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(epochs):
-        for name, (model, labels, shuffle) in runs.items():
+        for name, run in runs.items():
             started = time.perf_counter()
-            model.fit(x, labels, epochs=1, batch_size=BATCH, verbose=0, shuffle=shuffle)
+            run()
             seconds[name].append(time.perf_counter() - started)
     return {name: statistics.median(values) for name, values in seconds.items()}
 
 
-def scan_epoch_seconds(model, batches, epochs: int = 2) -> float:
-    """Median epoch of Keras' own compiled step over every full batch in one `lax.scan`."""
+def fit_epoch(model, x, labels, shuffle: bool = True) -> Callable[[], None]:
+    """One epoch of `fit` as the engine calls it (which shuffles the training digits)."""
+    return lambda: model.fit(x, labels, epochs=1, batch_size=BATCH, verbose=0, shuffle=shuffle)
+
+
+def scan_epoch(model, batches) -> Callable[[], None]:
+    """One epoch of Keras' own compiled step over every full batch in one `lax.scan`, on a copy
+    of the model's state."""
     import jax
 
     @jax.jit
@@ -209,24 +216,31 @@ def scan_epoch_seconds(model, batches, epochs: int = 2) -> float:
 
         return jax.lax.scan(body, state, batches)[0]
 
-    state = jax.block_until_ready(epoch(step_state(model), batches))
-    seconds = []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        state = jax.block_until_ready(epoch(state, batches))
-        seconds.append(time.perf_counter() - started)
-    return statistics.median(seconds)
+    state = [step_state(model)]
+
+    def run() -> None:
+        state[0] = jax.block_until_ready(epoch(state[0], batches))
+
+    return run
 
 
-def profiled_step(model, batches, steps: int, folder: Path) -> tuple[str, float]:
+def profiled_step(model, batches, steps: int, folder: Path) -> tuple[str, float, float]:
     """Run Keras' compiled step `steps` times under `jax.profiler` (Python's own tracer off) and
-    return the compiled module's HLO text and the wall seconds of those steps."""
+    return the compiled module's HLO text, the wall seconds of those steps and of compiling the
+    step once (with JAX's compile cache off)."""
     import jax
 
     step = jax.jit(model.train_step, donate_argnums=0)
     first = jax.tree_util.tree_map(lambda array: array[0], batches)
     state = step_state(model)
-    hlo_text = step.lower(state, first).compile().as_text()
+    lowered = step.lower(state, first)
+    jax.config.update("jax_enable_compilation_cache", False)  # compile it, do not read it from disk
+    try:
+        started = time.perf_counter()
+        hlo_text = lowered.compile().as_text()
+        compile_seconds = time.perf_counter() - started
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
     state = jax.block_until_ready(step(state, first)[1])
     options = jax.profiler.ProfileOptions()
     options.python_tracer_level = 0
@@ -238,7 +252,7 @@ def profiled_step(model, batches, steps: int, folder: Path) -> tuple[str, float]
             state = step(state, batch)[1]
         jax.block_until_ready(state)
         wall = time.perf_counter() - started
-    return hlo_text, wall
+    return hlo_text, wall, compile_seconds
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -347,23 +361,23 @@ def measure(data_path: str | None, profiled_steps: int = PROFILED_STEPS) -> dict
     model, names = fused_default_sweep()
     steps = len(data.x_train) // BATCH
     keras_way, _ = fused_default_sweep()
-    copies = {name: data.y_train for name in names}
-    fits = fit_epoch_seconds(
-        {
-            "engine": (model, data.y_train, True),
-            "keras_way": (as_keras_runs_it(keras_way), copies, True),
-            "unshuffled": (model, data.y_train, False),
-        },
-        data.x_train,
-    )
-    fit_seconds = fits["engine"]
     batches = (
         jnp.asarray(data.x_train[: steps * BATCH].reshape(steps, BATCH, -1)),
         {name: jnp.asarray(data.y_train[: steps * BATCH].reshape(steps, BATCH, -1)) for name in names},
     )
-    scan_seconds = scan_epoch_seconds(model, batches)
+    model.fit(data.x_train[:BATCH], data.y_train[:BATCH], verbose=0)  # builds the optimizer for the scan
+    copies = {name: data.y_train for name in names}
+    epochs = epoch_seconds(
+        {
+            "engine": fit_epoch(model, data.x_train, data.y_train),
+            "keras_way": fit_epoch(as_keras_runs_it(keras_way), data.x_train, copies),
+            "unshuffled": fit_epoch(model, data.x_train, data.y_train, shuffle=False),
+            "scan": scan_epoch(model, batches),
+        }
+    )
+    fit_seconds, scan_seconds = epochs["engine"], epochs["scan"]
     with tempfile.TemporaryDirectory() as folder:
-        hlo_text, profiled_wall = profiled_step(model, batches, profiled_steps, Path(folder))
+        hlo_text, profiled_wall, compile_seconds = profiled_step(model, batches, profiled_steps, Path(folder))
         kernels = hlo_kernels(hlo_text, model.optimizer.name)
         profile = profile_split(Path(folder), kernels, profiled_steps)
     parameters = int(sum(np.prod(variable.shape) for variable in model.trainable_variables))
@@ -377,10 +391,11 @@ def measure(data_path: str | None, profiled_steps: int = PROFILED_STEPS) -> dict
         "steps_per_epoch": steps,
         "parameters": parameters,
         "fit_epoch_seconds": fit_seconds,
-        "keras_way_fit_epoch_seconds": fits["keras_way"],
-        "fit_unshuffled_epoch_seconds": fits["unshuffled"],
+        "keras_way_fit_epoch_seconds": epochs["keras_way"],
+        "fit_unshuffled_epoch_seconds": epochs["unshuffled"],
         "scan_epoch_seconds": scan_seconds,
         "outside_compiled_step_seconds": fit_seconds - scan_seconds,
+        "compile_seconds": compile_seconds,
         "profiled_steps": profiled_steps,
         "profiled_step_ms": 1e3 * profiled_wall / profiled_steps,
         "shares": {share: thread_seconds[share] / total for share in SHARES},
@@ -415,6 +430,7 @@ def print_split(split: dict) -> None:
     print(
         f"  outside the compiled step (fit's loop, batches, callbacks): {split['outside_compiled_step_seconds']:.2f} s"
     )
+    print(f"  compiling the step once (one batch, JAX's compile cache off): {split['compile_seconds']:.2f} s")
     print(f"The compiled step by share (XLA's profile of {split['profiled_steps']} steps, kernel time):")
     for share in SHARES:
         print(
