@@ -152,16 +152,18 @@ def profile_split(trace_folder: Path, kernels: dict[str, tuple[str, float]], ste
 # ---------------------------------------------------------------------------------------------------
 
 
-def fused_default_sweep():
-    """The default sweep's 13 networks, built and fused as the engine builds them."""
+def fused_default_sweep(samples: int):
+    """The default sweep's 13 networks, built and fused as the engine builds them for `samples`
+    training digits."""
     import model_builder_loop
     from explorer.config.defaults import STEPS_PER_EXECUTION
-    from explorer.engine.fusion import fused_model
+    from explorer.engine.fusion import batches_to_train, fused_model
     from explorer.engine.training import build_members
     from explorer.models.trials import plan_trials
 
     trials = plan_trials(model_builder_loop.variants_from(model_builder_loop.CONFIGS), SEED)
-    return fused_model(build_members(trials), STEPS_PER_EXECUTION), [trial.name for trial in trials]
+    model = fused_model(build_members(trials), STEPS_PER_EXECUTION, batches_to_train(trials, samples))
+    return model, [trial.name for trial in trials]
 
 
 def as_keras_runs_it(model):
@@ -358,9 +360,9 @@ def measure(data_path: str | None, profiled_steps: int = PROFILED_STEPS) -> dict
     import speed
 
     data = speed.load_data(data_path)
-    model, names = fused_default_sweep()
+    model, names = fused_default_sweep(len(data.x_train))
     steps = len(data.x_train) // BATCH
-    keras_way, _ = fused_default_sweep()
+    keras_way, _ = fused_default_sweep(len(data.x_train))
     batches = (
         jnp.asarray(data.x_train[: steps * BATCH].reshape(steps, BATCH, -1)),
         {name: jnp.asarray(data.y_train[: steps * BATCH].reshape(steps, BATCH, -1)) for name in names},

@@ -136,14 +136,20 @@ def assert_same_branch_logs(logs, expected):
 
 
 def test_batches_run_in_one_compiled_call_reach_the_weights_of_one_call_per_batch(data):
-    """On JAX a fused model runs each call's batches as one `lax.scan`
+    """On JAX a fused model that trains long enough runs each call's batches as one `lax.scan`
     (`keras_compat.steps_in_one_call`): full calls, and a last call whose smaller batch goes one
-    step at a time; the weights and logs equal Keras' one call per batch, bit for bit."""
+    step at a time; the weights and each branch's logs equal Keras' one call per batch, bit for
+    bit. A short training keeps Keras' own loop."""
     group = trials()
     assert len(data.x_train) % 64 and -(-len(data.x_train) // 64) % 3 == 0  # 8 full batches and a smaller one
     reached = []
+    long_enough = explorer.config.defaults.MIN_BATCHES_IN_ONE_CALL
+    short = explorer.engine.fusion.fused_model(explorer.engine.training.build_members(group), 3, long_enough - 1)
+    short.make_train_function()
+    assert not getattr(short.train_function, "steps_in_one_call", False)  # too short to repay the compile
     for steps_per_execution in (3, 1):
-        model = explorer.engine.fusion.fused_model(explorer.engine.training.build_members(group), steps_per_execution)
+        members = explorer.engine.training.build_members(group)
+        model = explorer.engine.fusion.fused_model(members, steps_per_execution, long_enough)
         keras.utils.set_random_seed(3)
         history = model.fit(
             data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=2, batch_size=64, verbose=0

@@ -82,6 +82,12 @@ EVAL_BATCH_SIZE = 1024
 # Batches per compiled call. Keras then dispatches (and runs callbacks) once per 16 steps instead
 # of every step; the computation is unchanged. Chosen with benchmarks/speed.py.
 STEPS_PER_EXECUTION = 16
+# On JAX a fused group that trains at least this many batches runs each call's 16 as one compiled
+# loop (`engine.fusion.FusedModel`): about 0.9 ms saved a batch on the default sweep, against one
+# more program to trace and compile per group, about 1 s with the compile cache warm and 3.4 s cold
+# (docs/performance.md). The default sweep on full MNIST trains 8,440 batches; on the embedded
+# sample, 720, where the loop cost 1 s a group and saved nothing measurable.
+MIN_BATCHES_IN_ONE_CALL = 4_000
 # Keras' urlretrieve has no timeout of its own; an offline machine would otherwise wait minutes.
 KERAS_DOWNLOAD_TIMEOUT_SECONDS = 15
 

@@ -12,9 +12,11 @@ per-step overhead, which the group pays once. A trial with early stopping never 
 
 from collections.abc import Callable, Sequence
 
+from explorer.config.defaults import MIN_BATCHES_IN_ONE_CALL
 from explorer.engine.callbacks import BRANCH_LOSS
 from explorer.models.backend import keras
 from explorer.models.keras_compat import steps_in_one_call
+from explorer.models.trials import Trial
 from explorer.models.variants import compile_for_training
 
 
@@ -38,12 +40,16 @@ class FusedModel(keras.Model):
       `compute_metrics`, which Keras lets a model override). A dict per branch is taken as is.
     - Keras' JAX trainer calls its jitted step once per batch from Python; here the
       `steps_per_execution` batches of one call run as one `lax.scan` of the same step
-      (`models.keras_compat.steps_in_one_call`)."""
+      (`models.keras_compat.steps_in_one_call`), when the group trains long enough to repay the
+      one more program it compiles (`config.defaults.MIN_BATCHES_IN_ONE_CALL`)."""
+
+    runs_steps_in_one_call = False  # set by `fused_model` for a group that trains long enough
 
     def make_train_function(self, force=False):
         super().make_train_function(force)
         jax = keras.backend.backend() == "jax"
         scannable = jax and self.steps_per_execution > 1 and self.jit_compile and not self.run_eagerly
+        scannable = scannable and self.runs_steps_in_one_call
         if scannable and not getattr(self.train_function, "steps_in_one_call", False):
             self.train_function = steps_in_one_call(self)
 
@@ -57,12 +63,21 @@ class FusedModel(keras.Model):
         return super().compute_metrics(x, self.per_branch(y), y_pred, sample_weight)
 
 
-def fused_model(members: Sequence[keras.Model], steps_per_execution: int) -> keras.Model:
+def batches_to_train(trials: Sequence[Trial], samples: int) -> int:
+    """How many batches a group of `trials` trains on `samples` training digits (they share epochs
+    and batch size: `models.trials.fusion_key`)."""
+    variant = trials[0].variant
+    return variant.epochs * -(-samples // variant.batch_size)
+
+
+def fused_model(members: Sequence[keras.Model], steps_per_execution: int, batches: int = 0) -> keras.Model:
     """One model with a branch per member (keyed by the member's name), compiled with each member's
     own loss and a fresh optimizer configured as theirs (they agree: `models.trials.fusion_key`).
-    It trains on the members' labels given once (`FusedModel`)."""
+    It trains on the members' labels given once, and runs each call's batches in one compiled loop
+    when it will train at least `MIN_BATCHES_IN_ONE_CALL` `batches` (`FusedModel`)."""
     inputs = keras.Input(shape=members[0].inputs[0].shape[1:], name="fused_pixels")
     model = FusedModel(inputs, {member.name: member(inputs) for member in members}, name="fused")
+    model.runs_steps_in_one_call = batches >= MIN_BATCHES_IN_ONE_CALL
     optimizer = members[0].optimizer
     model.compile(
         optimizer=type(optimizer).from_config(optimizer.get_config()),

@@ -17,7 +17,7 @@ import numpy as np
 from explorer.config.defaults import STEPS_PER_EXECUTION
 from explorer.data.prepare import PreparedData
 from explorer.engine.callbacks import EpochClock, EpochSeeds, branch_log_key
-from explorer.engine.fusion import carry_optimizer_state, fused_model, hand_over_optimizer_state
+from explorer.engine.fusion import batches_to_train, carry_optimizer_state, fused_model, hand_over_optimizer_state
 from explorer.engine.training import build_members, eval_batch_size
 from explorer.models.backend import keras
 from explorer.models.trials import Trial, fusion_key
@@ -48,7 +48,7 @@ class BatchTraining:
         members = list(self.members.values())
         fused = len(members) > 1
         self.model = (
-            fused_model(members, steps_per_execution)
+            fused_model(members, steps_per_execution, batches_to_train(trials, len(data.x_train)))
             if fused
             else compile_for_training(members[0], steps_per_execution)
         )
@@ -103,6 +103,6 @@ class BatchTraining:
             hand_over_optimizer_state(self.model, members[0], self.steps_per_execution)
             model = members[0]
         else:
-            model = fused_model(members, self.steps_per_execution)
+            model = fused_model(members, self.steps_per_execution, batches_to_train(kept, len(self.data.x_train)))
             carry_optimizer_state(self.model, model)
         self.trials, self.model = kept, model

@@ -33,7 +33,7 @@ from explorer.engine.callbacks import (
     ResumableEarlyStopping,
     StopWhenAsked,
 )
-from explorer.engine.fusion import fused_model, hand_over_optimizer_state, per_sample_loss
+from explorer.engine.fusion import batches_to_train, fused_model, hand_over_optimizer_state, per_sample_loss
 from explorer.engine.phases import PhaseTimes
 from explorer.models.backend import device_description, keras, seed_everything
 from explorer.models.trials import Trial, fusion_key
@@ -99,13 +99,14 @@ def build_members(trials: Sequence[Trial]) -> list[keras.Model]:
     return members
 
 
-def _build_group(trials: Sequence[Trial], setup: GroupSetup) -> tuple[list[keras.Model], keras.Model]:
+def _build_group(trials: Sequence[Trial], setup: GroupSetup, samples: int) -> tuple[list[keras.Model], keras.Model]:
     """The group's members, seeded one by one, and the model that trains them: the fused model of
-    several, or the one member compiled for training."""
+    several (told how many batches it will train, of `samples` training digits), or the one member
+    compiled for training."""
     with setup.measure("building"):
         members = build_members(trials)
         if len(members) > 1:
-            return members, fused_model(members, setup.steps_per_execution)
+            return members, fused_model(members, setup.steps_per_execution, batches_to_train(trials, samples))
         return members, compile_for_training(members[0], setup.steps_per_execution)
 
 
@@ -227,7 +228,7 @@ def train_group(trials: Sequence[Trial], data: PreparedData, setup: GroupSetup) 
     """
     _check_group(trials)
     names = [trial.name for trial in trials]
-    members, model = _build_group(trials, setup)
+    members, model = _build_group(trials, setup, len(data.x_train))
     fused = len(members) > 1
     resuming = bool(setup.checkpoint.saved_epochs())
     for folder in setup.folders:
