@@ -131,8 +131,6 @@ DRAWING_MAX_TOTAL_PARAMETERS = 4_000_000  # all the page's networks together, in
 # whole models.
 FIRST_LAYER_EPOCHS = (1, 2, 5, 10)
 FIRST_LAYER_UNITS = 16
-
-
 DRAWING_TEST_DIGITS = 40  # the best network's mistakes the page carries for "show me a test digit"
 
 # --- Statistics ----------------------------------------------------------------------------------------

@@ -46,11 +46,10 @@ class FusedModel(keras.Model):
     runs_steps_in_one_call = False  # set by `fused_model` for a group that trains long enough
 
     def make_train_function(self, force=False):
-        super().make_train_function(force)
-        jax = keras.backend.backend() == "jax"
-        scannable = jax and self.steps_per_execution > 1 and self.jit_compile and not self.run_eagerly
-        scannable = scannable and self.runs_steps_in_one_call
-        if scannable and not getattr(self.train_function, "steps_in_one_call", False):
+        super().make_train_function(force)  # Keras' own, unless one is already made
+        wanted = self.runs_steps_in_one_call and self.steps_per_execution > 1 and keras.backend.backend() == "jax"
+        wanted = wanted and self.jit_compile and not self.run_eagerly
+        if wanted and not getattr(self.train_function, "steps_in_one_call", False):
             self.train_function = steps_in_one_call(self)
 
     def per_branch(self, y):
